@@ -1,0 +1,88 @@
+# shortd build. `make run` builds and starts the service; `make test` runs
+# every test. Dependencies are Debian packages, checked (and installed when
+# root) by scripts/deps.sh.
+
+CC      ?= cc
+PKGS    := libuv sqlite3 jansson libcurl libidn2
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+OPT     ?= -O2
+WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+	   -Wpointer-arith -Wvla
+CFLAGS  ?= $(OPT) -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -pthread -Isrc -I$(BUILD)/gen $(PKG_CFLAGS)
+LDLIBS  = $(PKG_LIBS) -pthread
+
+ifeq ($(WERROR),1)
+ALL_CFLAGS += -Werror
+endif
+# make SAN=1: AddressSanitizer and UndefinedBehaviorSanitizer
+ifeq ($(SAN),1)
+ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+BUILD   ?= build/san
+endif
+BUILD   ?= build
+
+SRCS    := $(sort $(wildcard src/*/*.c))
+OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ := $(BUILD)/obj/main.o
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+BIN     := shortd
+
+PYTEST  := /usr/bin/python3 -m pytest
+
+.PHONY: all run deps test unit blackbox clean bench-quick help-markdown
+
+all: $(BIN)
+
+deps:
+	@scripts/deps.sh build
+
+$(BUILD)/gen/schema_sqlite.sql.h: src/store/schema_sqlite.sql
+	@mkdir -p $(@D)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+
+$(BUILD)/obj/%.o: src/%.c $(BUILD)/gen/schema_sqlite.sql.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/shortd: $(OBJS) $(MAIN_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN): $(BUILD)/shortd
+	cp $< $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# Builds and starts shortd on 127.0.0.1:8080 with its data in ./data.
+run: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	./$(BIN) --listen 127.0.0.1:8080 --data ./data
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+blackbox: $(BIN)
+	SHORTD_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q -p no:cacheprovider tests/blackbox
+
+# The whole suite: warnings are errors, unit tests, then black-box tests.
+test:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory WERROR=1 $(BIN) $(UNIT_BINS)
+	@$(MAKE) --no-print-directory WERROR=1 unit
+	@$(MAKE) --no-print-directory WERROR=1 blackbox
+
+bench-quick:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory $(BIN)
+	bench/quick.sh
+
+clean:
+	rm -rf build $(BIN)
+
+-include $(OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

@@ -1,0 +1,30 @@
+/*
+ * app_internal: helpers shared by the handlers of the app layer.
+ */
+#ifndef SHORTD_APP_INTERNAL_H
+#define SHORTD_APP_INTERNAL_H
+
+#include <jansson.h>
+
+#include "app.h"
+
+/* {"error":{"code":code,"message":msg}} with status. */
+void reply_error(struct http_exchange *ex, int status, const char *code, const char *msg);
+/* 400 invalid_field, naming the field. */
+void reply_field_error(struct http_exchange *ex, const char *field, const char *msg);
+/* 405 with Allow. */
+void reply_method_not_allowed(struct http_exchange *ex, const char *allow);
+/* 204 with Allow, for OPTIONS. */
+void reply_options(struct http_exchange *ex, const char *allow);
+/* Sends j (the reference is stolen) as the JSON body. extra_header may be
+ * NULL, else a "Name" with value extra_value. */
+void reply_json(struct http_exchange *ex, int status, json_t *j, const char *extra_header,
+		const char *extra_value);
+/* The API representation of a link (new reference). */
+json_t *link_to_json(const struct app *app, const struct link *l);
+
+int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char *code,
+		    size_t len);
+int links_handle(struct http_exchange *ex, struct app_worker *ws, const char *rest, size_t len);
+
+#endif

@@ -1,0 +1,463 @@
+/*
+ * links_api: /api/v1/links (create, list) and /api/v1/links/{code} (read,
+ * change, delete).
+ *
+ * Writes are asynchronous: the request is validated here, turned into a
+ * store_op and submitted; the handler returns HTTP_ASYNC. When the op is
+ * committed, on_store_done() runs on the store's writer thread: it updates
+ * the cache there, in commit order (two PATCHes of one link can then never
+ * leave the older value cached), and posts the reply task to the worker
+ * that owns the connection. Nothing is acknowledged before it is committed.
+ */
+#include "app_internal.h"
+#include "core/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define LIST_DEFAULT 50
+#define LIST_MAX 1000
+#define TTL_MAX_S 315360000LL /* ten years */
+#define CODE_ATTEMPTS 5
+
+struct pending {
+	struct store_op op;
+	struct http_task task;
+	struct http_exchange *ex;
+	struct app *app;
+	int random_code;
+	int attempts;
+};
+
+/* Parsed and validated request body of POST or PATCH. */
+struct link_input {
+	json_t *root;
+	struct buf url; /* normalised; len 0 if absent */
+	const char *alias;
+	int has_expires;
+	int64_t expires_at_ms; /* 0: never */
+	int has_redirect;
+	int redirect;
+};
+
+static void input_release(struct link_input *in)
+{
+	json_decref(in->root);
+	buf_release(&in->url);
+}
+
+static int content_type_ok(const struct http_request *req)
+{
+	const struct http_header *h = http_find_header(req, "content-type");
+	if (!h)
+		return 1; /* absent: the body must still parse as JSON */
+	size_t n = h->value_len;
+	const char *semi = memchr(h->value, ';', n);
+	if (semi)
+		n = (size_t)(semi - h->value);
+	while (n && (h->value[n - 1] == ' ' || h->value[n - 1] == '\t'))
+		n--;
+	return ascii_casecmp_n(h->value, n, "application/json", 16) == 0;
+}
+
+/* Parses the body into in; on failure the error reply is written and -1
+ * returned. */
+static int parse_input(struct http_exchange *ex, struct app *app, int is_patch,
+		       struct link_input *in)
+{
+	const struct http_request *req = ex->req;
+	memset(in, 0, sizeof(*in));
+	buf_init(&in->url);
+	if (!content_type_ok(req)) {
+		reply_error(ex, 415, "unsupported_media_type", "Content-Type must be application/json (with curl: -H 'Content-Type: application/json')");
+		return -1;
+	}
+	if (req->body_len == 0) {
+		reply_error(ex, 400, "invalid_json", "request body must be a JSON object");
+		return -1;
+	}
+	json_error_t jerr;
+	in->root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!in->root) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s", jerr.line,
+			 jerr.column, jerr.text);
+		reply_error(ex, 400, "invalid_json", msg);
+		return -1;
+	}
+	if (!json_is_object(in->root)) {
+		reply_error(ex, 400, "invalid_json", "request body must be a JSON object");
+		return -1;
+	}
+	const char *key;
+	json_t *v;
+	int64_t now = time_now_ms();
+	int has_ttl = 0;
+	json_object_foreach(in->root, key, v)
+	{
+		if (strcmp(key, "url") == 0) {
+			const char *why;
+			if (!json_is_string(v)) {
+				reply_field_error(ex, "url", "must be a string");
+				return -1;
+			}
+			if (link_url_normalize(json_string_value(v), json_string_length(v), &app->policy,
+					       &in->url, &why) != 0) {
+				reply_field_error(ex, "url", why);
+				return -1;
+			}
+		} else if (strcmp(key, "alias") == 0 && !is_patch) {
+			const char *why;
+			if (json_is_null(v))
+				continue;
+			if (!json_is_string(v)) {
+				reply_field_error(ex, "alias", "must be a string");
+				return -1;
+			}
+			if (link_alias_check(json_string_value(v), json_string_length(v), &why) != 0) {
+				reply_field_error(ex, "alias", why);
+				return -1;
+			}
+			in->alias = json_string_value(v);
+		} else if (strcmp(key, "expires_at") == 0) {
+			in->has_expires = 1;
+			if (json_is_null(v)) {
+				in->expires_at_ms = 0;
+				continue;
+			}
+			if (!json_is_string(v) ||
+			    time_parse_rfc3339(json_string_value(v), json_string_length(v),
+					       &in->expires_at_ms) != 0) {
+				reply_field_error(ex, "expires_at",
+						  "must be an RFC 3339 date-time such as 2030-01-31T12:00:00Z, or null");
+				return -1;
+			}
+			if (in->expires_at_ms <= now) {
+				reply_field_error(ex, "expires_at", "must be in the future");
+				return -1;
+			}
+		} else if (strcmp(key, "ttl_s") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+			    json_integer_value(v) > TTL_MAX_S) {
+				reply_field_error(ex, "ttl_s",
+						  "must be an integer number of seconds from 1 to 315360000");
+				return -1;
+			}
+			has_ttl = 1;
+			in->expires_at_ms = now + (int64_t)json_integer_value(v) * 1000;
+		} else if (strcmp(key, "redirect") == 0) {
+			json_int_t r = json_is_integer(v) ? json_integer_value(v) : 0;
+			if (r != 301 && r != 302 && r != 307 && r != 308) {
+				reply_field_error(ex, "redirect", "must be 301, 302, 307 or 308");
+				return -1;
+			}
+			in->has_redirect = 1;
+			in->redirect = (int)r;
+		} else {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "unknown field%s",
+				 is_patch && (strcmp(key, "alias") == 0 || strcmp(key, "code") == 0)
+					 ? " (a link's code cannot be changed)"
+					 : "");
+			reply_field_error(ex, key, msg);
+			return -1;
+		}
+	}
+	if (has_ttl && in->has_expires) {
+		reply_field_error(ex, "ttl_s", "give expires_at or ttl_s, not both");
+		return -1;
+	}
+	in->has_expires |= has_ttl;
+	if (!is_patch && in->url.len == 0) {
+		reply_field_error(ex, "url", "is required");
+		return -1;
+	}
+	if (is_patch && in->url.len == 0 && !in->has_expires && !in->has_redirect) {
+		reply_error(ex, 400, "invalid_json", "nothing to change: give url, expires_at, ttl_s or redirect");
+		return -1;
+	}
+	return 0;
+}
+
+static void send_link(struct http_exchange *ex, struct app *app, int status, const struct link *l)
+{
+	char location[1200];
+	snprintf(location, sizeof(location), "%s/api/v1/links/%s", app->base_url, l->code);
+	reply_json(ex, status, link_to_json(app, l), status == 201 ? "Location" : NULL, location);
+}
+
+static void pending_free(struct pending *p)
+{
+	if (p->op.link)
+		link_unref(p->op.link);
+	if (p->op.result)
+		link_unref(p->op.result);
+	free(p);
+}
+
+/* Writer thread: keep the cache in commit order, then hand over. */
+static void on_store_done(struct store_op *op)
+{
+	struct pending *p = op->ctx;
+	if (op->status == STORE_OK && op->result)
+		cache_put(p->app->cache, op->result, time_mono_ms());
+	http_post(p->ex->worker, &p->task);
+}
+
+static void submit(struct pending *p)
+{
+	p->op.status = STORE_ERR;
+	p->op.result = NULL;
+	p->op.done = on_store_done;
+	p->op.ctx = p;
+	store_submit(&p->app->store, &p->op);
+}
+
+/* Worker thread: answer the client. */
+static void on_reply(struct http_task *t)
+{
+	struct pending *p = (struct pending *)((char *)t - offsetof(struct pending, task));
+	struct http_exchange *ex = p->ex;
+	struct app *app = p->app;
+	switch (p->op.status) {
+	case STORE_OK:
+		if (p->op.kind == STORE_OP_DELETE)
+			http_respond(ex, 204, NULL, NULL, 0);
+		else
+			send_link(ex, app, p->op.kind == STORE_OP_INSERT ? 201 : 200, p->op.result);
+		break;
+	case STORE_CONFLICT:
+		if (p->random_code && ++p->attempts < CODE_ATTEMPTS) {
+			/* A generated code collided: draw another and retry. */
+			char code[LINK_CODE_MAX];
+			size_t n = (size_t)app->cfg->code_length;
+			if (code_random(code, n) == 0) {
+				struct link *old = p->op.link;
+				struct link *l = link_new(code, n, old->url, old->url_len);
+				l->id = old->id;
+				l->redirect = old->redirect;
+				l->created_at_ms = old->created_at_ms;
+				l->updated_at_ms = old->updated_at_ms;
+				l->expires_at_ms = old->expires_at_ms;
+				link_unref(old);
+				p->op.link = l;
+				submit(p);
+				return;
+			}
+		}
+		if (p->random_code)
+			reply_error(ex, 503, "code_space_exhausted", "no free code found, try again");
+		else
+			reply_error(ex, 409, "alias_taken", "this alias is already taken");
+		break;
+	case STORE_NOTFOUND:
+		reply_error(ex, 404, "not_found", "no link with this code");
+		break;
+	case STORE_GONE:
+		reply_error(ex, 410, "gone", "this link was deleted");
+		break;
+	default:
+		reply_error(ex, 503, "store_unavailable", "the link store is unavailable, try again");
+		break;
+	}
+	pending_free(p);
+	http_resume(ex);
+}
+
+static struct pending *pending_new(struct http_exchange *ex, struct app *app, enum store_op_kind k)
+{
+	struct pending *p = xcalloc(1, sizeof(*p));
+	p->ex = ex;
+	p->app = app;
+	p->op.kind = k;
+	p->task.run = on_reply;
+	return p;
+}
+
+static int create(struct http_exchange *ex, struct app *app)
+{
+	struct link_input in;
+	if (parse_input(ex, app, 0, &in) != 0) {
+		input_release(&in);
+		return HTTP_DONE;
+	}
+	char code[LINK_CODE_MAX];
+	size_t code_len;
+	if (in.alias) {
+		code_len = strlen(in.alias);
+		memcpy(code, in.alias, code_len);
+	} else {
+		code_len = (size_t)app->cfg->code_length;
+		if (code_random(code, code_len) != 0) {
+			input_release(&in);
+			reply_error(ex, 503, "rng_unavailable", "no randomness available, try again");
+			return HTTP_DONE;
+		}
+	}
+	struct link *l = link_new(code, code_len, in.url.p, in.url.len);
+	l->id = idgen_next(&app->idgen);
+	l->created_at_ms = l->updated_at_ms = time_now_ms();
+	l->expires_at_ms = in.expires_at_ms;
+	l->redirect = in.has_redirect ? in.redirect : app->cfg->redirect_status;
+	struct pending *p = pending_new(ex, app, STORE_OP_INSERT);
+	p->random_code = in.alias == NULL;
+	p->op.link = l;
+	input_release(&in);
+	submit(p);
+	return HTTP_ASYNC;
+}
+
+static int patch(struct http_exchange *ex, struct app *app, const char *code, size_t len)
+{
+	struct link_input in;
+	if (parse_input(ex, app, 1, &in) != 0) {
+		input_release(&in);
+		return HTTP_DONE;
+	}
+	struct link *l = link_new(code, len, in.url.p ? in.url.p : "", in.url.len);
+	l->updated_at_ms = time_now_ms();
+	l->expires_at_ms = in.expires_at_ms;
+	l->redirect = in.redirect;
+	struct pending *p = pending_new(ex, app, STORE_OP_UPDATE);
+	p->op.link = l;
+	p->op.fields = (in.url.len ? STORE_F_URL : 0u) | (in.has_expires ? STORE_F_EXPIRES : 0u) |
+		       (in.has_redirect ? STORE_F_REDIRECT : 0u);
+	input_release(&in);
+	submit(p);
+	return HTTP_ASYNC;
+}
+
+static int del(struct http_exchange *ex, struct app *app, const char *code, size_t len)
+{
+	struct link *l = link_new(code, len, "", 0);
+	l->deleted_at_ms = l->updated_at_ms = time_now_ms();
+	struct pending *p = pending_new(ex, app, STORE_OP_DELETE);
+	p->op.link = l;
+	submit(p);
+	return HTTP_ASYNC;
+}
+
+static int get_one(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len)
+{
+	struct link *l = NULL;
+	int rc = ws->reader ? store_get(&ws->app->store, ws->reader, code, len, &l) : STORE_ERR;
+	if (rc == STORE_NOTFOUND) {
+		reply_error(ex, 404, "not_found", "no link with this code");
+	} else if (rc != STORE_OK) {
+		reply_error(ex, 503, "store_unavailable", "the link store is unavailable, try again");
+	} else {
+		if (l->deleted_at_ms)
+			reply_error(ex, 410, "gone", "this link was deleted");
+		else
+			send_link(ex, ws->app, 200, l);
+		link_unref(l);
+	}
+	return HTTP_DONE;
+}
+
+/* Finds name=value in a query string; returns the value's length or -1. */
+static long query_param(const char *q, size_t qlen, const char *name, const char **val)
+{
+	size_t n = strlen(name), i = 0;
+	while (q && i < qlen) {
+		size_t s = i;
+		while (i < qlen && q[i] != '&')
+			i++;
+		if (i - s > n && memcmp(q + s, name, n) == 0 && q[s + n] == '=') {
+			*val = q + s + n + 1;
+			return (long)(i - s - n - 1);
+		}
+		i++;
+	}
+	return -1;
+}
+
+static int list(struct http_exchange *ex, struct app_worker *ws)
+{
+	const struct http_request *req = ex->req;
+	const char *v;
+	long vl;
+	int limit = LIST_DEFAULT;
+	uint64_t before = 0;
+	if ((vl = query_param(req->query, req->query_len, "limit", &v)) >= 0) {
+		long n = 0;
+		int ok = vl > 0 && vl <= 4;
+		for (long i = 0; ok && i < vl; i++) {
+			ok = v[i] >= '0' && v[i] <= '9';
+			n = n * 10 + (v[i] - '0');
+		}
+		if (!ok || n < 1 || n > LIST_MAX) {
+			reply_field_error(ex, "limit", "must be an integer from 1 to 1000");
+			return HTTP_DONE;
+		}
+		limit = (int)n;
+	}
+	if ((vl = query_param(req->query, req->query_len, "cursor", &v)) >= 0) {
+		if (base62_decode(v, (size_t)vl, &before) != 0 || before == 0 || before > INT64_MAX) {
+			reply_field_error(ex, "cursor", "is not a cursor returned by this API");
+			return HTTP_DONE;
+		}
+	}
+	struct link **links = NULL;
+	int n = 0;
+	if (!ws->reader || store_list(&ws->app->store, ws->reader, (int64_t)before, limit + 1,
+				      &links, &n) != STORE_OK) {
+		reply_error(ex, 503, "store_unavailable", "the link store is unavailable, try again");
+		return HTTP_DONE;
+	}
+	json_t *arr = json_array();
+	for (int i = 0; i < n && i < limit; i++)
+		json_array_append_new(arr, link_to_json(ws->app, links[i]));
+	json_t *next = json_null();
+	if (n > limit) {
+		char cur[16];
+		size_t cl = base62_encode((uint64_t)links[limit - 1]->id, cur, sizeof(cur));
+		next = json_stringn(cur, cl);
+	}
+	store_links_free(links, n);
+	reply_json(ex, 200, json_pack("{s:o,s:o}", "links", arr, "next_cursor", next), NULL, NULL);
+	return HTTP_DONE;
+}
+
+int links_handle(struct http_exchange *ex, struct app_worker *ws, const char *rest, size_t len)
+{
+	enum http_method m = ex->req->method;
+	struct app *app = ws->app;
+	if (len == 0) {
+		switch (m) {
+		case HTTP_GET:
+		case HTTP_HEAD:
+			return list(ex, ws);
+		case HTTP_POST:
+			return create(ex, app);
+		case HTTP_OPTIONS:
+			reply_options(ex, "GET, HEAD, POST, OPTIONS");
+			return HTTP_DONE;
+		default:
+			reply_method_not_allowed(ex, "GET, HEAD, POST, OPTIONS");
+			return HTTP_DONE;
+		}
+	}
+	const char *code = rest + 1;
+	size_t clen = len - 1;
+	if (!link_code_syntax_ok(code, clen)) {
+		reply_error(ex, 404, "not_found", "no such resource");
+		return HTTP_DONE;
+	}
+	switch (m) {
+	case HTTP_GET:
+	case HTTP_HEAD:
+		return get_one(ex, ws, code, clen);
+	case HTTP_PATCH:
+		return patch(ex, app, code, clen);
+	case HTTP_DELETE:
+		return del(ex, app, code, clen);
+	case HTTP_OPTIONS:
+		reply_options(ex, "GET, HEAD, PATCH, DELETE, OPTIONS");
+		return HTTP_DONE;
+	default:
+		reply_method_not_allowed(ex, "GET, HEAD, PATCH, DELETE, OPTIONS");
+		return HTTP_DONE;
+	}
+}

@@ -1,0 +1,65 @@
+/*
+ * redirect: GET|HEAD /{code}, the hot path.
+ *
+ * L1 cache (single-flight load from the store on a miss) -> state check at
+ * serve time (deleted or expired: 410) -> the link's status with Location.
+ * No allocation on a cache hit; the response is appended to the connection's
+ * output buffer and leaves with the rest of its pipelined batch.
+ */
+#include "app_internal.h"
+
+#include <string.h>
+
+static const char cache_control[] = "private, max-age=90";
+
+static int load(void *ctx, const char *code, size_t len, struct link **out)
+{
+	struct app_worker *ws = ctx;
+	if (!ws->reader)
+		return CACHE_ERROR;
+	switch (store_get(&ws->app->store, ws->reader, code, len, out)) {
+	case STORE_OK:
+		return CACHE_FOUND;
+	case STORE_NOTFOUND:
+		return CACHE_NOTFOUND;
+	default:
+		return CACHE_ERROR;
+	}
+}
+
+int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len)
+{
+	struct app *app = ws->app;
+	struct link *l = NULL;
+	int rc = cache_get(app->cache, code, len, time_mono_ms(), load, ws, &l);
+	if (rc == CACHE_NOTFOUND) {
+		reply_error(ex, 404, "not_found", "no link with this code");
+		return HTTP_DONE;
+	}
+	if (rc != CACHE_FOUND) {
+		reply_error(ex, 503, "store_unavailable", "the link store is unavailable, try again");
+		return HTTP_DONE;
+	}
+	switch (link_state_at(l, time_now_ms())) {
+	case LINK_DELETED:
+		reply_error(ex, 410, "gone", "this link was deleted");
+		break;
+	case LINK_EXPIRED:
+		reply_error(ex, 410, "expired", "this link has expired");
+		break;
+	case LINK_LIVE:
+		http_respond_start(ex, l->redirect);
+		if (http_respond_header(ex, "Location", l->url, l->url_len) != 0) {
+			/* Validation makes this impossible; never split a header. */
+			http_respond_abort(ex);
+			link_unref(l);
+			reply_error(ex, 500, "internal", "invalid stored target");
+			return HTTP_DONE;
+		}
+		http_respond_header(ex, "Cache-Control", cache_control, sizeof(cache_control) - 1);
+		http_respond_finish(ex, NULL, NULL, 0);
+		break;
+	}
+	link_unref(l);
+	return HTTP_DONE;
+}

@@ -1,0 +1,157 @@
+/*
+ * router: maps method and path to a handler; shared reply helpers.
+ *
+ * Routes:
+ *   GET|HEAD /                      service name and version
+ *   GET|HEAD /healthz               liveness
+ *   /api/v1/links[/{code}]          links API (links_api.c)
+ *   GET|HEAD /{code}                redirect (redirect.c)
+ * Anything else is 404; a known path with another method is 405 with Allow.
+ */
+#include "app_internal.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "version.h"
+
+#include <string.h>
+
+static const char nosniff[] = "nosniff";
+
+void reply_json(struct http_exchange *ex, int status, json_t *j, const char *extra_header,
+		const char *extra_value)
+{
+	char *body = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	http_respond_start(ex, status);
+	http_respond_header(ex, "X-Content-Type-Options", nosniff, sizeof(nosniff) - 1);
+	if (extra_header && http_respond_header(ex, extra_header, extra_value, strlen(extra_value)))
+		log_error("refused to write header '%s' with a line break", extra_header);
+	size_t len = strlen(body);
+	body[len] = '\n'; /* replaces the NUL: the body is sent by length */
+	http_respond_finish(ex, "application/json", body, len + 1);
+	free(body);
+}
+
+void reply_error(struct http_exchange *ex, int status, const char *code, const char *msg)
+{
+	reply_json(ex, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg),
+		   NULL, NULL);
+}
+
+void reply_field_error(struct http_exchange *ex, const char *field, const char *msg)
+{
+	char full[512];
+	snprintf(full, sizeof(full), "%s: %s", field, msg);
+	reply_json(ex, 400,
+		   json_pack("{s:{s:s,s:s,s:s}}", "error", "code", "invalid_field", "message", full,
+			     "field", field),
+		   NULL, NULL);
+}
+
+void reply_method_not_allowed(struct http_exchange *ex, const char *allow)
+{
+	reply_json(ex, 405,
+		   json_pack("{s:{s:s,s:s}}", "error", "code", "method_not_allowed", "message",
+			     "method not allowed on this resource"),
+		   "Allow", allow);
+}
+
+void reply_options(struct http_exchange *ex, const char *allow)
+{
+	http_respond_start(ex, 204);
+	http_respond_header(ex, "Allow", allow, strlen(allow));
+	http_respond_finish(ex, NULL, NULL, 0);
+}
+
+json_t *link_to_json(const struct app *app, const struct link *l)
+{
+	char created[40], updated[40], expires[40], short_url[1200];
+	time_format_rfc3339(l->created_at_ms, created, sizeof(created));
+	time_format_rfc3339(l->updated_at_ms, updated, sizeof(updated));
+	snprintf(short_url, sizeof(short_url), "%s/%s", app->base_url, l->code);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "code", l->code, "short_url",
+			      short_url, "url", l->url, "redirect", l->redirect, "created_at", created,
+			      "updated_at", updated);
+	if (l->expires_at_ms) {
+		time_format_rfc3339(l->expires_at_ms, expires, sizeof(expires));
+		json_object_set_new(j, "expires_at", json_string(expires));
+	} else {
+		json_object_set_new(j, "expires_at", json_null());
+	}
+	return j;
+}
+
+static int path_is(const struct http_request *req, const char *p)
+{
+	size_t n = strlen(p);
+	return req->path_len == n && memcmp(req->path, p, n) == 0;
+}
+
+static int handle(struct http_exchange *ex, void *wstate)
+{
+	struct app_worker *ws = wstate;
+	const struct http_request *req = ex->req;
+	enum http_method m = req->method;
+
+	if (req->asterisk) {
+		reply_options(ex, "GET, HEAD, POST, PATCH, DELETE, OPTIONS");
+		return HTTP_DONE;
+	}
+	/* The hot path first: /{code}. */
+	if (req->path_len > 1 && link_code_syntax_ok(req->path + 1, req->path_len - 1)) {
+		if (m == HTTP_GET || m == HTTP_HEAD)
+			return redirect_handle(ex, ws, req->path + 1, req->path_len - 1);
+		if (m == HTTP_OPTIONS)
+			reply_options(ex, "GET, HEAD, OPTIONS");
+		else
+			reply_method_not_allowed(ex, "GET, HEAD, OPTIONS");
+		return HTTP_DONE;
+	}
+	if (req->path_len >= 13 && memcmp(req->path, "/api/v1/links", 13) == 0 &&
+	    (req->path_len == 13 || req->path[13] == '/'))
+		return links_handle(ex, ws, req->path + 13, req->path_len - 13);
+	if (path_is(req, "/") || path_is(req, "/healthz")) {
+		if (m == HTTP_OPTIONS) {
+			reply_options(ex, "GET, HEAD, OPTIONS");
+		} else if (m != HTTP_GET && m != HTTP_HEAD) {
+			reply_method_not_allowed(ex, "GET, HEAD, OPTIONS");
+		} else if (path_is(req, "/")) {
+			reply_json(ex, 200,
+				   json_pack("{s:s,s:s,s:s}", "service", "shortd", "version",
+					     SHORTD_VERSION, "api", "/api/v1/links"),
+				   NULL, NULL);
+		} else {
+			reply_json(ex, 200, json_pack("{s:s}", "status", "ok"), NULL, NULL);
+		}
+		return HTTP_DONE;
+	}
+	reply_error(ex, 404, "not_found", "no such resource");
+	return HTTP_DONE;
+}
+
+static void *worker_init(void *appv, int idx)
+{
+	struct app *app = appv;
+	struct app_worker *ws = xcalloc(1, sizeof(*ws));
+	ws->app = app;
+	ws->idx = idx;
+	if (store_reader_open(&app->store, &ws->reader) != STORE_OK) {
+		log_error("worker %d has no database reader; reads will fail", idx);
+		ws->reader = NULL;
+	}
+	return ws;
+}
+
+static void worker_release(void *wstate)
+{
+	struct app_worker *ws = wstate;
+	if (ws->reader)
+		store_reader_close(&ws->app->store, ws->reader);
+	free(ws);
+}
+
+const struct http_handler app_http_handler = {
+	.worker_init = worker_init,
+	.worker_release = worker_release,
+	.handle = handle,
+};

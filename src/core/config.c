@@ -1,0 +1,300 @@
+/*
+ * config: the declarative option table and its four readers (defaults,
+ * file, environment, flags). See config.h.
+ */
+#include "config.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum opt_type { OPT_STR, OPT_INT };
+
+struct option_def {
+	const char *name;
+	enum opt_type type;
+	const char *def;
+	long min, max; /* OPT_INT only */
+	size_t offset;
+	const char *help;
+};
+
+#define STR(field, name, def, help) {name, OPT_STR, def, 0, 0, offsetof(struct config, field), help}
+#define INT(field, name, def, lo, hi, help)                                               \
+	{name, OPT_INT, def, lo, hi, offsetof(struct config, field), help}
+
+static const struct option_def options[] = {
+	STR(listen, "listen", "127.0.0.1:8080", "address and port to serve HTTP on (IPv6: [::1]:8080)"),
+	STR(data_dir, "data", "./data", "directory for the database and other state"),
+	STR(base_url, "base-url", "", "public base URL of short links (default: http://LISTEN)"),
+	STR(config_file, "config", "", "read options from this file (name = value lines)"),
+	STR(log_level, "log-level", "info", "error, warn, info or debug"),
+	INT(threads, "threads", "0", 0, 256, "HTTP worker threads (0: one per core)"),
+	INT(code_length, "code-length", "7", 5, 32, "length of generated short codes"),
+	INT(node_id, "node-id", "0", 0, 1023, "node id embedded in row ids (unique per node)"),
+	INT(cache_mb, "cache-mb", "256", 0, 1048576, "in-process link cache size in MiB (0: off)"),
+	INT(cache_ttl_s, "cache-ttl-s", "3600", 1, 604800, "how long a cached link is trusted"),
+	INT(negative_ttl_s, "negative-ttl-s", "5", 0, 3600, "how long an unknown code is cached"),
+	INT(redirect_status, "redirect-status", "302", 301, 308,
+	    "default redirect status: 301, 302, 307 or 308"),
+	INT(max_conns, "max-conns", "10000", 1, 1000000, "open connections before answering 503"),
+	INT(header_timeout_s, "header-timeout-s", "10", 1, 3600,
+	    "time to receive a request's headers (and its body) before 408"),
+	INT(keepalive_timeout_s, "keepalive-timeout-s", "60", 1, 3600,
+	    "idle keep-alive connections are closed after this"),
+	INT(drain_s, "drain-s", "10", 0, 3600, "on SIGTERM, time to finish in-flight requests"),
+	INT(commit_batch, "commit-batch", "1024", 1, 100000,
+	    "most writes committed in one transaction (group commit)"),
+};
+
+static const struct option_def *find_option(const char *name, size_t len)
+{
+	for (size_t i = 0; i < ARRAY_LEN(options); i++) {
+		if (strlen(options[i].name) == len && memcmp(options[i].name, name, len) == 0)
+			return &options[i];
+	}
+	return NULL;
+}
+
+static void env_name(const struct option_def *o, char *out, size_t cap)
+{
+	size_t n = (size_t)snprintf(out, cap, "SHORTD_");
+	for (const char *p = o->name; *p && n + 1 < cap; p++)
+		out[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+	out[n] = '\0';
+}
+
+/* Stores value into cfg; returns 0, or -1 with err filled. */
+static int set_option(struct config *cfg, const struct option_def *o, const char *value,
+		      const char *origin, char *err, size_t errlen)
+{
+	char *field = (char *)cfg + o->offset;
+	if (o->type == OPT_STR) {
+		char **sp = (char **)field;
+		free(*sp);
+		*sp = xstrdup(value);
+		return 0;
+	}
+	errno = 0;
+	char *end;
+	long v = strtol(value, &end, 10);
+	if (errno || end == value || *end != '\0' || !isdigit((unsigned char)value[0])) {
+		snprintf(err, errlen, "invalid value '%s' for option '%s' (%s): expected an integer",
+			 value, o->name, origin);
+		return -1;
+	}
+	if (v < o->min || v > o->max) {
+		snprintf(err, errlen, "value %ld for option '%s' (%s) is out of range %ld..%ld", v,
+			 o->name, origin, o->min, o->max);
+		return -1;
+	}
+	*(int *)field = (int)v;
+	return 0;
+}
+
+static int load_file(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "unable to open config file '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	char line[4096];
+	int lineno = 0, rc = 0;
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		char *s = line;
+		while (isspace((unsigned char)*s))
+			s++;
+		if (*s == '#' || *s == '\0')
+			continue;
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			snprintf(err, errlen, "config file '%s' line %d: expected 'name = value'", path,
+				 lineno);
+			rc = -1;
+			break;
+		}
+		char *ne = eq;
+		while (ne > s && isspace((unsigned char)ne[-1]))
+			ne--;
+		char *v = eq + 1;
+		while (isspace((unsigned char)*v))
+			v++;
+		char *ve = v + strlen(v);
+		while (ve > v && isspace((unsigned char)ve[-1]))
+			ve--;
+		*ve = '\0';
+		const struct option_def *o = find_option(s, (size_t)(ne - s));
+		if (!o || strcmp(o->name, "config") == 0) {
+			snprintf(err, errlen, "config file '%s' line %d: unknown option '%.*s'", path,
+				 lineno, (int)(ne - s), s);
+			rc = -1;
+			break;
+		}
+		char origin[64];
+		snprintf(origin, sizeof(origin), "config file line %d", lineno);
+		if (set_option(cfg, o, v, origin, err, errlen) != 0) {
+			rc = -1;
+			break;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+extern char **environ;
+
+static int load_env(struct config *cfg, char *err, size_t errlen)
+{
+	for (char **e = environ; *e; e++) {
+		if (strncmp(*e, "SHORTD_", 7) != 0)
+			continue;
+		const char *eq = strchr(*e, '=');
+		if (!eq)
+			continue;
+		const struct option_def *o = NULL;
+		for (size_t i = 0; i < ARRAY_LEN(options); i++) {
+			char name[64];
+			env_name(&options[i], name, sizeof(name));
+			if (strlen(name) == (size_t)(eq - *e) && memcmp(name, *e, (size_t)(eq - *e)) == 0)
+				o = &options[i];
+		}
+		if (!o) {
+			snprintf(err, errlen, "unknown environment variable '%.*s'", (int)(eq - *e), *e);
+			return -1;
+		}
+		if (strcmp(o->name, "config") == 0)
+			continue; /* read earlier, before the file */
+		if (set_option(cfg, o, eq + 1, "environment", err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Walks argv; when apply is 0 only --config is taken (it must be read first). */
+static enum config_result load_flags(struct config *cfg, int argc, char **argv, int first,
+				     int apply, char *err, size_t errlen)
+{
+	for (int i = first; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+			return CONFIG_HELP;
+		if (strcmp(a, "--version") == 0)
+			return CONFIG_VERSION;
+		if (strncmp(a, "--", 2) != 0) {
+			snprintf(err, errlen, "unexpected argument '%s'", a);
+			return CONFIG_ERR;
+		}
+		const char *name = a + 2, *eq = strchr(name, '='), *value;
+		size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+		const struct option_def *o = find_option(name, nlen);
+		if (!o) {
+			snprintf(err, errlen, "unknown option '--%.*s' (see --help)", (int)nlen, name);
+			return CONFIG_ERR;
+		}
+		if (eq) {
+			value = eq + 1;
+		} else {
+			if (i + 1 >= argc) {
+				snprintf(err, errlen, "option '--%s' needs a value", o->name);
+				return CONFIG_ERR;
+			}
+			value = argv[++i];
+		}
+		if (apply != (strcmp(o->name, "config") != 0))
+			continue;
+		if (set_option(cfg, o, value, "command line", err, errlen) != 0)
+			return CONFIG_ERR;
+	}
+	return CONFIG_OK;
+}
+
+static int validate(const struct config *cfg, char *err, size_t errlen)
+{
+	int rs = cfg->redirect_status;
+	if (rs != 301 && rs != 302 && rs != 307 && rs != 308) {
+		snprintf(err, errlen, "option 'redirect-status' must be 301, 302, 307 or 308, not %d", rs);
+		return -1;
+	}
+	if (strcmp(cfg->log_level, "error") && strcmp(cfg->log_level, "warn") &&
+	    strcmp(cfg->log_level, "info") && strcmp(cfg->log_level, "debug")) {
+		snprintf(err, errlen, "option 'log-level' must be error, warn, info or debug, not '%s'",
+			 cfg->log_level);
+		return -1;
+	}
+	if (cfg->data_dir[0] == '\0') {
+		snprintf(err, errlen, "option 'data' must not be empty");
+		return -1;
+	}
+	return 0;
+}
+
+enum config_result config_load(struct config *cfg, int argc, char **argv, int first, char *err,
+			       size_t errlen)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < ARRAY_LEN(options); i++) {
+		char e[128];
+		if (set_option(cfg, &options[i], options[i].def, "default", e, sizeof(e)) != 0)
+			abort(); /* a bad default is a bug in the table */
+	}
+	enum config_result r = load_flags(cfg, argc, argv, first, 0, err, errlen);
+	if (r != CONFIG_OK)
+		return r;
+	const char *envcfg = getenv("SHORTD_CONFIG");
+	if (cfg->config_file[0] == '\0' && envcfg && envcfg[0]) {
+		free(cfg->config_file);
+		cfg->config_file = xstrdup(envcfg);
+	}
+	if (cfg->config_file[0] && load_file(cfg, cfg->config_file, err, errlen) != 0)
+		return CONFIG_ERR;
+	if (load_env(cfg, err, errlen) != 0)
+		return CONFIG_ERR;
+	r = load_flags(cfg, argc, argv, first, 1, err, errlen);
+	if (r != CONFIG_OK)
+		return r;
+	return validate(cfg, err, errlen) == 0 ? CONFIG_OK : CONFIG_ERR;
+}
+
+void config_release(struct config *cfg)
+{
+	for (size_t i = 0; i < ARRAY_LEN(options); i++) {
+		if (options[i].type == OPT_STR) {
+			char **sp = (char **)((char *)cfg + options[i].offset);
+			free(*sp);
+			*sp = NULL;
+		}
+	}
+}
+
+void config_print_help(FILE *out, const char *prog)
+{
+	fprintf(out,
+		"usage: %s [serve] [options]\n\n"
+		"shortd serves short links: POST /api/v1/links creates one, GET /{code} redirects.\n\n"
+		"options (flag, environment variable, default):\n",
+		prog);
+	for (size_t i = 0; i < ARRAY_LEN(options); i++) {
+		char env[64];
+		env_name(&options[i], env, sizeof(env));
+		fprintf(out, "  --%-22s %s\n  %-24s env %s, default '%s'\n", options[i].name,
+			options[i].help, "", env, options[i].def);
+	}
+	fprintf(out, "\n  --help                   show this help\n"
+		     "  --version                show the version\n");
+}
+
+void config_print_markdown(FILE *out)
+{
+	fprintf(out, "| option | environment | default | meaning |\n|---|---|---|---|\n");
+	for (size_t i = 0; i < ARRAY_LEN(options); i++) {
+		char env[64];
+		env_name(&options[i], env, sizeof(env));
+		fprintf(out, "| `--%s` | `%s` | `%s` | %s |\n", options[i].name, env, options[i].def,
+			options[i].help);
+	}
+}

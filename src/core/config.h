@@ -1,0 +1,48 @@
+/*
+ * config: every option of shortd, declared once.
+ *
+ * The table in config.c lists each option's name, type, default, bounds,
+ * environment variable and help text. The same table drives command-line
+ * flags (--name VALUE or --name=VALUE), SHORTD_* environment variables, the
+ * optional config file (--config FILE: "name = value" lines, # comments) and
+ * --help. Precedence, lowest first: default, config file, environment, flag.
+ * Anything unknown or out of bounds is refused; the caller exits with 2.
+ */
+#ifndef SHORTD_CONFIG_H
+#define SHORTD_CONFIG_H
+
+#include <stdio.h>
+
+struct config {
+	char *listen;        /* ADDR:PORT */
+	char *data_dir;
+	char *base_url;      /* "" = derived from listen */
+	char *config_file;
+	char *log_level;
+	int threads;         /* 0 = number of cores */
+	int code_length;
+	int node_id;
+	int cache_mb;
+	int cache_ttl_s;
+	int negative_ttl_s;
+	int redirect_status;
+	int max_conns;
+	int header_timeout_s;
+	int keepalive_timeout_s;
+	int drain_s;
+	int commit_batch;
+};
+
+enum config_result { CONFIG_OK = 0, CONFIG_HELP, CONFIG_VERSION, CONFIG_ERR };
+
+/* Fills cfg from defaults, config file, environment and argv[first..argc).
+ * On CONFIG_ERR, err holds a one-line message. cfg's strings are owned by
+ * cfg and freed by config_release(). */
+enum config_result config_load(struct config *cfg, int argc, char **argv, int first, char *err,
+			       size_t errlen);
+void config_release(struct config *cfg);
+void config_print_help(FILE *out, const char *prog);
+/* Prints the option table as a Markdown table (used to keep docs in step). */
+void config_print_markdown(FILE *out);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * util: the project's memory policy, a growable byte buffer and clocks.
+ *
+ * Out-of-memory policy (decided once, here): shortd is a server whose every
+ * allocation is small and bounded by configured limits, so a failed
+ * allocation means the machine is out of memory. x*alloc() log the failure
+ * and abort(); callers never check for NULL.
+ */
+#ifndef SHORTD_UTIL_H
+#define SHORTD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define UNUSED(x) ((void)(x))
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* A growable byte buffer. buf_init() sets up a caller-owned struct,
+ * buf_release() frees its contents. p is always NUL-terminated when cap > 0. */
+struct buf {
+	char *p;
+	size_t len;
+	size_t cap;
+};
+
+void buf_init(struct buf *b);
+void buf_release(struct buf *b);
+void buf_reserve(struct buf *b, size_t extra);
+void buf_append(struct buf *b, const void *data, size_t n);
+void buf_puts(struct buf *b, const char *s);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Appends the decimal form of v. */
+void buf_putu64(struct buf *b, uint64_t v);
+
+/* Wall clock, Unix milliseconds. */
+int64_t time_now_ms(void);
+/* Monotonic clock, milliseconds since an arbitrary start. */
+uint64_t time_mono_ms(void);
+
+/* Case-insensitive ASCII comparison of two byte ranges. */
+int ascii_casecmp_n(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Formats ms as RFC 3339 UTC with millisecond precision into out (>= 25 bytes). */
+void time_format_rfc3339(int64_t ms, char *out, size_t cap);
+/* Parses an RFC 3339 date-time (with Z or numeric offset) into Unix ms.
+ * Returns 0 on success, -1 on a malformed or out-of-range value. */
+int time_parse_rfc3339(const char *s, size_t len, int64_t *out_ms);
+
+#endif

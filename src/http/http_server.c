@@ -1,0 +1,890 @@
+/*
+ * http_server: see http_server.h for the design.
+ *
+ * Connection life cycle (all on the owning worker's thread):
+ *   accept -> reading (parse head, then body) -> dispatch
+ *     -> HTTP_DONE: next request, or
+ *     -> HTTP_ASYNC: waiting (no reading) until http_resume()
+ *   -> close_after_write: stop parsing, flush, then shutdown(SHUT_WR) and
+ *      "linger" (read and discard) until EOF or LINGER_MS, then close.
+ * A connection is freed only in its close callback, and never while an
+ * asynchronous request is waiting: a forced close of a waiting connection
+ * is deferred until its task arrives.
+ */
+#include "http_server.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define IN_INITIAL 4096
+#define IN_MAX (HTTP_MAX_HEAD + HTTP_MAX_BODY + 16384)
+#define SWEEP_MS 250
+#define LINGER_MS 2000
+#define SEND_TIMEOUT_MS 30000
+
+enum phase { PH_HEAD = 0, PH_BODY, PH_WAIT, PH_LINGER };
+
+struct conn {
+	uv_tcp_t tcp; /* first: handle pointers cast back to conn */
+	struct http_worker *w;
+	struct conn *prev, *next;
+	enum phase phase;
+	unsigned reading : 1, writing : 1, close_after_write : 1, closed : 1, want_close : 1,
+		peer_eof : 1, continue_sent : 1;
+	char *in;
+	size_t in_len, in_cap;
+	size_t pos;       /* start of the current request in `in` */
+	size_t req_end;   /* end of the current request once its body is known */
+	size_t rpos, wpos; /* chunked decoding cursors */
+	struct http_chunked chunk;
+	struct buf out;   /* responses not yet handed to the kernel */
+	struct buf wbuf;  /* bytes of the write in flight */
+	uv_write_t wreq;
+	uv_shutdown_t sreq;
+	uint64_t opened_ms, req_start_ms, idle_since_ms, write_start_ms, linger_until_ms;
+	unsigned long requests;
+	size_t resp_mark; /* where the current response starts in `out` */
+	int resp_status;
+	struct http_request req;
+	struct http_exchange ex;
+};
+
+struct http_worker {
+	struct http_server *srv;
+	int idx;
+	int fd;
+	uv_loop_t loop;
+	uv_thread_t thread;
+	uv_tcp_t listener;
+	uv_async_t async;
+	uv_timer_t sweep;
+	int listener_open;
+	int stopping;
+	pthread_mutex_t task_lock;
+	struct http_task *tasks, *tasks_tail;
+	struct conn *conns;
+	size_t nconns;
+	void *wstate;
+	char date[64]; /* "Date: ...\r\n" */
+	size_t date_len;
+	time_t date_s;
+};
+
+struct http_server {
+	struct http_server_config cfg;
+	struct http_handler handler;
+	struct http_worker *workers;
+	int nworkers;
+	atomic_int running;
+	atomic_int draining;
+	atomic_int forcing;
+	atomic_long open_conns;
+};
+
+static void conn_process(struct conn *c);
+static void conn_flush(struct conn *c);
+static void conn_close(struct conn *c);
+
+/* ---- status lines ---------------------------------------------------- */
+
+const char *http_status_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	case 507: return "Insufficient Storage";
+	default: return "Unknown";
+	}
+}
+
+static void worker_update_date(struct http_worker *w)
+{
+	time_t now = time(NULL);
+	if (now == w->date_s)
+		return;
+	w->date_s = now;
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	w->date_len = strftime(w->date, sizeof(w->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+}
+
+/* ---- responses ------------------------------------------------------- */
+
+static struct conn *ex_conn(struct http_exchange *ex)
+{
+	return (struct conn *)((char *)ex - offsetof(struct conn, ex));
+}
+
+void http_respond_start(struct http_exchange *ex, int status)
+{
+	struct conn *c = ex_conn(ex);
+	c->resp_mark = c->out.len;
+	c->resp_status = status;
+	char line[64];
+	int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
+	buf_append(&c->out, line, (size_t)n);
+	buf_append(&c->out, c->w->date, c->w->date_len);
+}
+
+int http_respond_header(struct http_exchange *ex, const char *name, const char *value, size_t vlen)
+{
+	struct conn *c = ex_conn(ex);
+	if (memchr(value, '\r', vlen) || memchr(value, '\n', vlen) || memchr(value, '\0', vlen))
+		return -1;
+	size_t nlen = strlen(name);
+	buf_reserve(&c->out, nlen + vlen + 4);
+	char *p = c->out.p + c->out.len;
+	memcpy(p, name, nlen);
+	p += nlen;
+	*p++ = ':';
+	*p++ = ' ';
+	memcpy(p, value, vlen);
+	p += vlen;
+	*p++ = '\r';
+	*p++ = '\n';
+	c->out.len = (size_t)(p - c->out.p);
+	c->out.p[c->out.len] = '\0';
+	return 0;
+}
+
+void http_respond_abort(struct http_exchange *ex)
+{
+	struct conn *c = ex_conn(ex);
+	c->out.len = c->resp_mark;
+}
+
+void http_respond_close(struct http_exchange *ex)
+{
+	ex_conn(ex)->close_after_write = 1;
+}
+
+void http_respond_finish(struct http_exchange *ex, const char *content_type, const char *body,
+			 size_t len)
+{
+	struct conn *c = ex_conn(ex);
+	if (atomic_load_explicit(&c->w->srv->draining, memory_order_relaxed) || !c->req.keep_alive)
+		c->close_after_write = 1;
+	buf_reserve(&c->out, 128 + len);
+	if (content_type) {
+		buf_puts(&c->out, "Content-Type: ");
+		buf_puts(&c->out, content_type);
+		buf_append(&c->out, "\r\n", 2);
+	}
+	buf_append(&c->out, "Content-Length: ", 16);
+	buf_putu64(&c->out, len);
+	if (c->close_after_write)
+		buf_append(&c->out, "\r\nConnection: close\r\n\r\n", 23);
+	else if (c->req.minor == 0)
+		buf_append(&c->out, "\r\nConnection: keep-alive\r\n\r\n", 28);
+	else
+		buf_append(&c->out, "\r\n\r\n", 4);
+	if (c->req.method != HTTP_HEAD && len)
+		buf_append(&c->out, body, len);
+}
+
+void http_respond(struct http_exchange *ex, int status, const char *content_type, const char *body,
+		  size_t len)
+{
+	http_respond_start(ex, status);
+	http_respond_finish(ex, content_type, body, len);
+}
+
+/* An error found by the server itself (parser, limits, timeouts): JSON body,
+ * and the connection closes, since what follows on it cannot be trusted. */
+static void conn_error(struct conn *c, int status, const char *code, const char *msg)
+{
+	char body[512];
+	int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code,
+			 msg);
+	c->close_after_write = 1;
+	if (c->req.method == HTTP_M_NONE)
+		c->req.method = HTTP_GET; /* not HEAD: send the body */
+	c->req.keep_alive = 0;
+	http_respond(&c->ex, status, "application/json", body, (size_t)n);
+}
+
+static const char *status_code_name(int status)
+{
+	switch (status) {
+	case 400: return "bad_request";
+	case 408: return "request_timeout";
+	case 413: return "body_too_large";
+	case 417: return "expectation_failed";
+	case 431: return "headers_too_large";
+	case 501: return "not_implemented";
+	case 505: return "http_version_not_supported";
+	default: return "error";
+	}
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	(void)suggested;
+	struct conn *c = (struct conn *)h;
+	if (c->phase == PH_LINGER) {
+		static __thread char sink[16384];
+		*b = uv_buf_init(sink, sizeof(sink));
+		return;
+	}
+	if (c->in_cap - c->in_len < 2048 && c->in_cap < IN_MAX) {
+		size_t cap = c->in_cap ? c->in_cap * 2 : IN_INITIAL;
+		if (cap > IN_MAX)
+			cap = IN_MAX;
+		c->in = xrealloc(c->in, cap);
+		c->in_cap = cap;
+	}
+	*b = uv_buf_init(c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+
+static void conn_update_reading(struct conn *c)
+{
+	int want = !c->closed && !c->writing && !c->peer_eof &&
+		   (c->phase == PH_LINGER || (c->phase != PH_WAIT && !c->close_after_write));
+	if (want && !c->reading) {
+		c->reading = 1;
+		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	}
+	if (!want && c->reading) {
+		c->reading = 0;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	}
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct conn *c = req->data;
+	if (status < 0 || c->peer_eof)
+		conn_close(c);
+}
+
+/* The last response is out: stop sending, keep reading (and discarding)
+ * until the peer closes, so that unread request bytes do not turn our
+ * close into a reset that destroys the response in flight. */
+static void conn_linger(struct conn *c)
+{
+	if (c->closed)
+		return;
+	if (c->peer_eof) {
+		conn_close(c);
+		return;
+	}
+	c->phase = PH_LINGER;
+	c->linger_until_ms = uv_now(&c->w->loop) + LINGER_MS;
+	c->sreq.data = c;
+	if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+		conn_close(c);
+		return;
+	}
+	conn_update_reading(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	(void)b;
+	struct conn *c = (struct conn *)s;
+	if (nread == 0)
+		return;
+	if (c->phase == PH_LINGER) {
+		if (nread < 0)
+			conn_close(c);
+		return;
+	}
+	if (nread < 0) {
+		c->peer_eof = 1;
+		conn_update_reading(c);
+		/* Answer what was received before the EOF, then close. */
+		c->close_after_write = 1;
+		if (!c->writing && c->phase != PH_WAIT && c->out.len == 0)
+			conn_close(c);
+		else
+			conn_flush(c);
+		return;
+	}
+	if (c->in_len == c->pos && c->phase == PH_HEAD)
+		c->req_start_ms = uv_now(&c->w->loop);
+	c->in_len += (size_t)nread;
+	conn_process(c);
+	conn_flush(c);
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct conn *c = req->data;
+	c->writing = 0;
+	c->wbuf.len = 0;
+	if (c->closed)
+		return;
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->out.len) {
+		conn_flush(c);
+		return;
+	}
+	if (c->close_after_write && c->phase != PH_WAIT) {
+		conn_linger(c);
+		return;
+	}
+	/* Requests that arrived while we were writing are parsed now. */
+	conn_process(c);
+	conn_flush(c);
+}
+
+static void conn_flush(struct conn *c)
+{
+	if (c->closed || c->writing)
+		return;
+	if (c->out.len == 0) {
+		if (c->close_after_write && c->phase != PH_WAIT)
+			conn_linger(c);
+		else
+			conn_update_reading(c);
+		return;
+	}
+	uv_buf_t b = uv_buf_init(c->out.p, (unsigned)c->out.len);
+	int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	if (n == (int)c->out.len) {
+		c->out.len = 0;
+		if (c->close_after_write && c->phase != PH_WAIT)
+			conn_linger(c);
+		else
+			conn_update_reading(c);
+		return;
+	}
+	if (n < 0 && n != UV_EAGAIN) {
+		conn_close(c);
+		return;
+	}
+	if (n < 0)
+		n = 0;
+	/* The kernel took part of it: hand the rest to libuv and stop reading
+	 * until it is gone. */
+	struct buf t = c->wbuf;
+	c->wbuf = c->out;
+	c->out = t;
+	c->out.len = 0;
+	c->writing = 1;
+	c->write_start_ms = uv_now(&c->w->loop);
+	c->wreq.data = c;
+	b = uv_buf_init(c->wbuf.p + n, (unsigned)(c->wbuf.len - (size_t)n));
+	if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+		c->writing = 0;
+		conn_close(c);
+		return;
+	}
+	conn_update_reading(c);
+}
+
+/* ---- request processing -------------------------------------------------- */
+
+static void request_done(struct conn *c)
+{
+	c->pos = c->req_end;
+	c->phase = PH_HEAD;
+	c->requests++;
+	uint64_t now = uv_now(&c->w->loop);
+	c->idle_since_ms = now;
+	c->req_start_ms = c->in_len > c->pos ? now : 0;
+	c->continue_sent = 0;
+	if (c->w->stopping)
+		c->close_after_write = 1;
+}
+
+/* Moves the unparsed bytes to the front of the buffer. Only between
+ * requests or before a request's body is touched: parsed pointers into the
+ * buffer are dropped and the head is parsed again. */
+static void conn_compact(struct conn *c)
+{
+	if (c->pos == 0)
+		return;
+	size_t left = c->in_len - c->pos;
+	memmove(c->in, c->in + c->pos, left);
+	c->in_len = left;
+	c->pos = 0;
+}
+
+static void conn_process(struct conn *c)
+{
+	struct http_server *srv = c->w->srv;
+	while (!c->closed && !c->close_after_write && c->phase != PH_WAIT && c->phase != PH_LINGER) {
+		char *base = c->in + c->pos;
+		size_t avail = c->in_len - c->pos;
+		int status;
+		const char *why;
+		if (c->phase == PH_HEAD) {
+			if (avail == 0)
+				break;
+			int rc = http_parse_head(base, avail, &c->req, &status, &why);
+			if (rc == HTTP_PARSE_AGAIN) {
+				if (c->pos) {
+					conn_compact(c);
+					continue;
+				}
+				break;
+			}
+			if (rc == HTTP_PARSE_ERROR) {
+				conn_error(c, status, status_code_name(status), why);
+				break;
+			}
+			size_t need = c->req.head_len +
+				      (c->req.content_length > 0 ? (size_t)c->req.content_length : 0);
+			if (c->pos && (c->req.chunked || avail < need)) {
+				conn_compact(c); /* room for the body */
+				continue;
+			}
+			c->phase = PH_BODY;
+			c->req_start_ms = c->req_start_ms ? c->req_start_ms : uv_now(&c->w->loop);
+			if (c->req.chunked) {
+				http_chunked_init(&c->chunk);
+				c->rpos = c->wpos = c->pos + c->req.head_len;
+			}
+		}
+		/* PH_BODY */
+		if (c->req.chunked) {
+			int rc = http_chunked_decode(&c->chunk, c->in, &c->rpos, c->in_len, &c->wpos,
+						     HTTP_MAX_BODY, &status, &why);
+			if (rc == HTTP_PARSE_ERROR) {
+				conn_error(c, status, status_code_name(status), why);
+				break;
+			}
+			if (rc == HTTP_PARSE_AGAIN) {
+				/* Drop consumed framing so the buffer holds only
+				 * the decoded body and the undecoded tail. */
+				size_t tail = c->in_len - c->rpos;
+				memmove(c->in + c->wpos, c->in + c->rpos, tail);
+				c->in_len = c->wpos + tail;
+				c->rpos = c->wpos;
+				if (c->req.expect_continue && !c->continue_sent) {
+					c->continue_sent = 1;
+					buf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+				}
+				break;
+			}
+			c->req.body = c->in + c->pos + c->req.head_len;
+			c->req.body_len = c->wpos - (c->pos + c->req.head_len);
+			c->req_end = c->rpos;
+		} else {
+			size_t cl = c->req.content_length > 0 ? (size_t)c->req.content_length : 0;
+			if (avail < c->req.head_len + cl) {
+				if (c->req.expect_continue && !c->continue_sent) {
+					c->continue_sent = 1;
+					buf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+				}
+				break;
+			}
+			c->req.body = cl ? base + c->req.head_len : NULL;
+			c->req.body_len = cl;
+			c->req_end = c->pos + c->req.head_len + cl;
+		}
+		c->ex.start_ms = uv_now(&c->w->loop);
+		int r = srv->handler.handle(&c->ex, c->w->wstate);
+		if (r == HTTP_ASYNC) {
+			c->phase = PH_WAIT;
+			break;
+		}
+		request_done(c);
+	}
+	if (c->phase == PH_HEAD && c->pos == c->in_len) {
+		c->pos = c->in_len = 0;
+	}
+}
+
+void http_resume(struct http_exchange *ex)
+{
+	struct conn *c = ex_conn(ex);
+	assert(c->phase == PH_WAIT);
+	request_done(c);
+	if (c->want_close) {
+		conn_close(c);
+		return;
+	}
+	conn_process(c);
+	conn_flush(c);
+}
+
+/* ---- connection life cycle ------------------------------------------------ */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+	struct conn *c = (struct conn *)h;
+	buf_release(&c->out);
+	buf_release(&c->wbuf);
+	free(c->in);
+	free(c);
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->closed)
+		return;
+	if (c->phase == PH_WAIT) {
+		/* A task still refers to this connection: close when it lands. */
+		c->want_close = 1;
+		return;
+	}
+	c->closed = 1;
+	struct http_worker *w = c->w;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
+	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static const char busy_response[] =
+	"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+	"Content-Length: 82\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+	"{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many open connections\"}}\n";
+
+static void on_busy_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct http_worker *w = listener->data;
+	struct http_server *srv = w->srv;
+	if (status < 0)
+		return;
+	long open = atomic_fetch_add_explicit(&srv->open_conns, 1, memory_order_relaxed);
+	if (open >= srv->cfg.max_conns || w->stopping) {
+		atomic_fetch_sub_explicit(&srv->open_conns, 1, memory_order_relaxed);
+		uv_tcp_t *t = xmalloc(sizeof(*t));
+		uv_tcp_init(&w->loop, t);
+		if (uv_accept(listener, (uv_stream_t *)t) == 0) {
+			uv_buf_t b = uv_buf_init((char *)busy_response, sizeof(busy_response) - 1);
+			uv_try_write((uv_stream_t *)t, &b, 1);
+		}
+		uv_close((uv_handle_t *)t, on_busy_closed);
+		return;
+	}
+	struct conn *c = xcalloc(1, sizeof(*c));
+	uv_tcp_init(&w->loop, &c->tcp);
+	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+		atomic_fetch_sub_explicit(&srv->open_conns, 1, memory_order_relaxed);
+		uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	c->w = w;
+	c->ex.req = &c->req;
+	c->ex.worker = w;
+	c->ex.wstate = w->wstate;
+	c->opened_ms = c->idle_since_ms = uv_now(&w->loop);
+	buf_init(&c->out);
+	buf_init(&c->wbuf);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	conn_update_reading(c);
+}
+
+static void conn_timeout(struct conn *c)
+{
+	c->req.method = HTTP_M_NONE;
+	c->req.minor = 1;
+	conn_error(c, 408, "request_timeout", "request not received in time");
+	conn_flush(c);
+}
+
+/* Runs every SWEEP_MS: deadlines of all connections, and the Date header. */
+static void on_sweep(uv_timer_t *t)
+{
+	struct http_worker *w = t->data;
+	struct http_server *srv = w->srv;
+	worker_update_date(w);
+	uint64_t now = uv_now(&w->loop);
+	struct conn *next;
+	for (struct conn *c = w->conns; c; c = next) {
+		next = c->next;
+		if (c->closed || c->phase == PH_WAIT)
+			continue;
+		if (c->writing) {
+			if (now - c->write_start_ms > SEND_TIMEOUT_MS)
+				conn_close(c);
+			continue;
+		}
+		if (c->phase == PH_LINGER) {
+			if (now >= c->linger_until_ms)
+				conn_close(c);
+			continue;
+		}
+		if (c->close_after_write)
+			continue;
+		if (w->stopping && c->phase == PH_HEAD && c->in_len == c->pos) {
+			conn_close(c);
+			continue;
+		}
+		uint64_t hto = (uint64_t)srv->cfg.header_timeout_ms;
+		if (c->phase == PH_BODY || c->in_len > c->pos) {
+			if (now - c->req_start_ms >= hto)
+				conn_timeout(c);
+		} else if (c->requests == 0) {
+			if (now - c->opened_ms >= hto)
+				conn_timeout(c);
+		} else if (now - c->idle_since_ms >= (uint64_t)srv->cfg.keepalive_timeout_ms) {
+			conn_close(c);
+		}
+	}
+	if (w->stopping && w->nconns == 0) {
+		uv_close((uv_handle_t *)&w->sweep, NULL);
+		uv_close((uv_handle_t *)&w->async, NULL);
+	}
+}
+
+/* ---- cross-thread tasks and control ---------------------------------------- */
+
+void http_post(struct http_worker *w, struct http_task *t)
+{
+	t->next = NULL;
+	pthread_mutex_lock(&w->task_lock);
+	if (w->tasks_tail)
+		w->tasks_tail->next = t;
+	else
+		w->tasks = t;
+	w->tasks_tail = t;
+	pthread_mutex_unlock(&w->task_lock);
+	uv_async_send(&w->async);
+}
+
+static void worker_stop_accepting(struct http_worker *w)
+{
+	if (w->listener_open) {
+		w->listener_open = 0;
+		uv_close((uv_handle_t *)&w->listener, NULL);
+	}
+}
+
+static void on_async(uv_async_t *a)
+{
+	struct http_worker *w = a->data;
+	struct http_server *srv = w->srv;
+	pthread_mutex_lock(&w->task_lock);
+	struct http_task *t = w->tasks;
+	w->tasks = w->tasks_tail = NULL;
+	pthread_mutex_unlock(&w->task_lock);
+	while (t) {
+		struct http_task *next = t->next;
+		t->run(t);
+		t = next;
+	}
+	if (atomic_load(&srv->draining) && !w->stopping) {
+		w->stopping = 1;
+		worker_stop_accepting(w);
+		/* Idle connections go now; busy ones after their response. */
+		struct conn *next;
+		for (struct conn *c = w->conns; c; c = next) {
+			next = c->next;
+			if (c->phase == PH_HEAD && c->in_len == c->pos && !c->writing)
+				conn_close(c);
+		}
+	}
+	if (atomic_load(&srv->forcing)) {
+		struct conn *next;
+		for (struct conn *c = w->conns; c; c = next) {
+			next = c->next;
+			conn_close(c);
+		}
+	}
+}
+
+static void worker_main(void *arg)
+{
+	struct http_worker *w = arg;
+	struct http_server *srv = w->srv;
+	if (srv->handler.worker_init)
+		w->wstate = srv->handler.worker_init(srv->handler.app, w->idx);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	if (srv->handler.worker_release)
+		srv->handler.worker_release(w->wstate);
+	atomic_fetch_sub(&srv->running, 1);
+}
+
+/* ---- server ------------------------------------------------------------------ */
+
+static int make_listen_socket(const struct http_server_config *cfg, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, cfg->host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)cfg->port);
+		sl = sizeof(*a4);
+	} else if (inet_pton(AF_INET6, cfg->host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)cfg->port);
+		sl = sizeof(*a6);
+	} else {
+		snprintf(err, errlen, "listen address '%s' is not a numeric IPv4 or IPv6 address",
+			 cfg->host);
+		return -1;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "unable to create a socket: %s", strerror(errno));
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 4096) != 0) {
+		snprintf(err, errlen, "unable to listen on '%s' port %d: %s", cfg->host, cfg->port,
+			 strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int http_server_create(struct http_server **out, const struct http_server_config *cfg,
+		       const struct http_handler *handler, char *err, size_t errlen)
+{
+	struct http_server *srv = xcalloc(1, sizeof(*srv));
+	srv->cfg = *cfg;
+	srv->handler = *handler;
+	srv->nworkers = cfg->threads;
+	srv->workers = xcalloc((size_t)srv->nworkers, sizeof(*srv->workers));
+	for (int i = 0; i < srv->nworkers; i++) {
+		struct http_worker *w = &srv->workers[i];
+		w->srv = srv;
+		w->idx = i;
+		w->fd = make_listen_socket(cfg, err, errlen);
+		if (w->fd < 0) {
+			for (int j = 0; j < i; j++)
+				close(srv->workers[j].fd);
+			free(srv->workers);
+			free(srv);
+			return -1;
+		}
+	}
+	*out = srv;
+	return 0;
+}
+
+int http_server_start(struct http_server *srv)
+{
+	for (int i = 0; i < srv->nworkers; i++) {
+		struct http_worker *w = &srv->workers[i];
+		uv_loop_init(&w->loop);
+		pthread_mutex_init(&w->task_lock, NULL);
+		uv_tcp_init(&w->loop, &w->listener);
+		w->listener.data = w;
+		if (uv_tcp_open(&w->listener, w->fd) != 0 ||
+		    uv_listen((uv_stream_t *)&w->listener, 4096, on_connection) != 0) {
+			log_error("unable to listen on worker %d", i);
+			return -1;
+		}
+		w->listener_open = 1;
+		uv_async_init(&w->loop, &w->async, on_async);
+		w->async.data = w;
+		uv_timer_init(&w->loop, &w->sweep);
+		w->sweep.data = w;
+		uv_timer_start(&w->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+		worker_update_date(w);
+	}
+	atomic_store(&srv->running, srv->nworkers);
+	for (int i = 0; i < srv->nworkers; i++) {
+		if (uv_thread_create(&srv->workers[i].thread, worker_main, &srv->workers[i]) != 0) {
+			log_error("unable to start worker thread %d", i);
+			abort();
+		}
+	}
+	return 0;
+}
+
+void http_server_drain(struct http_server *srv)
+{
+	atomic_store(&srv->draining, 1);
+	for (int i = 0; i < srv->nworkers; i++)
+		uv_async_send(&srv->workers[i].async);
+}
+
+void http_server_force_close(struct http_server *srv)
+{
+	atomic_store(&srv->draining, 1);
+	atomic_store(&srv->forcing, 1);
+	for (int i = 0; i < srv->nworkers; i++)
+		uv_async_send(&srv->workers[i].async);
+}
+
+int http_server_running(struct http_server *srv)
+{
+	return atomic_load(&srv->running);
+}
+
+int http_server_draining(struct http_server *srv)
+{
+	return atomic_load_explicit(&srv->draining, memory_order_relaxed);
+}
+
+long http_server_open_conns(struct http_server *srv)
+{
+	return atomic_load_explicit(&srv->open_conns, memory_order_relaxed);
+}
+
+void http_server_free(struct http_server *srv)
+{
+	for (int i = 0; i < srv->nworkers; i++) {
+		struct http_worker *w = &srv->workers[i];
+		uv_thread_join(&w->thread);
+		uv_loop_close(&w->loop);
+		pthread_mutex_destroy(&w->task_lock);
+	}
+	free(srv->workers);
+	free(srv);
+}

@@ -1,0 +1,422 @@
+/*
+ * link: records, code and alias rules, and target URL normalisation.
+ * See link.h for the rules.
+ *
+ * URL normalisation is done in two passes: first our own strict pass over
+ * the raw bytes (scheme, authority, encoding), which also does the steps
+ * libcurl's URL API leaves out on Debian 12 (lowercasing hosts, dropping
+ * default ports, punycode, percent-encoding of non-ASCII path bytes); then
+ * curl_url() parses the rebuilt string and gives back its canonical form
+ * (dot segments removed, empty path made "/"). The host curl sees is checked
+ * against ours, so that the two parsers can never disagree about where a
+ * link goes.
+ */
+#include "link.h"
+
+#include <curl/curl.h>
+#include <idn2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct link *link_new(const char *code, size_t code_len, const char *url, size_t url_len)
+{
+	struct link *l = xmalloc(sizeof(*l) + code_len + 1 + url_len + 1);
+	memset(l, 0, sizeof(*l));
+	atomic_init(&l->refs, 1);
+	l->code = (char *)(l + 1);
+	l->url = l->code + code_len + 1;
+	memcpy(l->code, code, code_len);
+	l->code[code_len] = '\0';
+	memcpy(l->url, url, url_len);
+	l->url[url_len] = '\0';
+	l->code_len = (uint32_t)code_len;
+	l->url_len = (uint32_t)url_len;
+	return l;
+}
+
+struct link *link_clone(const struct link *l, const char *url, size_t url_len)
+{
+	if (!url) {
+		url = l->url;
+		url_len = l->url_len;
+	}
+	struct link *c = link_new(l->code, l->code_len, url, url_len);
+	c->redirect = l->redirect;
+	c->id = l->id;
+	c->created_at_ms = l->created_at_ms;
+	c->updated_at_ms = l->updated_at_ms;
+	c->expires_at_ms = l->expires_at_ms;
+	c->deleted_at_ms = l->deleted_at_ms;
+	return c;
+}
+
+void link_unref(struct link *l)
+{
+	if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1)
+		free(l);
+}
+
+size_t link_size(const struct link *l)
+{
+	return sizeof(*l) + l->code_len + l->url_len + 2;
+}
+
+enum link_state link_state_at(const struct link *l, int64_t now_ms)
+{
+	if (l->deleted_at_ms)
+		return LINK_DELETED;
+	if (l->expires_at_ms && now_ms >= l->expires_at_ms)
+		return LINK_EXPIRED;
+	return LINK_LIVE;
+}
+
+static int code_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '-';
+}
+
+int link_code_syntax_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > LINK_CODE_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!code_char((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+/* Words that are, or may become, routes of the service. */
+static const char *const reserved[] = {
+	"api",	   "admin",  "metrics", "healthz", "readyz", "health", "ready",	 "status",
+	"static",  "assets", "public",  "ui",	   "app",    "web",    "docs",	 "doc",
+	"login",   "logout", "signup",  "register", "auth",  "oauth",  "account", "settings",
+	"dashboard", "new",  "links",   "link",	   "stats",  "keys",   "qr",	 "favicon",
+	"robots",  "sitemap", "well-known", "_",   "shortd", "www",    "help",	 "about",
+};
+
+int link_alias_check(const char *s, size_t len, const char **why)
+{
+	if (len < LINK_ALIAS_MIN || len > LINK_CODE_MAX) {
+		*why = "must be 3 to 64 characters long";
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (!code_char((unsigned char)s[i])) {
+			*why = "may contain only letters, digits, '_' and '-'";
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < ARRAY_LEN(reserved); i++) {
+		if (ascii_casecmp_n(s, len, reserved[i], strlen(reserved[i])) == 0) {
+			*why = "is a reserved word";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int is_hex(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Checks and lowercases a DNS host name made of ASCII labels. */
+static int host_name_ok(char *h)
+{
+	size_t len = strlen(h), label = 0;
+	if (len == 0 || len > 253)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)h[i];
+		if (c >= 'A' && c <= 'Z')
+			h[i] = (char)(c + 32);
+		else if (c == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+			continue;
+		} else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return label > 0; /* no empty last label (no trailing dot) */
+}
+
+/* Labels that claim to be punycode ("xn--") must decode, or a lookalike
+ * could hide behind an undecodable name. */
+static int punycode_labels_ok(const char *h)
+{
+	if (!strstr(h, "xn--"))
+		return 1;
+	char *u = NULL;
+	int rc = idn2_to_unicode_8z8z(h, &u, 0);
+	if (rc != IDN2_OK) {
+		free(u);
+		return 0;
+	}
+	char *back = NULL;
+	rc = idn2_to_ascii_8z(u, &back, IDN2_NONTRANSITIONAL);
+	int ok = rc == IDN2_OK && strcmp(back, h) == 0;
+	free(u);
+	idn2_free(back);
+	return ok;
+}
+
+static int default_port(const char *scheme)
+{
+	return strcmp(scheme, "https") == 0 ? 443 : 80;
+}
+
+int link_url_normalize(const char *in, size_t len, const struct url_policy *pol, struct buf *out,
+		       const char **why)
+{
+	if (len == 0) {
+		*why = "is empty";
+		return -1;
+	}
+	if (len > LINK_URL_MAX) {
+		*why = "is longer than 8192 bytes";
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c <= 0x20 || c == 0x7f) {
+			*why = "contains spaces or control characters";
+			return -1;
+		}
+		if (c == '\\') {
+			*why = "contains a backslash";
+			return -1;
+		}
+		if (c == '%' && (i + 2 >= len || !is_hex((unsigned char)in[i + 1]) ||
+				 !is_hex((unsigned char)in[i + 2]))) {
+			*why = "contains an invalid percent-escape";
+			return -1;
+		}
+	}
+	const char *scheme;
+	size_t p;
+	if (len > 7 && strncasecmp(in, "http://", 7) == 0) {
+		scheme = "http";
+		p = 7;
+	} else if (len > 8 && strncasecmp(in, "https://", 8) == 0) {
+		scheme = "https";
+		p = 8;
+	} else {
+		*why = "only http:// and https:// URLs can be shortened";
+		return -1;
+	}
+	size_t a_end = p;
+	while (a_end < len && in[a_end] != '/' && in[a_end] != '?' && in[a_end] != '#')
+		a_end++;
+	if (a_end == p) {
+		*why = "has no host";
+		return -1;
+	}
+	if (memchr(in + p, '@', a_end - p)) {
+		*why = "must not contain credentials (user@host)";
+		return -1;
+	}
+
+	/* Split the authority into host and port. */
+	char host[1024];
+	const char *port_s = NULL;
+	size_t port_len = 0, hlen;
+	if (in[p] == '[') {
+		const char *rb = memchr(in + p, ']', a_end - p);
+		if (!rb) {
+			*why = "has an invalid IPv6 host";
+			return -1;
+		}
+		hlen = (size_t)(rb - (in + p)) + 1;
+		if (p + hlen < a_end) {
+			if (in[p + hlen] != ':') {
+				*why = "has an invalid host";
+				return -1;
+			}
+			port_s = in + p + hlen + 1;
+			port_len = a_end - (p + hlen + 1);
+		}
+	} else {
+		const char *colon = memchr(in + p, ':', a_end - p);
+		hlen = colon ? (size_t)(colon - (in + p)) : a_end - p;
+		if (colon) {
+			port_s = colon + 1;
+			port_len = a_end - (size_t)(colon + 1 - in);
+		}
+	}
+	if (hlen == 0 || hlen >= sizeof(host)) {
+		*why = "has an invalid host";
+		return -1;
+	}
+	memcpy(host, in + p, hlen);
+	host[hlen] = '\0';
+
+	int port = 0;
+	if (port_s) {
+		if (port_len == 0 || port_len > 5) {
+			*why = "has an invalid port";
+			return -1;
+		}
+		for (size_t i = 0; i < port_len; i++) {
+			if (port_s[i] < '0' || port_s[i] > '9') {
+				*why = "has an invalid port";
+				return -1;
+			}
+			port = port * 10 + (port_s[i] - '0');
+		}
+		if (port < 1 || port > 65535) {
+			*why = "has an invalid port";
+			return -1;
+		}
+	}
+
+	if (host[0] != '[') {
+		int non_ascii = 0;
+		for (size_t i = 0; i < hlen; i++)
+			non_ascii |= (unsigned char)host[i] >= 0x80;
+		if (non_ascii) {
+			char *ascii = NULL;
+			int rc = idn2_to_ascii_8z(host, &ascii, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+			if (rc != IDN2_OK || strlen(ascii) >= sizeof(host)) {
+				idn2_free(ascii);
+				*why = "has an invalid international domain name";
+				return -1;
+			}
+			strcpy(host, ascii);
+			idn2_free(ascii);
+		}
+		if (!host_name_ok(host)) {
+			*why = "has an invalid host name";
+			return -1;
+		}
+		if (!punycode_labels_ok(host)) {
+			*why = "has invalid punycode in its host name";
+			return -1;
+		}
+	} else {
+		for (char *c = host; *c; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				*c = (char)(*c + 32);
+	}
+
+	int eff_port = port ? port : default_port(scheme);
+	struct buf tmp;
+	buf_init(&tmp);
+	buf_printf(&tmp, "%s://%s", scheme, host);
+	if (port && port != default_port(scheme))
+		buf_printf(&tmp, ":%d", port);
+	for (size_t i = a_end; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c >= 0x80)
+			buf_printf(&tmp, "%%%02X", c);
+		else
+			buf_append(&tmp, &in[i], 1);
+	}
+
+	int rc = -1;
+	CURLU *u = curl_url();
+	char *canon = NULL, *chost = NULL, *cpath = NULL;
+	if (!u || curl_url_set(u, CURLUPART_URL, tmp.p, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_URL, &canon, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &chost, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PATH, &cpath, 0) != CURLUE_OK) {
+		*why = "is not a valid URL";
+		goto out;
+	}
+	if (strcasecmp(chost, host) != 0) {
+		*why = "has an ambiguous host";
+		goto out;
+	}
+	if (strlen(canon) > LINK_URL_MAX) {
+		*why = "is longer than 8192 bytes once normalised";
+		goto out;
+	}
+	for (size_t i = 0; i < pol->nself; i++) {
+		size_t pl = strlen(pol->self_path);
+		if (strcmp(pol->self[i].host, host) == 0 && pol->self[i].port == eff_port &&
+		    (pol->self[i].any_path ||
+		     (strncmp(cpath, pol->self_path, pl) == 0 &&
+		      (cpath[pl] == '\0' || cpath[pl] == '/')))) {
+			*why = "points to this shortener (redirect loop)";
+			goto out;
+		}
+	}
+	buf_puts(out, canon);
+	rc = 0;
+out:
+	curl_free(canon);
+	curl_free(chost);
+	curl_free(cpath);
+	curl_url_cleanup(u);
+	buf_release(&tmp);
+	return rc;
+}
+
+static void add_self(struct url_policy *pol, const char *host, int port, int any_path)
+{
+	if (pol->nself >= ARRAY_LEN(pol->self))
+		return;
+	struct url_self *s = &pol->self[pol->nself++];
+	snprintf(s->host, sizeof(s->host), "%s", host);
+	for (char *c = s->host; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c + 32);
+	s->port = port;
+	s->any_path = any_path;
+}
+
+int url_policy_init(struct url_policy *pol, const char *base_url, const char *listen_host,
+		    int listen_port, const char **why)
+{
+	memset(pol, 0, sizeof(*pol));
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL;
+	int rc = -1;
+	if (!u || curl_url_set(u, CURLUPART_URL, base_url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
+		*why = "is not a valid URL";
+		goto out;
+	}
+	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+		*why = "must be http:// or https://";
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK) {
+		*why = "must not have a query";
+		goto out;
+	}
+	int p = default_port(scheme);
+	if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
+		p = atoi(port);
+	add_self(pol, host, p, 0);
+	size_t pl = strlen(path);
+	while (pl > 0 && path[pl - 1] == '/')
+		pl--;
+	snprintf(pol->self_path, sizeof(pol->self_path), "%.*s", (int)pl, path);
+
+	/* The listen address reaches us too; on loopback or a wildcard
+	 * address, so do the usual names of this machine. */
+	int wildcard = strcmp(listen_host, "0.0.0.0") == 0 || strcmp(listen_host, "[::]") == 0;
+	add_self(pol, listen_host, listen_port, 1);
+	if (wildcard || strncmp(listen_host, "127.", 4) == 0 || strcmp(listen_host, "[::1]") == 0) {
+		add_self(pol, "localhost", listen_port, 1);
+		add_self(pol, "127.0.0.1", listen_port, 1);
+		add_self(pol, "[::1]", listen_port, 1);
+	}
+	rc = 0;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_free(query);
+	curl_url_cleanup(u);
+	return rc;
+}

@@ -1,0 +1,223 @@
+/*
+ * main: start-up, signals and orderly shutdown of shortd.
+ *
+ * Start-up: options -> store (migrations) -> cache -> listening sockets ->
+ * worker threads. Shutdown on SIGTERM or SIGINT: stop accepting, let
+ * in-flight requests finish for up to --drain-s (a second signal cuts this
+ * short), close what is left, commit every queued write, close the
+ * database, exit 0. Exit codes: 0 clean, 1 run-time failure (cannot listen,
+ * cannot open the database), 2 bad options.
+ */
+#include "app/app.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "version.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+struct lifecycle {
+	uv_loop_t *loop;
+	struct app *app;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t drain_timer, poll_timer;
+	int signals;
+};
+
+static void close_all(struct lifecycle *lc)
+{
+	uv_close((uv_handle_t *)&lc->sigterm, NULL);
+	uv_close((uv_handle_t *)&lc->sigint, NULL);
+	uv_close((uv_handle_t *)&lc->drain_timer, NULL);
+	uv_close((uv_handle_t *)&lc->poll_timer, NULL);
+}
+
+static void on_poll(uv_timer_t *t)
+{
+	struct lifecycle *lc = t->data;
+	if (http_server_running(lc->app->srv) == 0)
+		close_all(lc);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+	struct lifecycle *lc = t->data;
+	log_warn("drain time over: closing %ld open connections",
+		 http_server_open_conns(lc->app->srv));
+	http_server_force_close(lc->app->srv);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct lifecycle *lc = s->data;
+	if (lc->signals++ == 0) {
+		log_info("received signal %d: draining for up to %d s", signum,
+			 lc->app->cfg->drain_s);
+		http_server_drain(lc->app->srv);
+		uv_timer_start(&lc->drain_timer, on_drain_timeout,
+			       (uint64_t)lc->app->cfg->drain_s * 1000, 0);
+		uv_timer_start(&lc->poll_timer, on_poll, 20, 20);
+	} else {
+		log_info("received signal %d again: closing now", signum);
+		http_server_force_close(lc->app->srv);
+	}
+}
+
+/* Splits "host:port" or "[v6]:port". host gets the bare address. */
+static int parse_listen(const char *s, char *host, size_t cap, int *port)
+{
+	const char *colon;
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':' || (size_t)(rb - s - 1) >= cap)
+			return -1;
+		memcpy(host, s + 1, (size_t)(rb - s - 1));
+		host[rb - s - 1] = '\0';
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || (size_t)(colon - s) >= cap || colon == s)
+			return -1;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+	}
+	char *end;
+	long p = strtol(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || p < 1 || p > 65535)
+		return -1;
+	*port = (int)p;
+	return 0;
+}
+
+static int serve(const struct config *cfg)
+{
+	char host[256], err[512];
+	int port;
+	if (parse_listen(cfg->listen, host, sizeof(host), &port) != 0) {
+		fprintf(stderr, "shortd: invalid listen address '%s': expected HOST:PORT or [IPv6]:PORT\n",
+			cfg->listen);
+		return 2;
+	}
+	struct app app;
+	memset(&app, 0, sizeof(app));
+	app.cfg = cfg;
+	int v6 = strchr(host, ':') != NULL;
+	int wildcard = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+	if (cfg->base_url[0]) {
+		snprintf(app.base_url, sizeof(app.base_url), "%s", cfg->base_url);
+	} else {
+		snprintf(app.base_url, sizeof(app.base_url), v6 && !wildcard ? "http://[%s]:%d" : "http://%s:%d",
+			 wildcard ? "localhost" : host, port);
+	}
+	size_t bl = strlen(app.base_url);
+	while (bl > 0 && app.base_url[bl - 1] == '/')
+		app.base_url[--bl] = '\0';
+	char self_host[300];
+	snprintf(self_host, sizeof(self_host), v6 ? "[%s]" : "%s", host);
+	const char *why;
+	if (url_policy_init(&app.policy, app.base_url, self_host, port, &why) != 0) {
+		fprintf(stderr, "shortd: invalid base URL '%s': %s\n", app.base_url, why);
+		return 2;
+	}
+
+	int threads = cfg->threads;
+	if (threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n > 0 ? (int)n : 1;
+	}
+	int rc = 1;
+	if (store_open(&app.store, "sqlite", cfg->data_dir, cfg->commit_batch, err, sizeof(err)) !=
+	    STORE_OK) {
+		log_error("%s", err);
+		return 1;
+	}
+	idgen_init(&app.idgen, (unsigned)cfg->node_id, time_now_ms);
+	app.cache = cache_new((size_t)cfg->cache_mb << 20, (uint64_t)cfg->cache_ttl_s * 1000,
+			      (uint64_t)cfg->negative_ttl_s * 1000);
+
+	struct http_server_config hc = {
+		.host = host,
+		.port = port,
+		.threads = threads,
+		.max_conns = cfg->max_conns,
+		.header_timeout_ms = cfg->header_timeout_s * 1000,
+		.keepalive_timeout_ms = cfg->keepalive_timeout_s * 1000,
+	};
+	struct http_handler handler = app_http_handler;
+	handler.app = &app;
+	if (http_server_create(&app.srv, &hc, &handler, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		goto out_store;
+	}
+
+	uv_loop_t *loop = uv_default_loop();
+	struct lifecycle lc = {.loop = loop, .app = &app};
+	uv_signal_init(loop, &lc.sigterm);
+	uv_signal_init(loop, &lc.sigint);
+	lc.sigterm.data = lc.sigint.data = &lc;
+	uv_signal_start(&lc.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&lc.sigint, on_signal, SIGINT);
+	uv_timer_init(loop, &lc.drain_timer);
+	uv_timer_init(loop, &lc.poll_timer);
+	lc.drain_timer.data = lc.poll_timer.data = &lc;
+
+	if (http_server_start(app.srv) != 0)
+		goto out_store;
+	log_info("shortd %s listening on http://%s:%d with %d threads, short links at %s/",
+		 SHORTD_VERSION, v6 ? self_host : host, port, threads, app.base_url);
+
+	uv_run(loop, UV_RUN_DEFAULT);
+	http_server_free(app.srv);
+	rc = 0;
+out_store:
+	store_close(&app.store); /* commits every queued write first */
+	if (app.cache)
+		cache_free(app.cache);
+	uv_loop_close(uv_default_loop());
+	if (rc == 0)
+		log_info("shut down cleanly");
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "--help-markdown") == 0) {
+		config_print_markdown(stdout); /* the options table of docs/operations.md */
+		return 0;
+	}
+	int first = 1;
+	if (argc > 1 && strcmp(argv[1], "serve") == 0)
+		first = 2;
+	struct config cfg;
+	char err[512];
+	switch (config_load(&cfg, argc, argv, first, err, sizeof(err))) {
+	case CONFIG_HELP:
+		config_print_help(stdout, "shortd");
+		config_release(&cfg);
+		return 0;
+	case CONFIG_VERSION:
+		printf("shortd %s\n", SHORTD_VERSION);
+		config_release(&cfg);
+		return 0;
+	case CONFIG_ERR:
+		fprintf(stderr, "shortd: %s\n", err);
+		config_release(&cfg);
+		return 2;
+	case CONFIG_OK:
+		break;
+	}
+	enum log_level lvl;
+	if (log_level_parse(cfg.log_level, &lvl) == 0)
+		log_threshold = lvl;
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	int rc = serve(&cfg);
+	curl_global_cleanup();
+	config_release(&cfg);
+	return rc;
+}

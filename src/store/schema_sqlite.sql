@@ -1,0 +1,33 @@
+-- shortd SQLite schema.
+--
+-- Migrations run in order at start-up, each in its own transaction, and
+-- PRAGMA user_version records the last one applied. A line
+-- "-- migration N" starts migration N; never edit a migration that has
+-- shipped, add the next one.
+--
+-- links: one row per short link; rows are never removed.
+--   id          Snowflake id (time, node, sequence): primary key, and the
+--               keyset for listing newest first (ORDER BY id DESC).
+--   code        the short code or custom alias, case-sensitive; UNIQUE
+--               index links_code: the redirect lookup, and what makes
+--               random codes unique (an insert that collides is retried
+--               with a new code).
+--   url         normalised target URL (http or https, at most 8192 bytes)
+--   redirect    301, 302, 307 or 308
+--   created_at, updated_at, expires_at, deleted_at: Unix milliseconds;
+--               expires_at NULL = never; deleted_at NULL = live. A deleted
+--               link keeps its row, so its code is never reused and
+--               redirects to it answer 410.
+
+-- migration 1
+CREATE TABLE links (
+	id         INTEGER PRIMARY KEY,
+	code       TEXT    NOT NULL,
+	url        TEXT    NOT NULL,
+	redirect   INTEGER NOT NULL DEFAULT 302,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	expires_at INTEGER,
+	deleted_at INTEGER
+);
+CREATE UNIQUE INDEX links_code ON links (code);

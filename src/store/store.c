@@ -1,0 +1,72 @@
+/*
+ * store: backend registry and the wrappers every caller goes through.
+ */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const struct store_ops store_sqlite_ops;
+
+static const struct store_ops *const backends[] = {&store_sqlite_ops};
+
+const struct store_ops *store_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(backends); i++)
+		if (strcmp(backends[i]->name, name) == 0)
+			return backends[i];
+	return NULL;
+}
+
+int store_open(struct store *s, const char *backend, const char *data_dir, int commit_batch,
+	       char *err, size_t errlen)
+{
+	s->ops = store_find(backend);
+	s->impl = NULL;
+	if (!s->ops) {
+		snprintf(err, errlen, "unknown store backend '%s'", backend);
+		return STORE_ERR;
+	}
+	return s->ops->open(s, data_dir, commit_batch, err, errlen);
+}
+
+void store_close(struct store *s)
+{
+	if (s->ops)
+		s->ops->close(s);
+}
+
+int store_reader_open(struct store *s, struct store_reader **out)
+{
+	return s->ops->reader_open(s, out);
+}
+
+void store_reader_close(struct store *s, struct store_reader *r)
+{
+	s->ops->reader_close(r);
+}
+
+int store_get(struct store *s, struct store_reader *r, const char *code, size_t len,
+	      struct link **out)
+{
+	return s->ops->get(r, code, len, out);
+}
+
+int store_list(struct store *s, struct store_reader *r, int64_t before_id, int limit,
+	       struct link ***out, int *n)
+{
+	return s->ops->list(r, before_id, limit, out, n);
+}
+
+void store_submit(struct store *s, struct store_op *op)
+{
+	s->ops->submit(s, op);
+}
+
+void store_links_free(struct link **links, int n)
+{
+	for (int i = 0; i < n; i++)
+		link_unref(links[i]);
+	free(links);
+}

@@ -1,0 +1,93 @@
+/*
+ * store: where links live durably. One interface, several backends.
+ *
+ * A backend is a table of functions (struct store_ops) found by name with
+ * store_find(); handlers only ever call the store_* wrappers below, which is
+ * also where fault injection hooks in (store_fault_*).
+ *
+ * Reads are synchronous and run on the calling worker thread through its own
+ * reader (struct store_reader, one per thread). Writes are asynchronous:
+ * store_submit() queues an op; the backend commits it (many ops per
+ * transaction: group commit) and only then calls op->done on its writer
+ * thread. A write is acknowledged to a client only from op->done, so an
+ * acknowledged write is on disk.
+ *
+ * Status codes, for every function here: STORE_OK, STORE_NOTFOUND,
+ * STORE_CONFLICT (unique code taken), STORE_GONE (deleted), STORE_ERR.
+ */
+#ifndef SHORTD_STORE_H
+#define SHORTD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "link/link.h"
+
+enum store_status {
+	STORE_OK = 0,
+	STORE_NOTFOUND,
+	STORE_CONFLICT,
+	STORE_GONE,
+	STORE_ERR,
+};
+
+enum store_op_kind { STORE_OP_INSERT, STORE_OP_UPDATE, STORE_OP_DELETE };
+
+/* Fields of an update (bit mask in store_op.fields). */
+enum { STORE_F_URL = 1, STORE_F_EXPIRES = 2, STORE_F_REDIRECT = 4 };
+
+struct store_op {
+	enum store_op_kind kind;
+	/* INSERT: the new row (the op owns one reference). UPDATE: the new
+	 * values of `fields` and the code. DELETE: the code and
+	 * deleted_at_ms. */
+	struct link *link;
+	unsigned fields;
+	/* out: */
+	int status;
+	struct link *result; /* the row after the write (one reference), or NULL */
+	/* Called on the writer thread once the op is committed or failed. */
+	void (*done)(struct store_op *op);
+	void *ctx;
+	struct store_op *next; /* queue link, the backend's */
+};
+
+struct store;
+struct store_reader;
+
+struct store_ops {
+	const char *name;
+	int (*open)(struct store *s, const char *data_dir, int commit_batch, char *err, size_t errlen);
+	void (*close)(struct store *s);
+	int (*reader_open)(struct store *s, struct store_reader **out);
+	void (*reader_close)(struct store_reader *r);
+	int (*get)(struct store_reader *r, const char *code, size_t len, struct link **out);
+	/* Live (not deleted) links with id < before_id (0: from the newest),
+	 * newest first; *out is an array the caller frees with
+	 * store_links_free(). */
+	int (*list)(struct store_reader *r, int64_t before_id, int limit, struct link ***out, int *n);
+	void (*submit)(struct store *s, struct store_op *op);
+	int (*writable)(struct store *s);
+};
+
+struct store {
+	const struct store_ops *ops;
+	void *impl;
+};
+
+const struct store_ops *store_find(const char *name);
+
+int store_open(struct store *s, const char *backend, const char *data_dir, int commit_batch,
+	       char *err, size_t errlen);
+/* Commits every queued write, then closes. */
+void store_close(struct store *s);
+int store_reader_open(struct store *s, struct store_reader **out);
+void store_reader_close(struct store *s, struct store_reader *r);
+int store_get(struct store *s, struct store_reader *r, const char *code, size_t len,
+	      struct link **out);
+int store_list(struct store *s, struct store_reader *r, int64_t before_id, int limit,
+	       struct link ***out, int *n);
+void store_submit(struct store *s, struct store_op *op);
+void store_links_free(struct link **links, int n);
+
+#endif

@@ -1,0 +1,496 @@
+/*
+ * store_sqlite: the embedded backend, SQLite in WAL mode.
+ *
+ * Design:
+ *  - One writer connection owned by one writer thread. Ops queue up while
+ *    the previous transaction commits; the writer takes up to commit_batch
+ *    of them, runs them in one BEGIN IMMEDIATE ... COMMIT, and only then
+ *    calls each op's done(): many inserts per fsync (group commit).
+ *  - journal_mode=WAL with synchronous=FULL: every COMMIT fsyncs the WAL,
+ *    so a committed transaction survives power loss.
+ *  - One reader connection per worker thread (struct store_reader). In WAL
+ *    mode readers never wait for the writer and see every committed
+ *    transaction from their next statement on.
+ *  - The schema lives in schema_sqlite.sql, compiled in; migrations are
+ *    applied at open, PRAGMA user_version counts them.
+ * Invariant: an op's status is STORE_OK only if its transaction committed.
+ * If a statement error makes SQLite roll the whole transaction back (disk
+ * full, I/O error), the rest of the batch is failed, not run in autocommit.
+ */
+#include "store.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char schema_sql[] =
+#include "schema_sqlite.sql.h"
+	;
+
+#define LINK_COLUMNS "id, code, url, redirect, created_at, updated_at, expires_at, deleted_at"
+
+struct sqlite_store {
+	char *path;
+	sqlite3 *db; /* the writer's */
+	sqlite3_stmt *insert, *update, *del, *exists;
+	int commit_batch;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct store_op *head, *tail;
+	int stopping;
+	atomic_int last_commit_ok;
+};
+
+struct store_reader {
+	sqlite3 *db;
+	sqlite3_stmt *get, *list;
+};
+
+static int mkdir_p(const char *dir)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s", dir);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	}
+	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "sqlite: %s (in '%.60s')", msg ? msg : "error", sql);
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Applies every migration above the database's user_version. */
+static int migrate(sqlite3 *db, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int version = 0;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+
+	int latest = 0;
+	const char *marker = "-- migration ";
+	for (const char *p = strstr(schema_sql, marker); p; p = strstr(p + 1, marker))
+		latest = atoi(p + strlen(marker));
+	if (version > latest) {
+		snprintf(err, errlen, "database schema version %d is newer than this shortd (%d)",
+			 version, latest);
+		return -1;
+	}
+	for (const char *p = strstr(schema_sql, marker); p;) {
+		int n = atoi(p + strlen(marker));
+		const char *next = strstr(p + 1, marker);
+		if (n > version) {
+			size_t len = next ? (size_t)(next - p) : strlen(p);
+			struct buf sql;
+			buf_init(&sql);
+			buf_puts(&sql, "BEGIN IMMEDIATE;\n");
+			buf_append(&sql, p, len);
+			buf_printf(&sql, "\nPRAGMA user_version = %d;\nCOMMIT;", n);
+			int rc = exec(db, sql.p, err, errlen);
+			buf_release(&sql);
+			if (rc != 0) {
+				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+				return -1;
+			}
+			log_info("applied database migration %d", n);
+		}
+		p = next;
+	}
+	return 0;
+}
+
+static struct link *row_to_link(sqlite3_stmt *st)
+{
+	const char *code = (const char *)sqlite3_column_text(st, 1);
+	int code_len = sqlite3_column_bytes(st, 1);
+	const char *url = (const char *)sqlite3_column_text(st, 2);
+	int url_len = sqlite3_column_bytes(st, 2);
+	struct link *l = link_new(code ? code : "", (size_t)code_len, url ? url : "", (size_t)url_len);
+	l->id = sqlite3_column_int64(st, 0);
+	l->redirect = sqlite3_column_int(st, 3);
+	l->created_at_ms = sqlite3_column_int64(st, 4);
+	l->updated_at_ms = sqlite3_column_int64(st, 5);
+	l->expires_at_ms = sqlite3_column_int64(st, 6); /* NULL reads as 0 */
+	l->deleted_at_ms = sqlite3_column_int64(st, 7);
+	return l;
+}
+
+static int op_insert(struct sqlite_store *ss, struct store_op *op)
+{
+	struct link *l = op->link;
+	sqlite3_stmt *st = ss->insert;
+	sqlite3_bind_int64(st, 1, l->id);
+	sqlite3_bind_text(st, 2, l->code, (int)l->code_len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, l->url, (int)l->url_len, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, l->redirect);
+	sqlite3_bind_int64(st, 5, l->created_at_ms);
+	sqlite3_bind_int64(st, 6, l->updated_at_ms);
+	if (l->expires_at_ms)
+		sqlite3_bind_int64(st, 7, l->expires_at_ms);
+	else
+		sqlite3_bind_null(st, 7);
+	int rc = sqlite3_step(st);
+	int ext = sqlite3_extended_errcode(ss->db);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_DONE) {
+		op->result = link_ref(l);
+		return STORE_OK;
+	}
+	if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+		return STORE_CONFLICT;
+	log_error("unable to insert link '%s': %s", l->code, sqlite3_errmsg(ss->db));
+	return STORE_ERR;
+}
+
+/* UPDATE/DELETE found no live row: tell "never existed" from "deleted". */
+static int missing_status(struct sqlite_store *ss, const struct link *l)
+{
+	sqlite3_stmt *st = ss->exists;
+	sqlite3_bind_text(st, 1, l->code, (int)l->code_len, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return STORE_GONE;
+	return rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERR;
+}
+
+static int op_modify(struct sqlite_store *ss, struct store_op *op)
+{
+	struct link *l = op->link;
+	sqlite3_stmt *st;
+	if (op->kind == STORE_OP_UPDATE) {
+		st = ss->update;
+		sqlite3_bind_text(st, 1, l->code, (int)l->code_len, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, !!(op->fields & STORE_F_URL));
+		sqlite3_bind_text(st, 3, l->url, (int)l->url_len, SQLITE_STATIC);
+		sqlite3_bind_int(st, 4, !!(op->fields & STORE_F_EXPIRES));
+		if (l->expires_at_ms)
+			sqlite3_bind_int64(st, 5, l->expires_at_ms);
+		else
+			sqlite3_bind_null(st, 5);
+		sqlite3_bind_int(st, 6, !!(op->fields & STORE_F_REDIRECT));
+		sqlite3_bind_int(st, 7, l->redirect);
+		sqlite3_bind_int64(st, 8, l->updated_at_ms);
+	} else {
+		st = ss->del;
+		sqlite3_bind_text(st, 1, l->code, (int)l->code_len, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, l->deleted_at_ms);
+	}
+	int rc = sqlite3_step(st), status;
+	if (rc == SQLITE_ROW) {
+		op->result = row_to_link(st);
+		rc = sqlite3_step(st);
+	}
+	if (rc != SQLITE_DONE) {
+		log_error("unable to change link '%s': %s", l->code, sqlite3_errmsg(ss->db));
+		status = STORE_ERR;
+	} else {
+		status = op->result ? STORE_OK : missing_status(ss, l);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (status != STORE_OK && op->result) {
+		link_unref(op->result);
+		op->result = NULL;
+	}
+	return status;
+}
+
+static void fail_op(struct store_op *op)
+{
+	op->status = STORE_ERR;
+	if (op->result) {
+		link_unref(op->result);
+		op->result = NULL;
+	}
+}
+
+static void run_batch(struct sqlite_store *ss, struct store_op *batch)
+{
+	int ok = sqlite3_exec(ss->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+	if (!ok)
+		log_error("unable to begin a transaction: %s", sqlite3_errmsg(ss->db));
+	for (struct store_op *op = batch; op; op = op->next) {
+		op->result = NULL;
+		if (!ok) {
+			op->status = STORE_ERR;
+			continue;
+		}
+		op->status = op->kind == STORE_OP_INSERT ? op_insert(ss, op) : op_modify(ss, op);
+		if (op->status == STORE_ERR && sqlite3_get_autocommit(ss->db)) {
+			/* SQLite rolled the transaction back: nothing of this
+			 * batch is committed, and nothing more may run. */
+			ok = 0;
+			for (struct store_op *o = batch; o != op->next; o = o->next)
+				fail_op(o);
+		}
+	}
+	if (ok && sqlite3_exec(ss->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		log_error("unable to commit: %s", sqlite3_errmsg(ss->db));
+		ok = 0;
+		for (struct store_op *op = batch; op; op = op->next)
+			fail_op(op);
+	}
+	if (!sqlite3_get_autocommit(ss->db))
+		sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
+	ss->last_commit_ok = ok;
+	struct store_op *next;
+	for (struct store_op *op = batch; op; op = next) {
+		next = op->next;
+		op->done(op); /* may free op */
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct sqlite_store *ss = arg;
+	pthread_mutex_lock(&ss->lock);
+	for (;;) {
+		while (!ss->head && !ss->stopping)
+			pthread_cond_wait(&ss->cond, &ss->lock);
+		if (!ss->head)
+			break; /* stopping, and every op is done */
+		struct store_op *batch = ss->head, *last = batch;
+		for (int n = 1; n < ss->commit_batch && last->next; n++)
+			last = last->next;
+		ss->head = last->next;
+		if (!ss->head)
+			ss->tail = NULL;
+		last->next = NULL;
+		pthread_mutex_unlock(&ss->lock);
+		run_batch(ss, batch);
+		pthread_mutex_lock(&ss->lock);
+	}
+	pthread_mutex_unlock(&ss->lock);
+	return NULL;
+}
+
+static void sqlite_submit(struct store *s, struct store_op *op)
+{
+	struct sqlite_store *ss = s->impl;
+	op->next = NULL;
+	pthread_mutex_lock(&ss->lock);
+	if (ss->tail)
+		ss->tail->next = op;
+	else
+		ss->head = op;
+	ss->tail = op;
+	pthread_cond_signal(&ss->cond);
+	pthread_mutex_unlock(&ss->lock);
+}
+
+static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, size_t errlen)
+{
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "sqlite: unable to prepare statement: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	return 0;
+}
+
+static void sqlite_close(struct store *s);
+
+static int sqlite_open(struct store *s, const char *data_dir, int commit_batch, char *err,
+		       size_t errlen)
+{
+	if (mkdir_p(data_dir) != 0) {
+		snprintf(err, errlen, "unable to create data directory '%s': %s", data_dir,
+			 strerror(errno));
+		return STORE_ERR;
+	}
+	struct sqlite_store *ss = xcalloc(1, sizeof(*ss));
+	s->impl = ss;
+	struct buf path;
+	buf_init(&path);
+	buf_printf(&path, "%s/shortd.db", data_dir);
+	ss->path = path.p;
+	ss->commit_batch = commit_batch;
+	ss->last_commit_ok = 1;
+	pthread_mutex_init(&ss->lock, NULL);
+	pthread_cond_init(&ss->cond, NULL);
+	if (sqlite3_open_v2(ss->path, &ss->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "unable to open database '%s': %s", ss->path,
+			 ss->db ? sqlite3_errmsg(ss->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(ss->db, 5000);
+	if (exec(ss->db, "PRAGMA journal_mode=WAL", err, errlen) ||
+	    exec(ss->db, "PRAGMA synchronous=FULL", err, errlen) ||
+	    migrate(ss->db, err, errlen) != 0)
+		goto fail;
+	if (prepare(ss->db,
+		    "INSERT INTO links (id, code, url, redirect, created_at, updated_at, expires_at)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		    &ss->insert, err, errlen) ||
+	    prepare(ss->db,
+		    "UPDATE links SET url = CASE WHEN ?2 THEN ?3 ELSE url END,"
+		    " expires_at = CASE WHEN ?4 THEN ?5 ELSE expires_at END,"
+		    " redirect = CASE WHEN ?6 THEN ?7 ELSE redirect END, updated_at = ?8"
+		    " WHERE code = ?1 AND deleted_at IS NULL RETURNING " LINK_COLUMNS,
+		    &ss->update, err, errlen) ||
+	    prepare(ss->db,
+		    "UPDATE links SET deleted_at = ?2, updated_at = ?2"
+		    " WHERE code = ?1 AND deleted_at IS NULL RETURNING " LINK_COLUMNS,
+		    &ss->del, err, errlen) ||
+	    prepare(ss->db, "SELECT 1 FROM links WHERE code = ?1", &ss->exists, err, errlen))
+		goto fail;
+	if (pthread_create(&ss->thread, NULL, writer_main, ss) != 0) {
+		snprintf(err, errlen, "unable to start the writer thread");
+		goto fail;
+	}
+	log_info("database '%s' open (sqlite %s, WAL, synchronous=FULL)", ss->path,
+		 sqlite3_libversion());
+	return STORE_OK;
+fail:
+	ss->thread = 0;
+	sqlite_close(s);
+	return STORE_ERR;
+}
+
+static void sqlite_close(struct store *s)
+{
+	struct sqlite_store *ss = s->impl;
+	if (!ss)
+		return;
+	if (ss->thread) {
+		pthread_mutex_lock(&ss->lock);
+		ss->stopping = 1;
+		pthread_cond_signal(&ss->cond);
+		pthread_mutex_unlock(&ss->lock);
+		pthread_join(ss->thread, NULL);
+	}
+	sqlite3_finalize(ss->insert);
+	sqlite3_finalize(ss->update);
+	sqlite3_finalize(ss->del);
+	sqlite3_finalize(ss->exists);
+	if (ss->db && sqlite3_close(ss->db) != SQLITE_OK)
+		log_error("unable to close database '%s': %s", ss->path, sqlite3_errmsg(ss->db));
+	pthread_mutex_destroy(&ss->lock);
+	pthread_cond_destroy(&ss->cond);
+	free(ss->path);
+	free(ss);
+	s->impl = NULL;
+}
+
+static int sqlite_reader_open(struct store *s, struct store_reader **out)
+{
+	struct sqlite_store *ss = s->impl;
+	struct store_reader *r = xcalloc(1, sizeof(*r));
+	char err[256];
+	if (sqlite3_open_v2(ss->path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+		    SQLITE_OK ||
+	    exec(r->db, "PRAGMA query_only=1", err, sizeof(err)) ||
+	    exec(r->db, "PRAGMA mmap_size=1073741824", err, sizeof(err)) ||
+	    prepare(r->db, "SELECT " LINK_COLUMNS " FROM links WHERE code = ?1", &r->get, err,
+		    sizeof(err)) ||
+	    prepare(r->db,
+		    "SELECT " LINK_COLUMNS " FROM links WHERE deleted_at IS NULL AND id < ?1"
+		    " ORDER BY id DESC LIMIT ?2",
+		    &r->list, err, sizeof(err))) {
+		log_error("unable to open a database reader: %s", r->db ? sqlite3_errmsg(r->db) : "");
+		sqlite3_finalize(r->get);
+		sqlite3_close(r->db);
+		free(r);
+		return STORE_ERR;
+	}
+	sqlite3_busy_timeout(r->db, 5000);
+	*out = r;
+	return STORE_OK;
+}
+
+static void sqlite_reader_close(struct store_reader *r)
+{
+	if (!r)
+		return;
+	sqlite3_finalize(r->get);
+	sqlite3_finalize(r->list);
+	sqlite3_close(r->db);
+	free(r);
+}
+
+static int sqlite_get(struct store_reader *r, const char *code, size_t len, struct link **out)
+{
+	sqlite3_stmt *st = r->get;
+	sqlite3_bind_text(st, 1, code, (int)len, SQLITE_STATIC);
+	int rc = sqlite3_step(st), status;
+	if (rc == SQLITE_ROW) {
+		*out = row_to_link(st);
+		status = STORE_OK;
+	} else if (rc == SQLITE_DONE) {
+		status = STORE_NOTFOUND;
+	} else {
+		log_error("unable to read link: %s", sqlite3_errmsg(r->db));
+		status = STORE_ERR;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return status;
+}
+
+static int sqlite_list(struct store_reader *r, int64_t before_id, int limit, struct link ***out,
+		       int *n)
+{
+	sqlite3_stmt *st = r->list;
+	sqlite3_bind_int64(st, 1, before_id > 0 ? before_id : INT64_MAX);
+	sqlite3_bind_int(st, 2, limit);
+	struct link **v = xcalloc((size_t)limit + 1, sizeof(*v));
+	int count = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && count < limit)
+		v[count++] = row_to_link(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		log_error("unable to list links: %s", sqlite3_errmsg(r->db));
+		store_links_free(v, count);
+		return STORE_ERR;
+	}
+	*out = v;
+	*n = count;
+	return STORE_OK;
+}
+
+static int sqlite_writable(struct store *s)
+{
+	struct sqlite_store *ss = s->impl;
+	return ss->last_commit_ok;
+}
+
+const struct store_ops store_sqlite_ops = {
+	.name = "sqlite",
+	.open = sqlite_open,
+	.close = sqlite_close,
+	.reader_open = sqlite_reader_open,
+	.reader_close = sqlite_reader_close,
+	.get = sqlite_get,
+	.list = sqlite_list,
+	.submit = sqlite_submit,
+	.writable = sqlite_writable,
+};
