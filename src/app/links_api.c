@@ -41,6 +41,16 @@ struct link_input {
 	int redirect;
 };
 
+/* A random code that is not a reserved word (a route like /healthz). */
+static int random_code(char *code, size_t n)
+{
+	do {
+		if (code_random(code, n) != 0)
+			return -1;
+	} while (link_code_reserved(code, n));
+	return 0;
+}
+
 static void input_release(struct link_input *in)
 {
 	json_decref(in->root);
@@ -78,7 +88,7 @@ static int parse_input(struct http_exchange *ex, struct app *app, int is_patch,
 		return -1;
 	}
 	json_error_t jerr;
-	in->root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	in->root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (!in->root) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s", jerr.line,
@@ -232,7 +242,7 @@ static void on_reply(struct http_task *t)
 			/* A generated code collided: draw another and retry. */
 			char code[LINK_CODE_MAX];
 			size_t n = (size_t)app->cfg->code_length;
-			if (code_random(code, n) == 0) {
+			if (random_code(code, n) == 0) {
 				struct link *old = p->op.link;
 				struct link *l = link_new(code, n, old->url, old->url_len);
 				l->id = old->id;
@@ -289,7 +299,7 @@ static int create(struct http_exchange *ex, struct app *app)
 		memcpy(code, in.alias, code_len);
 	} else {
 		code_len = (size_t)app->cfg->code_length;
-		if (code_random(code, code_len) != 0) {
+		if (random_code(code, code_len) != 0) {
 			input_release(&in);
 			reply_error(ex, 503, "rng_unavailable", "no randomness available, try again");
 			return HTTP_DONE;

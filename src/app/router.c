@@ -97,19 +97,6 @@ static int handle(struct http_exchange *ex, void *wstate)
 		reply_options(ex, "GET, HEAD, POST, PATCH, DELETE, OPTIONS");
 		return HTTP_DONE;
 	}
-	/* The hot path first: /{code}. */
-	if (req->path_len > 1 && link_code_syntax_ok(req->path + 1, req->path_len - 1)) {
-		if (m == HTTP_GET || m == HTTP_HEAD)
-			return redirect_handle(ex, ws, req->path + 1, req->path_len - 1);
-		if (m == HTTP_OPTIONS)
-			reply_options(ex, "GET, HEAD, OPTIONS");
-		else
-			reply_method_not_allowed(ex, "GET, HEAD, OPTIONS");
-		return HTTP_DONE;
-	}
-	if (req->path_len >= 13 && memcmp(req->path, "/api/v1/links", 13) == 0 &&
-	    (req->path_len == 13 || req->path[13] == '/'))
-		return links_handle(ex, ws, req->path + 13, req->path_len - 13);
 	if (path_is(req, "/") || path_is(req, "/healthz")) {
 		if (m == HTTP_OPTIONS) {
 			reply_options(ex, "GET, HEAD, OPTIONS");
@@ -123,6 +110,20 @@ static int handle(struct http_exchange *ex, void *wstate)
 		} else {
 			reply_json(ex, 200, json_pack("{s:s}", "status", "ok"), NULL, NULL);
 		}
+		return HTTP_DONE;
+	}
+	if (req->path_len >= 13 && memcmp(req->path, "/api/v1/links", 13) == 0 &&
+	    (req->path_len == 13 || req->path[13] == '/'))
+		return links_handle(ex, ws, req->path + 13, req->path_len - 13);
+	/* /{code}: the hot path. Named routes above are reserved words,
+	 * so no alias can shadow them. */
+	if (req->path_len > 1 && link_code_syntax_ok(req->path + 1, req->path_len - 1)) {
+		if (m == HTTP_GET || m == HTTP_HEAD)
+			return redirect_handle(ex, ws, req->path + 1, req->path_len - 1);
+		if (m == HTTP_OPTIONS)
+			reply_options(ex, "GET, HEAD, OPTIONS");
+		else
+			reply_method_not_allowed(ex, "GET, HEAD, OPTIONS");
 		return HTTP_DONE;
 	}
 	reply_error(ex, 404, "not_found", "no such resource");

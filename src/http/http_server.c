@@ -42,7 +42,8 @@ struct conn {
 	struct conn *prev, *next;
 	enum phase phase;
 	unsigned reading : 1, writing : 1, close_after_write : 1, closed : 1, want_close : 1,
-		peer_eof : 1, continue_sent : 1;
+		peer_eof : 1, continue_sent : 1,
+		head_moved : 1; /* `in` was reallocated after the head was parsed */
 	char *in;
 	size_t in_len, in_cap;
 	size_t pos;       /* start of the current request in `in` */
@@ -270,8 +271,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 		size_t cap = c->in_cap ? c->in_cap * 2 : IN_INITIAL;
 		if (cap > IN_MAX)
 			cap = IN_MAX;
+		char *old = c->in;
 		c->in = xrealloc(c->in, cap);
 		c->in_cap = cap;
+		if (c->in != old && c->phase == PH_BODY)
+			c->head_moved = 1;
 	}
 	*b = uv_buf_init(c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
 }
@@ -520,6 +524,18 @@ static void conn_process(struct conn *c)
 			c->req.body = cl ? base + c->req.head_len : NULL;
 			c->req.body_len = cl;
 			c->req_end = c->pos + c->req.head_len + cl;
+		}
+		if (c->head_moved) {
+			/* The parsed strings pointed into the old buffer: parse
+			 * the (unchanged) head bytes again, keep the body. */
+			const char *body = c->req.body;
+			size_t body_len = c->req.body_len;
+			int rc = http_parse_head(c->in + c->pos, c->req.head_len, &c->req, &status, &why);
+			assert(rc == HTTP_PARSE_OK);
+			(void)rc;
+			c->req.body = body;
+			c->req.body_len = body_len;
+			c->head_moved = 0;
 		}
 		c->ex.start_ms = uv_now(&c->w->loop);
 		int r = srv->handler.handle(&c->ex, c->w->wstate);

@@ -97,6 +97,14 @@ static const char *const reserved[] = {
 	"robots",  "sitemap", "well-known", "_",   "shortd", "www",    "help",	 "about",
 };
 
+int link_code_reserved(const char *s, size_t len)
+{
+	for (size_t i = 0; i < ARRAY_LEN(reserved); i++)
+		if (ascii_casecmp_n(s, len, reserved[i], strlen(reserved[i])) == 0)
+			return 1;
+	return 0;
+}
+
 int link_alias_check(const char *s, size_t len, const char **why)
 {
 	if (len < LINK_ALIAS_MIN || len > LINK_CODE_MAX) {
@@ -109,11 +117,9 @@ int link_alias_check(const char *s, size_t len, const char **why)
 			return -1;
 		}
 	}
-	for (size_t i = 0; i < ARRAY_LEN(reserved); i++) {
-		if (ascii_casecmp_n(s, len, reserved[i], strlen(reserved[i])) == 0) {
-			*why = "is a reserved word";
-			return -1;
-		}
+	if (link_code_reserved(s, len)) {
+		*why = "is a reserved word";
+		return -1;
 	}
 	return 0;
 }
@@ -123,27 +129,32 @@ static int is_hex(unsigned char c)
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* Checks and lowercases a DNS host name made of ASCII labels. */
+/* Checks and lowercases a DNS host name made of ASCII labels: letters,
+ * digits, '-' and '_' (seen in real names), 1..63 bytes, no '-' at either
+ * end of a label, no empty label. */
 static int host_name_ok(char *h)
 {
 	size_t len = strlen(h), label = 0;
 	if (len == 0 || len > 253)
 		return 0;
-	for (size_t i = 0; i < len; i++) {
+	for (size_t i = 0; i <= len; i++) {
 		unsigned char c = (unsigned char)h[i];
-		if (c >= 'A' && c <= 'Z')
-			h[i] = (char)(c + 32);
-		else if (c == '.') {
-			if (label == 0)
+		if (c == '.' || c == '\0') {
+			if (label == 0 || h[i - 1] == '-')
 				return 0;
 			label = 0;
 			continue;
-		} else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+		}
+		if (c >= 'A' && c <= 'Z')
+			h[i] = (char)(c + 32);
+		else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return 0;
+		if (label == 0 && c == '-')
 			return 0;
 		if (++label > 63)
 			return 0;
 	}
-	return label > 0; /* no empty last label (no trailing dot) */
+	return 1;
 }
 
 /* Labels that claim to be punycode ("xn--") must decode, or a lookalike

@@ -60,6 +60,8 @@ enum link_state link_state_at(const struct link *l, int64_t now_ms);
 
 /* 1 if s is a syntactically possible code ([A-Za-z0-9_-]{1,64}). */
 int link_code_syntax_ok(const char *s, size_t len);
+/* 1 if s is a reserved word (a route of the service, any case). */
+int link_code_reserved(const char *s, size_t len);
 /* 0 if s is an acceptable custom alias; else -1 and *why explains. */
 int link_alias_check(const char *s, size_t len, const char **why);
 

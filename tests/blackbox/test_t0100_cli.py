@@ -1,0 +1,118 @@
+"""Command line: --help, --version, options from flags, environment and
+config file, and refusals with exit code 2."""
+import os
+import subprocess
+
+from conftest import BIN, Server
+
+
+def run(*args, env=None, timeout=10):
+    e = dict(os.environ)
+    e.pop("SHORTD_CONFIG", None)
+    e.update(env or {})
+    return subprocess.run([BIN, *args], capture_output=True, text=True, env=e, timeout=timeout)
+
+
+def test_help_lists_every_option_with_default():
+    r = run("--help")
+    assert r.returncode == 0
+    for opt in ["--listen", "--data", "--threads", "--base-url", "--code-length", "--cache-mb",
+                "--redirect-status", "--max-conns", "--header-timeout-s",
+                "--keepalive-timeout-s", "--drain-s", "--config"]:
+        assert opt in r.stdout
+    assert "default '127.0.0.1:8080'" in r.stdout
+    assert "default './data'" in r.stdout
+    assert "SHORTD_LISTEN" in r.stdout
+
+
+def test_version():
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.startswith("shortd ")
+
+
+def test_unknown_option_refused():
+    r = run("--no-such-option", "1")
+    assert r.returncode == 2
+    assert "unknown option '--no-such-option'" in r.stderr
+
+
+def test_invalid_values_refused():
+    cases = [
+        (["--threads", "many"], "expected an integer"),
+        (["--threads", "-1"], "expected an integer"),
+        (["--code-length", "2"], "out of range"),
+        (["--redirect-status", "303"], "301, 302, 307 or 308"),
+        (["--listen", "nonsense"], "invalid listen address"),
+        (["--listen", "127.0.0.1:70000"], "invalid listen address"),
+        (["--base-url", "ftp://x.example"], "invalid base URL"),
+        (["--log-level", "chatty"], "log-level"),
+        (["--data"], "needs a value"),
+        (["stray"], "unexpected argument"),
+    ]
+    for args, msg in cases:
+        r = run(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert msg in r.stderr, (args, r.stderr)
+
+
+def test_environment_variables(tmp_path):
+    r = run(env={"SHORTD_CODE_LENGTH": "x"})
+    assert r.returncode == 2 and "environment" in r.stderr
+    r = run(env={"SHORTD_NO_SUCH": "1"})
+    assert r.returncode == 2 and "SHORTD_NO_SUCH" in r.stderr
+
+
+def test_env_and_config_file_apply(tmp_path, make_server):
+    cfg = tmp_path / "shortd.conf"
+    cfg.write_text("# test config\ncode-length = 12\nredirect-status = 307\n")
+    s = make_server("--config", str(cfg), env={"SHORTD_BASE_URL": "https://sho.rt.example"})
+    link = s.create("https://example.com/cfg")
+    assert len(link["code"]) == 12
+    assert link["redirect"] == 307
+    assert link["short_url"] == "https://sho.rt.example/" + link["code"]
+
+
+def test_flag_beats_env_beats_file(tmp_path, make_server):
+    cfg = tmp_path / "shortd.conf"
+    cfg.write_text("code-length = 9\n")
+    s = make_server("--config", str(cfg), "--code-length", "11",
+                    env={"SHORTD_CODE_LENGTH": "10"})
+    assert len(s.create()["code"]) == 11
+    s2 = make_server("--config", str(cfg), env={"SHORTD_CODE_LENGTH": "10"})
+    assert len(s2.create()["code"]) == 10
+
+
+def test_bad_config_file(tmp_path):
+    cfg = tmp_path / "bad.conf"
+    cfg.write_text("listen 127.0.0.1:1\n")
+    r = run("--config", str(cfg))
+    assert r.returncode == 2 and "line 1" in r.stderr
+    cfg.write_text("colour = blue\n")
+    r = run("--config", str(cfg))
+    assert r.returncode == 2 and "unknown option 'colour'" in r.stderr
+    r = run("--config", str(tmp_path / "missing.conf"))
+    assert r.returncode == 2 and "unable to open" in r.stderr
+
+
+def test_port_in_use_fails_cleanly(tmp_path, make_server):
+    s = make_server()
+    other = Server(tmp_path, port=s.port, data=str(tmp_path / "d2"))
+    # SO_REUSEPORT lets a second shortd of the same user share the port, as
+    # intended for rolling restarts; a port held without it is refused.
+    import socket
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        p = blocker.getsockname()[1]
+        r = run("--listen", f"127.0.0.1:{p}", "--data", str(tmp_path / "d3"))
+        assert r.returncode == 1
+        assert "unable to listen" in r.stderr
+    del other
+
+
+def test_unwritable_data_dir_fails_cleanly(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("not a directory")
+    r = run("--listen", "127.0.0.1:1", "--data", str(f / "sub"))
+    assert r.returncode == 1
+    assert "unable to create data directory" in r.stderr

@@ -1,0 +1,229 @@
+"""Links API: create, read, change, delete, list, and every refusal."""
+import time
+
+import pytest
+
+
+def test_create_returns_link_and_location(server):
+    r = server.request("POST", "/api/v1/links", json_body={"url": "https://example.com/a"})
+    assert r.status == 201
+    j = r.json()
+    assert set(j) >= {"code", "short_url", "url", "created_at", "expires_at", "redirect"}
+    assert len(j["code"]) == 7
+    assert j["short_url"] == f"{server.base}/{j['code']}"
+    assert j["url"] == "https://example.com/a"
+    assert j["redirect"] == 302
+    assert j["expires_at"] is None
+    assert r.headers["location"] == f"{server.base}/api/v1/links/{j['code']}"
+    assert r.headers["content-type"] == "application/json"
+
+
+def test_redirect_and_head(server):
+    j = server.create("https://example.com/target?q=1")
+    r = server.request("GET", "/" + j["code"])
+    assert r.status == 302
+    assert r.headers["location"] == "https://example.com/target?q=1"
+    assert r.headers["cache-control"] == "private, max-age=90"
+    assert int(r.headers["content-length"]) == len(r.body)
+    h = server.request("HEAD", "/" + j["code"])
+    assert h.status == 302 and h.body == b""
+    assert h.headers["location"] == r.headers["location"]
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirect_status_per_link(server, status):
+    j = server.create("https://example.com/s", redirect=status)
+    assert j["redirect"] == status
+    assert server.request("GET", "/" + j["code"]).status == status
+
+
+def test_default_redirect_status_option(make_server):
+    s = make_server("--redirect-status", "301")
+    j = s.create()
+    assert s.request("GET", "/" + j["code"]).status == 301
+
+
+def test_alias_and_conflict(server):
+    j = server.create("https://example.com/1", alias="My-Link_1")
+    assert j["code"] == "My-Link_1"
+    r = server.request("POST", "/api/v1/links",
+                       json_body={"url": "https://example.com/2", "alias": "My-Link_1"})
+    assert r.status == 409
+    assert r.json()["error"]["code"] == "alias_taken"
+    # codes are case-sensitive: another case is another alias
+    assert server.create("https://example.com/3", alias="my-link_1")["code"] == "my-link_1"
+    assert server.request("GET", "/My-Link_1").headers["location"] == "https://example.com/1"
+
+
+@pytest.mark.parametrize("alias,why", [
+    ("ab", "3 to 64"), ("a" * 65, "3 to 64"), ("has space", "letters"), ("dot.ted", "letters"),
+    ("slash/x", "letters"), ("api", "reserved"), ("Healthz", "reserved"), ("metrics", "reserved"),
+    ("static", "reserved"), ("readyz", "reserved"), (5, "string"),
+])
+def test_bad_aliases(server, alias, why):
+    r = server.request("POST", "/api/v1/links", json_body={"url": "https://e.example/", "alias": alias})
+    assert r.status == 400
+    err = r.json()["error"]
+    assert err["code"] == "invalid_field" and err["field"] == "alias"
+    assert why in err["message"]
+
+
+def test_get_patch_delete(server):
+    j = server.create("https://example.com/old", alias="changing")
+    r = server.request("GET", "/api/v1/links/changing")
+    assert r.status == 200 and r.json()["url"] == "https://example.com/old"
+    assert server.request("GET", "/changing").headers["location"] == "https://example.com/old"
+    r = server.request("PATCH", "/api/v1/links/changing",
+                       json_body={"url": "https://example.com/new", "redirect": 308})
+    assert r.status == 200
+    assert r.json()["url"] == "https://example.com/new" and r.json()["redirect"] == 308
+    assert r.json()["created_at"] == j["created_at"]
+    # the cache is invalidated at once: no stale redirect
+    r = server.request("GET", "/changing")
+    assert r.status == 308 and r.headers["location"] == "https://example.com/new"
+    r = server.request("DELETE", "/api/v1/links/changing")
+    assert r.status == 204 and r.body == b""
+    assert server.request("GET", "/changing").status == 410
+    assert server.request("GET", "/api/v1/links/changing").status == 410
+    assert server.request("DELETE", "/api/v1/links/changing").status == 410
+    assert server.request("PATCH", "/api/v1/links/changing",
+                          json_body={"url": "https://e.example/"}).status == 410
+    # a deleted alias stays taken: old short links never start pointing elsewhere
+    r = server.request("POST", "/api/v1/links",
+                       json_body={"url": "https://evil.example/", "alias": "changing"})
+    assert r.status == 409
+
+
+def test_unknown_codes(server):
+    assert server.request("GET", "/nosuchcode").status == 404
+    r = server.request("GET", "/nosuchcode")
+    assert r.json() == {"error": {"code": "not_found", "message": "no link with this code"}}
+    assert server.request("GET", "/api/v1/links/nosuchcode").status == 404
+    assert server.request("PATCH", "/api/v1/links/nosuchcode",
+                          json_body={"url": "https://e.example/"}).status == 404
+    assert server.request("DELETE", "/api/v1/links/nosuchcode").status == 404
+    assert server.request("GET", "/no.such").status == 404
+    assert server.request("GET", "/a/b").status == 404
+    assert server.request("GET", "/api/v2/links").status == 404
+
+
+def test_unknown_code_then_created(server):
+    # a cached 404 must not hide a link created right after it
+    assert server.request("GET", "/soon-here").status == 404
+    server.create("https://example.com/now", alias="soon-here")
+    assert server.request("GET", "/soon-here").status == 302
+
+
+def test_expiry_with_ttl_and_expires_at(server):
+    j = server.create("https://example.com/brief", ttl_s=1)
+    assert j["expires_at"] is not None
+    assert server.request("GET", "/" + j["code"]).status == 302
+    time.sleep(1.3)
+    r = server.request("GET", "/" + j["code"])
+    assert r.status == 410 and r.json()["error"]["code"] == "expired"
+    # the owner can still see it, and extend it
+    assert server.request("GET", "/api/v1/links/" + j["code"]).status == 200
+    r = server.request("PATCH", "/api/v1/links/" + j["code"], json_body={"expires_at": None})
+    assert r.status == 200 and r.json()["expires_at"] is None
+    assert server.request("GET", "/" + j["code"]).status == 302
+    j2 = server.create("https://example.com/later", expires_at="2099-01-01T00:00:00+02:00")
+    assert j2["expires_at"] == "2098-12-31T22:00:00.000Z"
+
+
+@pytest.mark.parametrize("body,field", [
+    ({}, "url"),
+    ({"url": 5}, "url"),
+    ({"url": ""}, "url"),
+    ({"url": "https://e.example/", "expires_at": "yesterday"}, "expires_at"),
+    ({"url": "https://e.example/", "expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
+    ({"url": "https://e.example/", "ttl_s": 0}, "ttl_s"),
+    ({"url": "https://e.example/", "ttl_s": 1.5}, "ttl_s"),
+    ({"url": "https://e.example/", "ttl_s": "60"}, "ttl_s"),
+    ({"url": "https://e.example/", "ttl_s": 60, "expires_at": "2099-01-01T00:00:00Z"}, "ttl_s"),
+    ({"url": "https://e.example/", "redirect": 303}, "redirect"),
+    ({"url": "https://e.example/", "redirect": "301"}, "redirect"),
+    ({"url": "https://e.example/", "colour": "blue"}, "colour"),
+])
+def test_invalid_fields_named(server, body, field):
+    r = server.request("POST", "/api/v1/links", json_body=body)
+    assert r.status == 400, r
+    err = r.json()["error"]
+    assert err["code"] == "invalid_field"
+    assert err["field"] == field
+    assert err["message"].startswith(field + ": ")
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"{", b"[1,2]", b'"url"', b"null", b'{"url": "https://e.example/",}',
+    b'{"url":"https://e.example/","url":"https://f.example/"}', b"\xff\xfe{}",
+    b'{"url":"https://e.example/\xc3"}',
+])
+def test_invalid_json(server, raw):
+    r = server.request("POST", "/api/v1/links", body=raw,
+                       headers={"Content-Type": "application/json"})
+    assert r.status == 400
+    assert r.json()["error"]["code"] == "invalid_json"
+
+
+def test_wrong_content_type(server):
+    r = server.request("POST", "/api/v1/links", body=b'{"url":"https://e.example/"}',
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 415
+    r = server.request("POST", "/api/v1/links", body=b'{"url":"https://e.example/"}',
+                       headers={"Content-Type": "application/json; charset=utf-8"})
+    assert r.status == 201
+
+
+def test_patch_refusals(server):
+    server.create(alias="patchme")
+    for body, want in [({}, "invalid_json"), ({"alias": "x"}, "invalid_field"),
+                       ({"code": "y"}, "invalid_field"), ({"url": "ftp://x"}, "invalid_field")]:
+        r = server.request("PATCH", "/api/v1/links/patchme", json_body=body)
+        assert r.status == 400 and r.json()["error"]["code"] == want, (body, r)
+
+
+def test_methods_and_options(server):
+    r = server.request("PUT", "/api/v1/links")
+    assert r.status == 501  # PUT is not implemented anywhere
+    r = server.request("DELETE", "/api/v1/links")
+    assert r.status == 405 and r.headers["allow"] == "GET, HEAD, POST, OPTIONS"
+    r = server.request("POST", "/abcdef")
+    assert r.status == 405 and "GET" in r.headers["allow"]
+    r = server.request("OPTIONS", "/api/v1/links/abc")
+    assert r.status == 204 and "PATCH" in r.headers["allow"]
+
+
+def test_list_newest_first_with_cursor(server):
+    codes = [server.create(f"https://example.com/{i}")["code"] for i in range(25)]
+    server.request("DELETE", "/api/v1/links/" + codes[3])
+    seen, cursor = [], None
+    while True:
+        q = "/api/v1/links?limit=10" + (f"&cursor={cursor}" if cursor else "")
+        r = server.request("GET", q)
+        assert r.status == 200
+        j = r.json()
+        assert len(j["links"]) <= 10
+        seen += [l["code"] for l in j["links"]]
+        cursor = j["next_cursor"]
+        if cursor is None:
+            break
+    expected = [c for c in reversed(codes) if c != codes[3]]
+    assert seen == expected
+    assert len(server.request("GET", "/api/v1/links").json()["links"]) == 24
+
+
+@pytest.mark.parametrize("q,field", [
+    ("limit=0", "limit"), ("limit=1001", "limit"), ("limit=abc", "limit"), ("limit=", "limit"),
+    ("cursor=!!", "cursor"), ("cursor=", "cursor"),
+])
+def test_list_bad_params(server, q, field):
+    r = server.request("GET", "/api/v1/links?" + q)
+    assert r.status == 400 and r.json()["error"]["field"] == field
+
+
+def test_error_shape_everywhere(server):
+    for method, path in [("GET", "/nope"), ("GET", "/api/nope"), ("DELETE", "/healthz")]:
+        r = server.request(method, path)
+        e = r.json()["error"]
+        assert isinstance(e["code"], str) and isinstance(e["message"], str)
+        assert r.headers["content-type"] == "application/json"

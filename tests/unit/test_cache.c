@@ -1,0 +1,227 @@
+/* Unit tests: the L1 link cache (hits, negative entries, TTL, byte bound,
+ * SIEVE keeping hot links, invalidation, single-flight, stale loads). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+
+struct fake_store {
+	int loads;
+	int hot_loads; /* loads of codes starting with "hot" */
+	int found; /* what the loader answers */
+	int sleep_ms;
+	struct cache *invalidate_during_load;
+	pthread_mutex_t lock;
+};
+
+static int loader(void *ctx, const char *code, size_t len, struct link **out)
+{
+	struct fake_store *fs = ctx;
+	pthread_mutex_lock(&fs->lock);
+	fs->loads++;
+	fs->hot_loads += len > 3 && memcmp(code, "hot", 3) == 0;
+	pthread_mutex_unlock(&fs->lock);
+	if (fs->sleep_ms)
+		usleep((useconds_t)fs->sleep_ms * 1000);
+	if (fs->invalidate_during_load)
+		cache_invalidate(fs->invalidate_during_load, code, len);
+	if (!fs->found)
+		return CACHE_NOTFOUND;
+	char url[128];
+	int n = snprintf(url, sizeof(url), "https://example.com/%.*s", (int)len, code);
+	*out = link_new(code, len, url, (size_t)n);
+	return CACHE_FOUND;
+}
+
+static struct fake_store *store_new(int found)
+{
+	static struct fake_store fs;
+	memset(&fs, 0, sizeof(fs));
+	pthread_mutex_init(&fs.lock, NULL);
+	fs.found = found;
+	return &fs;
+}
+
+static void test_hit_after_load(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(1 << 20, 60000, 5000);
+	struct fake_store *fs = store_new(1);
+	struct link *l;
+	assert_int_equal(cache_get(c, "abc", 3, 1000, loader, fs, &l), CACHE_FOUND);
+	assert_string_equal(l->url, "https://example.com/abc");
+	link_unref(l);
+	assert_int_equal(cache_get(c, "abc", 3, 1001, loader, fs, &l), CACHE_FOUND);
+	link_unref(l);
+	assert_int_equal(fs->loads, 1);
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	assert_int_equal(st.hits, 1);
+	assert_int_equal(st.misses, 1);
+	assert_int_equal(st.entries, 1);
+	cache_free(c);
+}
+
+static void test_negative_entries_and_ttl(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(1 << 20, 60000, 5000);
+	struct fake_store *fs = store_new(0);
+	struct link *l;
+	assert_int_equal(cache_get(c, "nope", 4, 1000, loader, fs, &l), CACHE_NOTFOUND);
+	assert_int_equal(cache_get(c, "nope", 4, 5999, loader, fs, &l), CACHE_NOTFOUND);
+	assert_int_equal(fs->loads, 1);
+	/* negative TTL over: the store is asked again and now has it */
+	fs->found = 1;
+	assert_int_equal(cache_get(c, "nope", 4, 6000, loader, fs, &l), CACHE_FOUND);
+	link_unref(l);
+	assert_int_equal(fs->loads, 2);
+	/* positive TTL over */
+	assert_int_equal(cache_get(c, "nope", 4, 6000 + 60000, loader, fs, &l), CACHE_FOUND);
+	link_unref(l);
+	assert_int_equal(fs->loads, 3);
+	cache_free(c);
+}
+
+static void test_put_replaces_negative(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(1 << 20, 60000, 5000);
+	struct fake_store *fs = store_new(0);
+	struct link *l;
+	assert_int_equal(cache_get(c, "new1", 4, 1000, loader, fs, &l), CACHE_NOTFOUND);
+	struct link *n = link_new("new1", 4, "https://x.example/", 18);
+	cache_put(c, n, 1001);
+	link_unref(n);
+	assert_int_equal(cache_get(c, "new1", 4, 1002, loader, fs, &l), CACHE_FOUND);
+	assert_string_equal(l->url, "https://x.example/");
+	link_unref(l);
+	assert_int_equal(fs->loads, 1);
+	cache_invalidate(c, "new1", 4);
+	assert_int_equal(cache_get(c, "new1", 4, 1003, loader, fs, &l), CACHE_NOTFOUND);
+	assert_int_equal(fs->loads, 2);
+	cache_free(c);
+}
+
+static void test_byte_bound_and_hot_links_survive(void **state)
+{
+	(void)state;
+	size_t max = 64 * 4096; /* 4 KiB per shard */
+	struct cache *c = cache_new(max, 1000000, 0);
+	struct fake_store *fs = store_new(1);
+	struct link *l;
+	char code[16];
+	/* 100 hot codes, touched again and again while 20000 cold ones stream by */
+	for (int round = 0; round < 200; round++) {
+		for (int h = 0; h < 100; h++) {
+			int n = snprintf(code, sizeof(code), "hot%d", h);
+			assert_int_equal(cache_get(c, code, (size_t)n, 10, loader, fs, &l), CACHE_FOUND);
+			link_unref(l);
+		}
+		for (int k = 0; k < 100; k++) {
+			int n = snprintf(code, sizeof(code), "cold%d_%d", round, k);
+			assert_int_equal(cache_get(c, code, (size_t)n, 10, loader, fs, &l), CACHE_FOUND);
+			link_unref(l);
+		}
+		struct cache_stats st;
+		cache_get_stats(c, &st);
+		assert_true(st.bytes <= max);
+	}
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	assert_true(st.evictions > 10000);
+	/* The cache holds ~1400 entries, so plain FIFO or random eviction
+	 * would push each hot link out every ~14 rounds (~1400 hot loads);
+	 * SIEVE keeps them: about one load each. */
+	assert_in_range(fs->hot_loads, 100, 150);
+	cache_free(c);
+}
+
+static void test_stale_load_is_not_cached(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(1 << 20, 60000, 5000);
+	struct fake_store *fs = store_new(1);
+	fs->invalidate_during_load = c; /* a PATCH commits while we read */
+	struct link *l;
+	assert_int_equal(cache_get(c, "race", 4, 1000, loader, fs, &l), CACHE_FOUND);
+	link_unref(l);
+	fs->invalidate_during_load = NULL;
+	assert_int_equal(cache_get(c, "race", 4, 1001, loader, fs, &l), CACHE_FOUND);
+	link_unref(l);
+	assert_int_equal(fs->loads, 2); /* the first result was not kept */
+	cache_free(c);
+}
+
+struct reader_arg {
+	struct cache *c;
+	struct fake_store *fs;
+	int rc;
+};
+
+static void *reader(void *p)
+{
+	struct reader_arg *a = p;
+	struct link *l = NULL;
+	a->rc = cache_get(a->c, "hotnew", 6, 1000, loader, a->fs, &l);
+	if (l)
+		link_unref(l);
+	return NULL;
+}
+
+static void test_single_flight(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(1 << 20, 60000, 5000);
+	struct fake_store *fs = store_new(1);
+	fs->sleep_ms = 100;
+	pthread_t t[16];
+	struct reader_arg a[16];
+	for (int i = 0; i < 16; i++) {
+		a[i] = (struct reader_arg){c, fs, -2};
+		pthread_create(&t[i], NULL, reader, &a[i]);
+	}
+	for (int i = 0; i < 16; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(a[i].rc, CACHE_FOUND);
+	}
+	/* Threads that started after the first load finished hit the cache;
+	 * the others waited for it: either way, one load. */
+	assert_int_equal(fs->loads, 1);
+	cache_free(c);
+}
+
+static void test_disabled_cache_still_loads(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(0, 60000, 5000);
+	struct fake_store *fs = store_new(1);
+	struct link *l;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(cache_get(c, "abc", 3, 1000, loader, fs, &l), CACHE_FOUND);
+		link_unref(l);
+	}
+	assert_int_equal(fs->loads, 3);
+	cache_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hit_after_load),
+		cmocka_unit_test(test_negative_entries_and_ttl),
+		cmocka_unit_test(test_put_replaces_negative),
+		cmocka_unit_test(test_byte_bound_and_hot_links_survive),
+		cmocka_unit_test(test_stale_load_is_not_cached),
+		cmocka_unit_test(test_single_flight),
+		cmocka_unit_test(test_disabled_cache_still_loads),
+	};
+	return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
+}

@@ -1,0 +1,301 @@
+/* Unit tests: the strict HTTP/1.1 request parser and the chunked decoder. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_parser.h"
+
+static int parse(const char *s, struct http_request *req, int *status)
+{
+	const char *why = NULL;
+	*status = 0;
+	return http_parse_head(s, strlen(s), req, status, &why);
+}
+
+static void expect_status(const char *s, int want)
+{
+	struct http_request req;
+	int status;
+	int rc = parse(s, &req, &status);
+	if (rc != HTTP_PARSE_ERROR || status != want)
+		fail_msg("request %.60s: rc %d status %d, want error %d", s, rc, status, want);
+}
+
+static void test_simple_get(void **state)
+{
+	(void)state;
+	struct http_request req;
+	int status;
+	const char *s = "GET /abc?x=1 HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\n\r\nrest";
+	assert_int_equal(parse(s, &req, &status), HTTP_PARSE_OK);
+	assert_int_equal(req.method, HTTP_GET);
+	assert_int_equal(req.minor, 1);
+	assert_int_equal(req.path_len, 4);
+	assert_memory_equal(req.path, "/abc", 4);
+	assert_int_equal(req.query_len, 3);
+	assert_memory_equal(req.query, "x=1", 3);
+	assert_int_equal(req.head_len, strlen(s) - 4);
+	assert_int_equal(req.nheaders, 2);
+	assert_true(req.keep_alive);
+	assert_int_equal(req.content_length, -1);
+	const struct http_header *h = http_find_header(&req, "user-agent");
+	assert_non_null(h);
+	assert_int_equal(h->value_len, 1);
+}
+
+static void test_every_prefix_is_again(void **state)
+{
+	(void)state;
+	const char *s = "POST /api/v1/links HTTP/1.1\r\nHost: example\r\nContent-Length: 2\r\n\r\n";
+	struct http_request req;
+	int status;
+	const char *why;
+	for (size_t i = 0; i < strlen(s); i++) {
+		int rc = http_parse_head(s, i, &req, &status, &why);
+		if (rc != HTTP_PARSE_AGAIN)
+			fail_msg("prefix of %zu bytes gave %d (status %d)", i, rc, status);
+	}
+	assert_int_equal(http_parse_head(s, strlen(s), &req, &status, &why), HTTP_PARSE_OK);
+	assert_int_equal(req.content_length, 2);
+}
+
+static void test_keep_alive_rules(void **state)
+{
+	(void)state;
+	struct http_request req;
+	int status;
+	assert_int_equal(parse("GET / HTTP/1.0\r\n\r\n", &req, &status), HTTP_PARSE_OK);
+	assert_false(req.keep_alive);
+	assert_int_equal(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", &req, &status),
+			 HTTP_PARSE_OK);
+	assert_true(req.keep_alive);
+	assert_int_equal(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: te, close\r\n\r\n", &req,
+			       &status),
+			 HTTP_PARSE_OK);
+	assert_false(req.keep_alive);
+}
+
+static void test_target_forms(void **state)
+{
+	(void)state;
+	struct http_request req;
+	int status;
+	assert_int_equal(parse("GET http://h.example/x?y HTTP/1.1\r\nHost: h\r\n\r\n", &req, &status),
+			 HTTP_PARSE_OK);
+	assert_int_equal(req.path_len, 2);
+	assert_memory_equal(req.path, "/x", 2);
+	assert_int_equal(parse("GET https://h.example HTTP/1.1\r\nHost: h\r\n\r\n", &req, &status),
+			 HTTP_PARSE_OK);
+	assert_int_equal(req.path_len, 1);
+	assert_int_equal(parse("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", &req, &status), HTTP_PARSE_OK);
+	assert_true(req.asterisk);
+	assert_int_equal(parse("\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", &req, &status), HTTP_PARSE_OK);
+}
+
+static void test_refusals(void **state)
+{
+	(void)state;
+	expect_status("GET / HTTP/1.1\nHost: a\r\n\r\n", 400);             /* bare LF */
+	expect_status("GET / HTTP/1.1\r\nHost: a\n\r\n", 400);             /* bare LF in fields */
+	expect_status("GET / HTTP/1.1\r\nHost: a\rX: y\r\n\r\n", 400);     /* bare CR */
+	expect_status("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400); /* obs-fold */
+	expect_status("GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400);          /* space before colon */
+	expect_status("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400);          /* double space */
+	expect_status("GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400);          /* trailing space */
+	expect_status("GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 400);        /* fragment */
+	expect_status("GET a HTTP/1.1\r\nHost: a\r\n\r\n", 400);           /* not origin-form */
+	expect_status("GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400);           /* asterisk not OPTIONS */
+	expect_status("GET / HTTP/1.1\r\n\r\n", 400);                      /* no Host */
+	expect_status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400); /* two Hosts */
+	expect_status("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505);
+	expect_status("GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505);
+	expect_status("GET / HTTX/1.1\r\nHost: a\r\n\r\n", 400);
+	expect_status("GET / http/1.1\r\nHost: a\r\n\r\n", 400);
+	expect_status("BREW / HTTP/1.1\r\nHost: a\r\n\r\n", 501);
+	expect_status("get / HTTP/1.1\r\nHost: a\r\n\r\n", 501);
+	expect_status("PUT / HTTP/1.1\r\nHost: a\r\n\r\n", 501);
+	expect_status("G@T / HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+	expect_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", 400);
+	expect_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n", 400);
+	expect_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n", 400);
+	expect_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,1\r\n\r\n", 400);
+	expect_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400);
+	expect_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", 400);
+	expect_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 65537\r\n\r\n", 413);
+	expect_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", 413);
+	expect_status("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400);
+	expect_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
+	expect_status("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501);
+	expect_status("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", 501);
+	expect_status("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
+	expect_status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
+	expect_status("POST / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n", 417);
+	expect_status("GET / HTTP/1.1\r\nHost: a\r\n: empty-name\r\n\r\n", 400);
+	expect_status("GET /\x7f HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+	expect_status("GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+	expect_status("GET / HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n", 400);
+}
+
+static void test_nul_in_header(void **state)
+{
+	(void)state;
+	static const char s[] = "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n";
+	struct http_request req;
+	int status;
+	const char *why;
+	assert_int_equal(http_parse_head(s, sizeof(s) - 1, &req, &status, &why), HTTP_PARSE_ERROR);
+	assert_int_equal(status, 400);
+}
+
+static void test_limits(void **state)
+{
+	(void)state;
+	char *big = malloc(HTTP_MAX_HEAD + 200);
+	/* a header section just over the limit, incomplete: 431 without waiting */
+	int n = snprintf(big, 64, "GET / HTTP/1.1\r\nHost: a\r\nX: ");
+	memset(big + n, 'a', HTTP_MAX_HEAD + 100 - (size_t)n);
+	big[HTTP_MAX_HEAD + 100] = '\0';
+	expect_status(big, 431);
+	/* too many fields */
+	struct buf_s {
+		char p[8192];
+		size_t len;
+	} b = {.len = 0};
+	b.len += (size_t)sprintf(b.p, "GET / HTTP/1.1\r\nHost: a\r\n");
+	for (int i = 0; i < HTTP_MAX_HEADERS + 1; i++)
+		b.len += (size_t)sprintf(b.p + b.len, "X%d: y\r\n", i);
+	strcpy(b.p + b.len, "\r\n");
+	expect_status(b.p, 431);
+	/* a long target is fine below the limit */
+	memset(big, 0, HTTP_MAX_HEAD);
+	strcpy(big, "GET /");
+	memset(big + 5, 'x', 4000);
+	strcpy(big + 4005, " HTTP/1.1\r\nHost: a\r\n\r\n");
+	struct http_request req;
+	int status;
+	assert_int_equal(parse(big, &req, &status), HTTP_PARSE_OK);
+	assert_int_equal(req.path_len, 4001);
+	free(big);
+}
+
+static void test_chunked_ok(void **state)
+{
+	(void)state;
+	const char raw[] = "5\r\nhello\r\n1;name=val\r\n \r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+	int status;
+	struct http_chunked c;
+	http_chunked_init(&c);
+	char buf[sizeof(raw)];
+	memcpy(buf, raw, sizeof(raw));
+	size_t r = 0, w = 0;
+	const char *why;
+	assert_int_equal(http_chunked_decode(&c, buf, &r, sizeof(raw) - 1, &w, HTTP_MAX_BODY, &status,
+					     &why),
+			 HTTP_PARSE_OK);
+	assert_int_equal(w, 16);
+	assert_memory_equal(buf, "hello 0123456789", 16);
+	assert_memory_equal(buf + r, "NEXT", 4); /* the next request is left alone */
+}
+
+static void test_chunked_incremental(void **state)
+{
+	(void)state;
+	const char raw[] = "3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n";
+	/* Feed one byte at a time; compaction of consumed bytes is the
+	 * caller's job, so here the buffer just grows. */
+	char buf[sizeof(raw)];
+	struct http_chunked c;
+	http_chunked_init(&c);
+	size_t r = 0, w = 0;
+	int status, rc = HTTP_PARSE_AGAIN;
+	const char *why;
+	for (size_t have = 1; have < sizeof(raw) && rc == HTTP_PARSE_AGAIN; have++) {
+		buf[have - 1] = raw[have - 1];
+		rc = http_chunked_decode(&c, buf, &r, have, &w, HTTP_MAX_BODY, &status, &why);
+		if (have < sizeof(raw) - 1)
+			assert_int_equal(rc, HTTP_PARSE_AGAIN);
+	}
+	assert_int_equal(rc, HTTP_PARSE_OK);
+	assert_int_equal(w, 7);
+	assert_memory_equal(buf, "abcdefg", 7);
+}
+
+static void expect_chunk_error(const char *raw, int want)
+{
+	char *buf = strdup(raw);
+	struct http_chunked c;
+	http_chunked_init(&c);
+	size_t r = 0, w = 0;
+	int status = 0;
+	const char *why;
+	int rc = http_chunked_decode(&c, buf, &r, strlen(raw), &w, HTTP_MAX_BODY, &status, &why);
+	if (rc != HTTP_PARSE_ERROR || status != want)
+		fail_msg("chunked %.40s: rc %d status %d, want %d", raw, rc, status, want);
+	free(buf);
+}
+
+static void test_chunked_errors(void **state)
+{
+	(void)state;
+	expect_chunk_error("x\r\n", 400);
+	expect_chunk_error("\r\n", 400);
+	expect_chunk_error("0x5\r\nhello\r\n0\r\n\r\n", 400);
+	expect_chunk_error("5 \r\nhello\r\n0\r\n\r\n", 400);
+	expect_chunk_error("5\nhello\r\n0\r\n\r\n", 400);
+	expect_chunk_error("5\r\nhelloXX0\r\n\r\n", 400);
+	expect_chunk_error("123456789\r\n", 400);
+	expect_chunk_error("ffffffffffffffffff\r\n", 400);
+	expect_chunk_error("10001\r\n", 413);
+	expect_chunk_error("1;a\x01\r\n", 400);
+	expect_chunk_error("0\r\nX: y\n\r\n", 400);
+	expect_chunk_error("0\r\n y\r\n\r\n", 400);
+}
+
+static void test_chunked_total_limit(void **state)
+{
+	(void)state;
+	/* 17 chunks of 4096 bytes: the 17th crosses 64 KiB */
+	size_t len = 17 * (4 + 2 + 4096 + 2) + 5;
+	char *raw = malloc(len + 1), *p = raw;
+	for (int i = 0; i < 17; i++) {
+		p += sprintf(p, "1000\r\n");
+		memset(p, 'z', 4096);
+		p += 4096;
+		p += sprintf(p, "\r\n");
+	}
+	p += sprintf(p, "0\r\n\r\n");
+	struct http_chunked c;
+	http_chunked_init(&c);
+	size_t r = 0, w = 0;
+	int status = 0;
+	const char *why;
+	assert_int_equal(http_chunked_decode(&c, raw, &r, (size_t)(p - raw), &w, HTTP_MAX_BODY, &status,
+					     &why),
+			 HTTP_PARSE_ERROR);
+	assert_int_equal(status, 413);
+	assert_int_equal(w, 16 * 4096);
+	free(raw);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_simple_get),
+		cmocka_unit_test(test_every_prefix_is_again),
+		cmocka_unit_test(test_keep_alive_rules),
+		cmocka_unit_test(test_target_forms),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_nul_in_header),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_chunked_ok),
+		cmocka_unit_test(test_chunked_incremental),
+		cmocka_unit_test(test_chunked_errors),
+		cmocka_unit_test(test_chunked_total_limit),
+	};
+	return cmocka_run_group_tests_name("http_parser", tests, NULL, NULL);
+}

@@ -1,0 +1,197 @@
+/* Unit tests: target URL validation and normalisation, aliases, codes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "link/link.h"
+
+static struct url_policy pol;
+
+static int setup(void **state)
+{
+	(void)state;
+	const char *why;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	return url_policy_init(&pol, "https://sho.rt", "127.0.0.1", 8080, &why);
+}
+
+struct ok_case {
+	const char *in, *out;
+};
+
+static void test_normalises(void **state)
+{
+	(void)state;
+	static const struct ok_case cases[] = {
+		{"https://example.com", "https://example.com/"},
+		{"HTTPS://EXAMPLE.com/Path?Q=1#Frag", "https://example.com/Path?Q=1#Frag"},
+		{"http://example.com:80/a", "http://example.com/a"},
+		{"https://example.com:443/a", "https://example.com/a"},
+		{"https://example.com:8443/a", "https://example.com:8443/a"},
+		{"http://example.com/a/./b/../c", "http://example.com/a/c"},
+		{"https://bücher.de/straße", "https://xn--bcher-kva.de/stra%C3%9Fe"},
+		{"https://xn--bcher-kva.de/", "https://xn--bcher-kva.de/"},
+		{"https://例え.テスト/", "https://xn--r8jz45g.xn--zckzah/"},
+		{"http://[2001:db8::1]:8080/x", "http://[2001:db8::1]:8080/x"},
+		{"http://192.0.2.1/", "http://192.0.2.1/"},
+		{"https://a.example/%0D%0A", "https://a.example/%0D%0A"},
+		{"https://sho.rt.example.com/x", "https://sho.rt.example.com/x"},
+		{"http://sho.rt/x", "http://sho.rt/x"}, /* other scheme's port: not us */
+		{"https://localhost:9999/", "https://localhost:9999/"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		struct buf out;
+		buf_init(&out);
+		const char *why = NULL;
+		int rc = link_url_normalize(cases[i].in, strlen(cases[i].in), &pol, &out, &why);
+		if (rc != 0)
+			fail_msg("'%s' refused: %s", cases[i].in, why);
+		if (strcmp(out.p, cases[i].out) != 0)
+			fail_msg("'%s' gave '%s', want '%s'", cases[i].in, out.p, cases[i].out);
+		buf_release(&out);
+	}
+}
+
+static void test_refuses(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"",
+		"javascript:alert(1)",
+		"JavaScript:alert(1)",
+		" javascript:alert(1)",
+		"data:text/html,<script>alert(1)</script>",
+		"file:///etc/passwd",
+		"ftp://example.com/",
+		"vbscript:msgbox(1)",
+		"//example.com/x",
+		"example.com",
+		"http:/example.com",
+		"http:example.com",
+		"https:///path",
+		"http://",
+		"https://good.example@evil.example/",
+		"https://user:pass@example.com/",
+		"https://example.com/a\r\nSet-Cookie: x=1",
+		"https://example.com/a\nb",
+		"https://example.com/ a",
+		"https://example.com/\x7f",
+		"https://example.com\\@evil.example/",
+		"https://exa mple.com/",
+		"https://example..com/",
+		"https://example.com./",
+		"https://-/",
+		"https://example.com:0/",
+		"https://example.com:99999/",
+		"https://example.com:8a/",
+		"https://xn--zz.example/",
+		"https://xn--/",
+		"https://[::1/",
+		"https://example.com/%zz",
+		"https://example.com/%4",
+		"https://sho.rt/abc",
+		"https://SHO.RT/abc",
+		"https://sho.rt:443/",
+		"http://127.0.0.1:8080/abc",
+		"http://localhost:8080/",
+		"http://[::1]:8080/x",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		struct buf out;
+		buf_init(&out);
+		const char *why = NULL;
+		if (link_url_normalize(bad[i], strlen(bad[i]), &pol, &out, &why) == 0)
+			fail_msg("'%s' accepted as '%s'", bad[i], out.p);
+		assert_non_null(why);
+		buf_release(&out);
+	}
+	/* NUL inside the string (JSON can carry one) */
+	struct buf out;
+	buf_init(&out);
+	const char *why;
+	assert_int_equal(link_url_normalize("https://a.example/\0x", 20, &pol, &out, &why), -1);
+	buf_release(&out);
+}
+
+static void test_length_limit(void **state)
+{
+	(void)state;
+	size_t n = LINK_URL_MAX + 1;
+	char *u = malloc(n + 1);
+	memcpy(u, "https://example.com/", 20);
+	memset(u + 20, 'a', n - 20);
+	u[n] = '\0';
+	struct buf out;
+	buf_init(&out);
+	const char *why;
+	assert_int_equal(link_url_normalize(u, n, &pol, &out, &why), -1);
+	u[LINK_URL_MAX] = '\0';
+	assert_int_equal(link_url_normalize(u, LINK_URL_MAX, &pol, &out, &why), 0);
+	/* non-ASCII that grows past the limit when percent-encoded */
+	buf_release(&out);
+	buf_init(&out);
+	memset(u + 20, 0, 1);
+	char *p = u + 20;
+	for (int i = 0; i < 3000; i++) {
+		memcpy(p, "\xc3\xa9", 2);
+		p += 2;
+	}
+	*p = '\0';
+	assert_int_equal(link_url_normalize(u, strlen(u), &pol, &out, &why), -1);
+	buf_release(&out);
+	free(u);
+}
+
+static void test_aliases(void **state)
+{
+	(void)state;
+	const char *why;
+	assert_int_equal(link_alias_check("my-link_1", 9, &why), 0);
+	assert_int_equal(link_alias_check("abc", 3, &why), 0);
+	assert_int_equal(link_alias_check("ab", 2, &why), -1);
+	char long_alias[66];
+	memset(long_alias, 'a', 65);
+	assert_int_equal(link_alias_check(long_alias, 64, &why), 0);
+	assert_int_equal(link_alias_check(long_alias, 65, &why), -1);
+	assert_int_equal(link_alias_check("a b", 3, &why), -1);
+	assert_int_equal(link_alias_check("a/b", 3, &why), -1);
+	assert_int_equal(link_alias_check("abc.d", 5, &why), -1);
+	assert_int_equal(link_alias_check("bü1", 4, &why), -1);
+	assert_int_equal(link_alias_check("api", 3, &why), -1);
+	assert_int_equal(link_alias_check("API", 3, &why), -1);
+	assert_int_equal(link_alias_check("Metrics", 7, &why), -1);
+	assert_int_equal(link_alias_check("healthz", 7, &why), -1);
+	assert_int_equal(link_alias_check("readyz", 6, &why), -1);
+	assert_int_equal(link_alias_check("static", 6, &why), -1);
+	assert_true(link_code_syntax_ok("Ab3_-", 5));
+	assert_false(link_code_syntax_ok("", 0));
+	assert_false(link_code_syntax_ok("a.b", 3));
+}
+
+static void test_states(void **state)
+{
+	(void)state;
+	struct link *l = link_new("abc", 3, "https://x/", 10);
+	assert_int_equal(link_state_at(l, 1000), LINK_LIVE);
+	l->expires_at_ms = 2000;
+	assert_int_equal(link_state_at(l, 1999), LINK_LIVE);
+	assert_int_equal(link_state_at(l, 2000), LINK_EXPIRED);
+	l->deleted_at_ms = 1500;
+	assert_int_equal(link_state_at(l, 1000), LINK_DELETED);
+	link_unref(l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_normalises), cmocka_unit_test(test_refuses),
+		cmocka_unit_test(test_length_limit), cmocka_unit_test(test_aliases),
+		cmocka_unit_test(test_states),
+	};
+	return cmocka_run_group_tests_name("link", tests, setup, NULL);
+}
