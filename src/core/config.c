@@ -3,6 +3,7 @@
  * file, environment, flags). See config.h.
  */
 #include "config.h"
+#include "log.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -164,8 +165,11 @@ static int load_env(struct config *cfg, char *err, size_t errlen)
 				o = &options[i];
 		}
 		if (!o) {
-			snprintf(err, errlen, "unknown environment variable '%.*s'", (int)(eq - *e), *e);
-			return -1;
+			/* Not refused: orchestrators add variables with the
+			 * service's name as prefix (Kubernetes service links set
+			 * SHORTD_PORT=tcp://... for a Service named shortd). */
+			log_warn("ignoring unknown environment variable '%.*s'", (int)(eq - *e), *e);
+			continue;
 		}
 		if (strcmp(o->name, "config") == 0)
 			continue; /* read earlier, before the file */

@@ -6,7 +6,9 @@
  * flags (--name VALUE or --name=VALUE), SHORTD_* environment variables, the
  * optional config file (--config FILE: "name = value" lines, # comments) and
  * --help. Precedence, lowest first: default, config file, environment, flag.
- * Anything unknown or out of bounds is refused; the caller exits with 2.
+ * Unknown flags or file keys and out-of-bounds values are refused; the
+ * caller exits with 2. Unknown SHORTD_* variables only draw a warning, as
+ * orchestrators define their own with a service's name as prefix.
  */
 #ifndef SHORTD_CONFIG_H
 #define SHORTD_CONFIG_H
