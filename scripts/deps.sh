@@ -5,7 +5,7 @@
 set -eu
 
 build="gcc make pkg-config libc6-dev libuv1-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev libidn2-dev"
-test="$build libcmocka-dev python3 python3-pytest sqlite3"
+test="$build libcmocka-dev python3 python3-pytest sqlite3 curl"
 bench="$build python3 wrk nginx-light util-linux"
 
 case "${1:-build}" in

@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,19 @@ static int serve(const struct config *cfg)
 		fprintf(stderr, "shortd: invalid base URL '%s': %s\n", app.base_url, why);
 		return 2;
 	}
+
+	/* Each connection is a descriptor: lift the soft limit to the hard
+	 * one (a 1024 default would undercut --max-conns). */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)cfg->max_conns + 64 > rl.rlim_cur)
+		log_warn("open file limit %lu is below --max-conns %d: connections beyond it "
+			 "will be refused by the kernel",
+			 (unsigned long)rl.rlim_cur, cfg->max_conns);
 
 	int threads = cfg->threads;
 	if (threads == 0) {

@@ -298,7 +298,11 @@ void config_print_markdown(FILE *out)
 	for (size_t i = 0; i < ARRAY_LEN(options); i++) {
 		char env[64];
 		env_name(&options[i], env, sizeof(env));
-		fprintf(out, "| `--%s` | `%s` | `%s` | %s |\n", options[i].name, env, options[i].def,
-			options[i].help);
+		if (options[i].def[0])
+			fprintf(out, "| `--%s` | `%s` | `%s` | %s |\n", options[i].name, env,
+				options[i].def, options[i].help);
+		else
+			fprintf(out, "| `--%s` | `%s` | (none) | %s |\n", options[i].name, env,
+				options[i].help);
 	}
 }

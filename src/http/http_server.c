@@ -154,15 +154,35 @@ static struct conn *ex_conn(struct http_exchange *ex)
 	return (struct conn *)((char *)ex - offsetof(struct conn, ex));
 }
 
+/* "HTTP/1.1 NNN Reason\r\n" for every status, formatted once: snprintf
+ * per response showed up in redirect profiles. */
+struct status_line {
+	char text[64];
+	uint8_t len;
+};
+static struct status_line status_lines[600];
+static pthread_once_t status_lines_once = PTHREAD_ONCE_INIT;
+
+static void status_lines_init(void)
+{
+	for (int st = 100; st < 600; st++) {
+		int n = snprintf(status_lines[st].text, sizeof(status_lines[st].text),
+				 "HTTP/1.1 %d %s\r\n", st, http_status_reason(st));
+		status_lines[st].len = (uint8_t)n;
+	}
+}
+
 void http_respond_start(struct http_exchange *ex, int status)
 {
 	struct conn *c = ex_conn(ex);
+	assert(status >= 100 && status < 600);
 	c->resp_mark = c->out.len;
 	c->resp_status = status;
-	char line[64];
-	int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
-	buf_append(&c->out, line, (size_t)n);
-	buf_append(&c->out, c->w->date, c->w->date_len);
+	const struct status_line *sl = &status_lines[status];
+	buf_reserve(&c->out, sl->len + c->w->date_len);
+	memcpy(c->out.p + c->out.len, sl->text, sl->len);
+	memcpy(c->out.p + c->out.len + sl->len, c->w->date, c->w->date_len);
+	c->out.len += sl->len + c->w->date_len;
 }
 
 int http_respond_header(struct http_exchange *ex, const char *name, const char *value, size_t vlen)
@@ -810,6 +830,7 @@ static int make_listen_socket(const struct http_server_config *cfg, char *err, s
 int http_server_create(struct http_server **out, const struct http_server_config *cfg,
 		       const struct http_handler *handler, char *err, size_t errlen)
 {
+	pthread_once(&status_lines_once, status_lines_init);
 	struct http_server *srv = xcalloc(1, sizeof(*srv));
 	srv->cfg = *cfg;
 	srv->handler = *handler;
