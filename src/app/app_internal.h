@@ -10,6 +10,8 @@
 
 /* {"error":{"code":code,"message":msg}} with status. */
 void reply_error(struct http_exchange *ex, int status, const char *code, const char *msg);
+/* 503 store_unavailable: nothing was stored, the client may retry. */
+void reply_store_unavailable(struct http_exchange *ex);
 /* 400 invalid_field, naming the field. */
 void reply_field_error(struct http_exchange *ex, const char *field, const char *msg);
 /* 405 with Allow. */

@@ -244,14 +244,8 @@ static void on_reply(struct http_task *t)
 			size_t n = (size_t)app->cfg->code_length;
 			if (random_code(code, n) == 0) {
 				struct link *old = p->op.link;
-				struct link *l = link_new(code, n, old->url, old->url_len);
-				l->id = old->id;
-				l->redirect = old->redirect;
-				l->created_at_ms = old->created_at_ms;
-				l->updated_at_ms = old->updated_at_ms;
-				l->expires_at_ms = old->expires_at_ms;
+				p->op.link = link_with_code(old, code, n);
 				link_unref(old);
-				p->op.link = l;
 				submit(p);
 				return;
 			}
@@ -268,7 +262,7 @@ static void on_reply(struct http_task *t)
 		reply_error(ex, 410, "gone", "this link was deleted");
 		break;
 	default:
-		reply_error(ex, 503, "store_unavailable", "the link store is unavailable, try again");
+		reply_store_unavailable(ex);
 		break;
 	}
 	pending_free(p);
@@ -355,7 +349,7 @@ static int get_one(struct http_exchange *ex, struct app_worker *ws, const char *
 	if (rc == STORE_NOTFOUND) {
 		reply_error(ex, 404, "not_found", "no link with this code");
 	} else if (rc != STORE_OK) {
-		reply_error(ex, 503, "store_unavailable", "the link store is unavailable, try again");
+		reply_store_unavailable(ex);
 	} else {
 		if (l->deleted_at_ms)
 			reply_error(ex, 410, "gone", "this link was deleted");
@@ -413,7 +407,7 @@ static int list(struct http_exchange *ex, struct app_worker *ws)
 	int n = 0;
 	if (!ws->reader || store_list(&ws->app->store, ws->reader, (int64_t)before, limit + 1,
 				      &links, &n) != STORE_OK) {
-		reply_error(ex, 503, "store_unavailable", "the link store is unavailable, try again");
+		reply_store_unavailable(ex);
 		return HTTP_DONE;
 	}
 	json_t *arr = json_array();

@@ -37,7 +37,7 @@ int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char 
 		return HTTP_DONE;
 	}
 	if (rc != CACHE_FOUND) {
-		reply_error(ex, 503, "store_unavailable", "the link store is unavailable, try again");
+		reply_store_unavailable(ex);
 		return HTTP_DONE;
 	}
 	switch (link_state_at(l, time_now_ms())) {

@@ -38,6 +38,11 @@ void reply_error(struct http_exchange *ex, int status, const char *code, const c
 		   NULL, NULL);
 }
 
+void reply_store_unavailable(struct http_exchange *ex)
+{
+	reply_error(ex, 503, "store_unavailable", "the link store is unavailable, try again");
+}
+
 void reply_field_error(struct http_exchange *ex, const char *field, const char *msg)
 {
 	char full[512];

@@ -36,13 +36,9 @@ struct link *link_new(const char *code, size_t code_len, const char *url, size_t
 	return l;
 }
 
-struct link *link_clone(const struct link *l, const char *url, size_t url_len)
+struct link *link_with_code(const struct link *l, const char *code, size_t code_len)
 {
-	if (!url) {
-		url = l->url;
-		url_len = l->url_len;
-	}
-	struct link *c = link_new(l->code, l->code_len, url, url_len);
+	struct link *c = link_new(code, code_len, l->url, l->url_len);
 	c->redirect = l->redirect;
 	c->id = l->id;
 	c->created_at_ms = l->created_at_ms;

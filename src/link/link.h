@@ -44,8 +44,9 @@ struct link {
 };
 
 struct link *link_new(const char *code, size_t code_len, const char *url, size_t url_len);
-/* A new record with l's fields, and url replaced when url != NULL. */
-struct link *link_clone(const struct link *l, const char *url, size_t url_len);
+/* A new record (one reference for the caller) with l's fields under
+ * another code. */
+struct link *link_with_code(const struct link *l, const char *code, size_t code_len);
 static inline struct link *link_ref(struct link *l)
 {
 	atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
