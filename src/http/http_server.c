@@ -229,14 +229,19 @@ void http_respond_finish(struct http_exchange *ex, const char *content_type, con
 		buf_puts(&c->out, content_type);
 		buf_append(&c->out, "\r\n", 2);
 	}
-	buf_append(&c->out, "Content-Length: ", 16);
-	buf_putu64(&c->out, len);
+	/* RFC 9110 8.6: no Content-Length in a 204 (its body is empty). */
+	assert(c->resp_status != 204 || len == 0);
+	if (c->resp_status != 204) {
+		buf_append(&c->out, "Content-Length: ", 16);
+		buf_putu64(&c->out, len);
+		buf_append(&c->out, "\r\n", 2);
+	}
 	if (c->close_after_write)
-		buf_append(&c->out, "\r\nConnection: close\r\n\r\n", 23);
+		buf_append(&c->out, "Connection: close\r\n\r\n", 21);
 	else if (c->req.minor == 0)
-		buf_append(&c->out, "\r\nConnection: keep-alive\r\n\r\n", 28);
+		buf_append(&c->out, "Connection: keep-alive\r\n\r\n", 26);
 	else
-		buf_append(&c->out, "\r\n\r\n", 4);
+		buf_append(&c->out, "\r\n", 2);
 	if (c->req.method != HTTP_HEAD && len)
 		buf_append(&c->out, body, len);
 }

@@ -83,6 +83,7 @@ def test_get_patch_delete(server):
     assert r.status == 308 and r.headers["location"] == "https://example.com/new"
     r = server.request("DELETE", "/api/v1/links/changing")
     assert r.status == 204 and r.body == b""
+    assert "content-length" not in r.headers  # RFC 9110 8.6
     assert server.request("GET", "/changing").status == 410
     assert server.request("GET", "/api/v1/links/changing").status == 410
     assert server.request("DELETE", "/api/v1/links/changing").status == 410
