@@ -4,8 +4,8 @@
 # fails. Usage: scripts/deps.sh build|test|bench
 set -eu
 
-build="gcc make pkg-config libc6-dev libuv1-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev libidn2-dev"
-test="$build libcmocka-dev python3 python3-pytest sqlite3 curl"
+build="gcc make pkg-config libc6-dev libuv1-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev libidn2-dev libmaxminddb-dev"
+test="$build libcmocka-dev python3 python3-pytest sqlite3 curl libmaxmind-db-writer-perl"
 bench="$build python3 wrk nginx-light util-linux"
 
 case "${1:-build}" in

@@ -9,6 +9,7 @@
  * cannot open the database), 2 bad options.
  */
 #include "app/app.h"
+#include "clicks/geoip.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "version.h"
@@ -41,8 +42,16 @@ static void close_all(struct lifecycle *lc)
 static void on_poll(uv_timer_t *t)
 {
 	struct lifecycle *lc = t->data;
-	if (http_server_running(lc->app->srv) == 0)
+	if (http_server_running(lc->app->srv) == 0) {
+		/* The main server is done: the metrics server can go too. */
+		if (lc->app->metrics_srv) {
+			http_server_drain(lc->app->metrics_srv);
+			http_server_force_close(lc->app->metrics_srv);
+			if (http_server_running(lc->app->metrics_srv) > 0)
+				return;
+		}
 		close_all(lc);
+	}
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -144,15 +153,42 @@ static int serve(const struct config *cfg)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		threads = n > 0 ? (int)n : 1;
 	}
+	struct geoip *geo = NULL;
+	if (cfg->analytics && strcmp(cfg->geoip, "off") != 0) {
+		const char *used = cfg->geoip;
+		if (strcmp(cfg->geoip, "auto") == 0)
+			geo = geoip_open_auto(&used);
+		else if (!(geo = geoip_open(cfg->geoip, err, sizeof(err)))) {
+			fprintf(stderr, "shortd: %s\n", err);
+			return 2;
+		}
+		if (geo)
+			log_info("click countries from '%s'", used);
+		else
+			log_info("no GeoIP database found (--geoip): click countries are 'unknown'");
+	}
 	int rc = 1;
 	if (store_open(&app.store, "sqlite", cfg->data_dir, cfg->commit_batch, err, sizeof(err)) !=
 	    STORE_OK) {
 		log_error("%s", err);
+		geoip_close(geo);
 		return 1;
 	}
 	idgen_init(&app.idgen, (unsigned)cfg->node_id, time_now_ms);
 	app.cache = cache_new((size_t)cfg->cache_mb << 20, (uint64_t)cfg->cache_ttl_s * 1000,
 			      (uint64_t)cfg->negative_ttl_s * 1000);
+
+	app.nworkers = threads;
+	app.workers = xcalloc((size_t)threads, sizeof(*app.workers));
+	if (cfg->analytics) {
+		app.clicks = clicks_new(&app.store, threads, cfg->flush_ms, geo);
+		struct store_reader *r;
+		if (store_reader_open(&app.store, &r) != STORE_OK || clicks_start(app.clicks, r) != 0) {
+			log_error("unable to start the click aggregator");
+			goto out_store;
+		}
+		store_reader_close(&app.store, r);
+	}
 
 	struct http_server_config hc = {
 		.host = host,
@@ -161,12 +197,34 @@ static int serve(const struct config *cfg)
 		.max_conns = cfg->max_conns,
 		.header_timeout_ms = cfg->header_timeout_s * 1000,
 		.keepalive_timeout_ms = cfg->keepalive_timeout_s * 1000,
+		.access_log = cfg->access_log,
 	};
 	struct http_handler handler = app_http_handler;
 	handler.app = &app;
 	if (http_server_create(&app.srv, &hc, &handler, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		goto out_store;
+	}
+	char mhost[256];
+	int mport = 0;
+	if (cfg->metrics_listen[0]) {
+		if (parse_listen(cfg->metrics_listen, mhost, sizeof(mhost), &mport) != 0) {
+			fprintf(stderr, "shortd: invalid metrics listen address '%s'\n", cfg->metrics_listen);
+			rc = 2;
+			goto out_store;
+		}
+		struct http_server_config mc = hc;
+		mc.host = mhost;
+		mc.port = mport;
+		mc.threads = 1;
+		mc.max_conns = 64;
+		mc.access_log = NULL;
+		struct http_handler mh = app_metrics_handler;
+		mh.app = &app;
+		if (http_server_create(&app.metrics_srv, &mc, &mh, err, sizeof(err)) != 0) {
+			log_error("metrics: %s", err);
+			goto out_store;
+		}
 	}
 
 	uv_loop_t *loop = uv_default_loop();
@@ -180,16 +238,26 @@ static int serve(const struct config *cfg)
 	uv_timer_init(loop, &lc.poll_timer);
 	lc.drain_timer.data = lc.poll_timer.data = &lc;
 
-	if (http_server_start(app.srv) != 0)
+	if (http_server_start(app.srv) != 0 ||
+	    (app.metrics_srv && http_server_start(app.metrics_srv) != 0))
 		goto out_store;
 	log_info("shortd %s listening on http://%s:%d with %d threads, short links at %s/",
 		 SHORTD_VERSION, v6 ? self_host : host, port, threads, app.base_url);
+	if (app.metrics_srv)
+		log_info("metrics on http://%s/metrics", cfg->metrics_listen);
 
 	uv_run(loop, UV_RUN_DEFAULT);
 	http_server_free(app.srv);
+	if (app.metrics_srv)
+		http_server_free(app.metrics_srv);
 	rc = 0;
 out_store:
+	if (app.clicks)
+		clicks_stop(app.clicks); /* drains and commits every click */
 	store_close(&app.store); /* commits every queued write first */
+	clicks_free(app.clicks);
+	geoip_close(geo);
+	free(app.workers);
 	if (app.cache)
 		cache_free(app.cache);
 	uv_loop_close(uv_default_loop());

@@ -28,5 +28,22 @@ json_t *link_to_json(const struct app *app, const struct link *l);
 int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char *code,
 		    size_t len);
 int links_handle(struct http_exchange *ex, struct app_worker *ws, const char *rest, size_t len);
+/* GET /api/v1/links/{code}/stats */
+int stats_handle(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len);
+
+/* The raw value of name=value in the query (no percent-decoding);
+ * returns its length, or -1 when absent. */
+long app_query_param(const struct http_request *req, const char *name, const char **val);
+/* Counts the answered request by ex->route and status, with its latency. */
+void app_observe(struct http_exchange *ex);
+/* 1 if the service should get traffic; else 0 with *why. */
+int app_ready(const struct app *app, const char **why);
+void app_metrics_render(struct app *app, struct buf *out);
+void app_reply_metrics(struct http_exchange *ex, struct app *app);
+/* store_get through the worker's reader, timed into its metrics. */
+int app_store_get(struct app_worker *ws, const char *code, size_t len, struct link **out);
+/* All-time human and bot clicks of a link, committed or not; STORE_ERR
+ * when they cannot be had (analytics off, store failing). */
+int app_click_totals(struct app_worker *ws, int64_t link_id, uint64_t *humans, uint64_t *bots);
 
 #endif

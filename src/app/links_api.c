@@ -190,11 +190,19 @@ static int parse_input(struct http_exchange *ex, struct app *app, int is_patch,
 	return 0;
 }
 
-static void send_link(struct http_exchange *ex, struct app *app, int status, const struct link *l)
+/* The link as JSON; with a worker (reads), its all-time click counts. */
+static void send_link(struct http_exchange *ex, struct app *app, int status, const struct link *l,
+		      struct app_worker *ws)
 {
 	char location[1200];
 	snprintf(location, sizeof(location), "%s/api/v1/links/%s", app->base_url, l->code);
-	reply_json(ex, status, link_to_json(app, l), status == 201 ? "Location" : NULL, location);
+	json_t *j = link_to_json(app, l);
+	uint64_t humans, bots;
+	if (ws && app_click_totals(ws, l->id, &humans, &bots) == STORE_OK) {
+		json_object_set_new(j, "clicks", json_integer((json_int_t)humans));
+		json_object_set_new(j, "bot_clicks", json_integer((json_int_t)bots));
+	}
+	reply_json(ex, status, j, status == 201 ? "Location" : NULL, location);
 }
 
 static void pending_free(struct pending *p)
@@ -235,7 +243,7 @@ static void on_reply(struct http_task *t)
 		if (p->op.kind == STORE_OP_DELETE)
 			http_respond(ex, 204, NULL, NULL, 0);
 		else
-			send_link(ex, app, p->op.kind == STORE_OP_INSERT ? 201 : 200, p->op.result);
+			send_link(ex, app, p->op.kind == STORE_OP_INSERT ? 201 : 200, p->op.result, NULL);
 		break;
 	case STORE_CONFLICT:
 		if (p->random_code && ++p->attempts < CODE_ATTEMPTS) {
@@ -266,6 +274,7 @@ static void on_reply(struct http_task *t)
 		break;
 	}
 	pending_free(p);
+	app_observe(ex);
 	http_resume(ex);
 }
 
@@ -345,7 +354,7 @@ static int del(struct http_exchange *ex, struct app *app, const char *code, size
 static int get_one(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len)
 {
 	struct link *l = NULL;
-	int rc = ws->reader ? store_get(&ws->app->store, ws->reader, code, len, &l) : STORE_ERR;
+	int rc = app_store_get(ws, code, len, &l);
 	if (rc == STORE_NOTFOUND) {
 		reply_error(ex, 404, "not_found", "no link with this code");
 	} else if (rc != STORE_OK) {
@@ -354,27 +363,10 @@ static int get_one(struct http_exchange *ex, struct app_worker *ws, const char *
 		if (l->deleted_at_ms)
 			reply_error(ex, 410, "gone", "this link was deleted");
 		else
-			send_link(ex, ws->app, 200, l);
+			send_link(ex, ws->app, 200, l, ws);
 		link_unref(l);
 	}
 	return HTTP_DONE;
-}
-
-/* Finds name=value in a query string; returns the value's length or -1. */
-static long query_param(const char *q, size_t qlen, const char *name, const char **val)
-{
-	size_t n = strlen(name), i = 0;
-	while (q && i < qlen) {
-		size_t s = i;
-		while (i < qlen && q[i] != '&')
-			i++;
-		if (i - s > n && memcmp(q + s, name, n) == 0 && q[s + n] == '=') {
-			*val = q + s + n + 1;
-			return (long)(i - s - n - 1);
-		}
-		i++;
-	}
-	return -1;
 }
 
 static int list(struct http_exchange *ex, struct app_worker *ws)
@@ -384,7 +376,7 @@ static int list(struct http_exchange *ex, struct app_worker *ws)
 	long vl;
 	int limit = LIST_DEFAULT;
 	uint64_t before = 0;
-	if ((vl = query_param(req->query, req->query_len, "limit", &v)) >= 0) {
+	if ((vl = app_query_param(req, "limit", &v)) >= 0) {
 		long n = 0;
 		int ok = vl > 0 && vl <= 4;
 		for (long i = 0; ok && i < vl; i++) {
@@ -397,7 +389,7 @@ static int list(struct http_exchange *ex, struct app_worker *ws)
 		}
 		limit = (int)n;
 	}
-	if ((vl = query_param(req->query, req->query_len, "cursor", &v)) >= 0) {
+	if ((vl = app_query_param(req, "cursor", &v)) >= 0) {
 		if (base62_decode(v, (size_t)vl, &before) != 0 || before == 0 || before > INT64_MAX) {
 			reply_field_error(ex, "cursor", "is not a cursor returned by this API");
 			return HTTP_DONE;
@@ -429,6 +421,7 @@ int links_handle(struct http_exchange *ex, struct app_worker *ws, const char *re
 	enum http_method m = ex->req->method;
 	struct app *app = ws->app;
 	if (len == 0) {
+		ex->route = m == HTTP_POST ? ROUTE_LINK_CREATE : ROUTE_LINK_LIST;
 		switch (m) {
 		case HTTP_GET:
 		case HTTP_HEAD:
@@ -445,6 +438,19 @@ int links_handle(struct http_exchange *ex, struct app_worker *ws, const char *re
 	}
 	const char *code = rest + 1;
 	size_t clen = len - 1;
+	const char *slash = memchr(code, '/', clen);
+	if (slash && (size_t)(code + clen - slash) == 6 && memcmp(slash, "/stats", 6) == 0 &&
+	    link_code_syntax_ok(code, (size_t)(slash - code))) {
+		ex->route = ROUTE_LINK_STATS;
+		if (m == HTTP_GET || m == HTTP_HEAD)
+			return stats_handle(ex, ws, code, (size_t)(slash - code));
+		if (m == HTTP_OPTIONS)
+			reply_options(ex, "GET, HEAD, OPTIONS");
+		else
+			reply_method_not_allowed(ex, "GET, HEAD, OPTIONS");
+		return HTTP_DONE;
+	}
+	ex->route = m == HTTP_PATCH ? ROUTE_LINK_PATCH : m == HTTP_DELETE ? ROUTE_LINK_DELETE : ROUTE_LINK_GET;
 	if (!link_code_syntax_ok(code, clen)) {
 		reply_error(ex, 404, "not_found", "no such resource");
 		return HTTP_DONE;

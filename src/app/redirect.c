@@ -2,9 +2,11 @@
  * redirect: GET|HEAD /{code}, the hot path.
  *
  * L1 cache (single-flight load from the store on a miss) -> state check at
- * serve time (deleted or expired: 410) -> the link's status with Location.
- * No allocation on a cache hit; the response is appended to the connection's
- * output buffer and leaves with the rest of its pipelined batch.
+ * serve time (deleted or expired: 410) -> the link's status with Location
+ * -> the click into this worker's ring (GET only: HEAD is not a click).
+ * No lock, allocation or system call on a cache hit; the response is
+ * appended to the connection's output buffer and leaves with the rest of
+ * its pipelined batch.
  */
 #include "app_internal.h"
 
@@ -15,9 +17,7 @@ static const char cache_control[] = "private, max-age=90";
 static int load(void *ctx, const char *code, size_t len, struct link **out)
 {
 	struct app_worker *ws = ctx;
-	if (!ws->reader)
-		return CACHE_ERROR;
-	switch (store_get(&ws->app->store, ws->reader, code, len, out)) {
+	switch (app_store_get(ws, code, len, out)) {
 	case STORE_OK:
 		return CACHE_FOUND;
 	case STORE_NOTFOUND:
@@ -40,7 +40,8 @@ int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char 
 		reply_store_unavailable(ex);
 		return HTTP_DONE;
 	}
-	switch (link_state_at(l, time_now_ms())) {
+	int64_t now = time_now_ms();
+	switch (link_state_at(l, now)) {
 	case LINK_DELETED:
 		reply_error(ex, 410, "gone", "this link was deleted");
 		break;
@@ -58,6 +59,13 @@ int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char 
 		}
 		http_respond_header(ex, "Cache-Control", cache_control, sizeof(cache_control) - 1);
 		http_respond_finish(ex, NULL, NULL, 0);
+		if (ws->clicks && ex->req->method == HTTP_GET) {
+			const struct http_header *ua = http_find_header(ex->req, "user-agent");
+			const struct http_header *ref = http_find_header(ex->req, "referer");
+			clicks_record(ws->clicks, l->id, now, ua ? ua->value : "", ua ? ua->value_len : 0,
+				      ref ? ref->value : NULL, ref ? ref->value_len : 0,
+				      (const struct sockaddr *)&ex->peer);
+		}
 		break;
 	}
 	link_unref(l);

@@ -86,61 +86,114 @@ json_t *link_to_json(const struct app *app, const struct link *l)
 	return j;
 }
 
+long app_query_param(const struct http_request *req, const char *name, const char **val)
+{
+	size_t n = strlen(name), i = 0;
+	const char *q = req->query;
+	while (q && i < req->query_len) {
+		size_t s = i;
+		while (i < req->query_len && q[i] != '&')
+			i++;
+		if (i - s > n && memcmp(q + s, name, n) == 0 && q[s + n] == '=') {
+			*val = q + s + n + 1;
+			return (long)(i - s - n - 1);
+		}
+		i++;
+	}
+	return -1;
+}
+
 static int path_is(const struct http_request *req, const char *p)
 {
 	size_t n = strlen(p);
 	return req->path_len == n && memcmp(req->path, p, n) == 0;
 }
 
-static int handle(struct http_exchange *ex, void *wstate)
+/* GET|HEAD-only resources; OPTIONS and other methods answered here. */
+static int get_only(struct http_exchange *ex)
 {
-	struct app_worker *ws = wstate;
+	enum http_method m = ex->req->method;
+	if (m == HTTP_GET || m == HTTP_HEAD)
+		return 1;
+	if (m == HTTP_OPTIONS)
+		reply_options(ex, "GET, HEAD, OPTIONS");
+	else
+		reply_method_not_allowed(ex, "GET, HEAD, OPTIONS");
+	return 0;
+}
+
+static int route(struct http_exchange *ex, struct app_worker *ws)
+{
 	const struct http_request *req = ex->req;
-	enum http_method m = req->method;
+	struct app *app = ws->app;
 
 	if (req->asterisk) {
 		reply_options(ex, "GET, HEAD, POST, PATCH, DELETE, OPTIONS");
 		return HTTP_DONE;
 	}
-	if (path_is(req, "/") || path_is(req, "/healthz")) {
-		if (m == HTTP_OPTIONS) {
-			reply_options(ex, "GET, HEAD, OPTIONS");
-		} else if (m != HTTP_GET && m != HTTP_HEAD) {
-			reply_method_not_allowed(ex, "GET, HEAD, OPTIONS");
-		} else if (path_is(req, "/")) {
+	/* Named routes first: they are reserved words, so no alias can
+	 * shadow them. */
+	if (path_is(req, "/")) {
+		ex->route = ROUTE_ROOT;
+		if (get_only(ex))
 			reply_json(ex, 200,
 				   json_pack("{s:s,s:s,s:s}", "service", "shortd", "version",
 					     SHORTD_VERSION, "api", "/api/v1/links"),
 				   NULL, NULL);
-		} else {
+		return HTTP_DONE;
+	}
+	if (path_is(req, "/healthz")) {
+		ex->route = ROUTE_HEALTHZ;
+		if (get_only(ex))
 			reply_json(ex, 200, json_pack("{s:s}", "status", "ok"), NULL, NULL);
-		}
+		return HTTP_DONE;
+	}
+	if (path_is(req, "/readyz")) {
+		ex->route = ROUTE_READYZ;
+		const char *why;
+		if (!get_only(ex))
+			return HTTP_DONE;
+		if (app_ready(app, &why))
+			reply_json(ex, 200, json_pack("{s:s}", "status", "ready"), NULL, NULL);
+		else
+			reply_error(ex, 503, "not_ready", why);
+		return HTTP_DONE;
+	}
+	if (path_is(req, "/metrics") && !app->metrics_srv) {
+		ex->route = ROUTE_METRICS;
+		if (get_only(ex))
+			app_reply_metrics(ex, app);
 		return HTTP_DONE;
 	}
 	if (req->path_len >= 13 && memcmp(req->path, "/api/v1/links", 13) == 0 &&
 	    (req->path_len == 13 || req->path[13] == '/'))
 		return links_handle(ex, ws, req->path + 13, req->path_len - 13);
-	/* /{code}: the hot path. Named routes above are reserved words,
-	 * so no alias can shadow them. */
+	/* /{code}: the hot path. */
 	if (req->path_len > 1 && link_code_syntax_ok(req->path + 1, req->path_len - 1)) {
-		if (m == HTTP_GET || m == HTTP_HEAD)
+		ex->route = ROUTE_REDIRECT;
+		if (get_only(ex))
 			return redirect_handle(ex, ws, req->path + 1, req->path_len - 1);
-		if (m == HTTP_OPTIONS)
-			reply_options(ex, "GET, HEAD, OPTIONS");
-		else
-			reply_method_not_allowed(ex, "GET, HEAD, OPTIONS");
 		return HTTP_DONE;
 	}
 	reply_error(ex, 404, "not_found", "no such resource");
 	return HTTP_DONE;
 }
 
+static int handle(struct http_exchange *ex, void *wstate)
+{
+	int r = route(ex, wstate);
+	if (r == HTTP_DONE)
+		app_observe(ex);
+	return r; /* an asynchronous request is observed when it is answered */
+}
+
 static void *worker_init(void *appv, int idx)
 {
 	struct app *app = appv;
-	struct app_worker *ws = xcalloc(1, sizeof(*ws));
+	struct app_worker *ws = &app->workers[idx];
 	ws->app = app;
 	ws->idx = idx;
+	ws->clicks = app->clicks ? clicks_ring(app->clicks, idx) : NULL;
 	if (store_reader_open(&app->store, &ws->reader) != STORE_OK) {
 		log_error("worker %d has no database reader; reads will fail", idx);
 		ws->reader = NULL;
@@ -153,7 +206,17 @@ static void worker_release(void *wstate)
 	struct app_worker *ws = wstate;
 	if (ws->reader)
 		store_reader_close(&ws->app->store, ws->reader);
-	free(ws);
+	ws->reader = NULL; /* ws itself stays readable for a last scrape */
+}
+
+int app_store_get(struct app_worker *ws, const char *code, size_t len, struct link **out)
+{
+	if (!ws->reader)
+		return STORE_ERR;
+	uint64_t t0 = time_mono_ns();
+	int rc = store_get(&ws->app->store, ws->reader, code, len, out);
+	hist_observe(&ws->metrics.store_read, time_mono_ns() - t0);
+	return rc;
 }
 
 const struct http_handler app_http_handler = {

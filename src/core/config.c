@@ -33,6 +33,11 @@ static const struct option_def options[] = {
 	STR(base_url, "base-url", "", "public base URL of short links (default: http://LISTEN)"),
 	STR(config_file, "config", "", "read options from this file (name = value lines)"),
 	STR(log_level, "log-level", "info", "error, warn, info or debug"),
+	STR(access_log, "access-log", "", "write an access log line per request to this file ('-': stderr)"),
+	STR(metrics_listen, "metrics-listen", "",
+	    "serve /metrics on this ADDR:PORT only (default: on --listen)"),
+	STR(geoip, "geoip", "auto",
+	    "MaxMind .mmdb country database for click countries ('auto': usual paths, 'off')"),
 	INT(threads, "threads", "0", 0, 256, "HTTP worker threads (0: one per core)"),
 	INT(code_length, "code-length", "7", 5, 32, "length of generated short codes"),
 	INT(node_id, "node-id", "0", 0, 1023, "node id embedded in row ids (unique per node)"),
@@ -49,6 +54,9 @@ static const struct option_def options[] = {
 	INT(drain_s, "drain-s", "10", 0, 3600, "on SIGTERM, time to finish in-flight requests"),
 	INT(commit_batch, "commit-batch", "1024", 1, 100000,
 	    "most writes committed in one transaction (group commit)"),
+	INT(analytics, "analytics", "1", 0, 1, "1: count clicks (stats API), 0: do not"),
+	INT(flush_ms, "flush-ms", "1000", 10, 60000,
+	    "click counters are committed this often (the loss window on a crash)"),
 };
 
 static const struct option_def *find_option(const char *name, size_t len)

@@ -21,6 +21,9 @@ struct config {
 	char *base_url;      /* "" = derived from listen */
 	char *config_file;
 	char *log_level;
+	char *access_log;     /* "" = off, "-" = stderr */
+	char *metrics_listen; /* "" = /metrics on the main listener */
+	char *geoip;          /* "auto", "off" or a .mmdb file */
 	int threads;         /* 0 = number of cores */
 	int code_length;
 	int node_id;
@@ -33,6 +36,8 @@ struct config {
 	int keepalive_timeout_s;
 	int drain_s;
 	int commit_batch;
+	int analytics;        /* 1: record clicks */
+	int flush_ms;
 };
 
 enum config_result { CONFIG_OK = 0, CONFIG_HELP, CONFIG_VERSION, CONFIG_ERR };

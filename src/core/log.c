@@ -13,6 +13,13 @@
 
 enum log_level log_threshold = LOG_LEVEL_INFO;
 
+static __thread const char *request_id;
+
+void log_set_request_id(const char *id)
+{
+	request_id = id;
+}
+
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 int log_level_parse(const char *s, enum log_level *out)
@@ -43,7 +50,7 @@ void log_write(enum log_level level, const char *fmt, ...)
 	char line[4096 + 128];
 	size_t o = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts,
 				    level_names[level]);
-	for (size_t i = 0; i < mlen && o < sizeof(line) - 8; i++) {
+	for (size_t i = 0; i < mlen && o < sizeof(line) - 120; i++) { /* room for the id */
 		unsigned char c = (unsigned char)msg[i];
 		if (c == '"' || c == '\\') {
 			line[o++] = '\\';
@@ -54,8 +61,11 @@ void log_write(enum log_level level, const char *fmt, ...)
 			line[o++] = (char)c;
 		}
 	}
-	memcpy(line + o, "\"}\n", 3);
-	o += 3;
+	line[o++] = '"';
+	if (request_id)
+		o += (size_t)snprintf(line + o, 100, ",\"request_id\":\"%.64s\"", request_id);
+	memcpy(line + o, "}\n", 2);
+	o += 2;
 	ssize_t w = write(STDERR_FILENO, line, o);
 	(void)w;
 }

@@ -20,6 +20,10 @@ int log_level_parse(const char *s, enum log_level *out);
 
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Sets the request id that this thread's log lines carry (NULL: none). The
+ * string must stay valid until it is replaced. */
+void log_set_request_id(const char *id);
+
 #define LOG_AT(lvl, ...)                                                                   \
 	do {                                                                               \
 		if ((lvl) <= log_threshold)                                                \

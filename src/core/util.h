@@ -37,6 +37,9 @@ void buf_append(struct buf *b, const void *data, size_t n);
 void buf_puts(struct buf *b, const char *s);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Appends s[0..n) as a quoted JSON string, escaping what JSON requires
+ * and replacing bytes that are not valid UTF-8 sequences by U+FFFD. */
+void buf_put_json_string(struct buf *b, const char *s, size_t n);
 /* Appends the decimal form of v. */
 void buf_putu64(struct buf *b, uint64_t v);
 
@@ -44,6 +47,8 @@ void buf_putu64(struct buf *b, uint64_t v);
 int64_t time_now_ms(void);
 /* Monotonic clock, milliseconds since an arbitrary start. */
 uint64_t time_mono_ms(void);
+/* Monotonic clock, nanoseconds. */
+uint64_t time_mono_ns(void);
 
 /* Case-insensitive ASCII comparison of two byte ranges. */
 int ascii_casecmp_n(const char *a, size_t alen, const char *b, size_t blen);

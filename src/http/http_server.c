@@ -12,6 +12,7 @@
  * is deferred until its task arrives.
  */
 #include "http_server.h"
+#include "access_log.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,6 +83,8 @@ struct http_worker {
 	char date[64]; /* "Date: ...\r\n" */
 	size_t date_len;
 	time_t date_s;
+	uint64_t rid_state; /* request id generator */
+	struct http_worker_stats stats;
 };
 
 struct http_server {
@@ -92,6 +96,7 @@ struct http_server {
 	atomic_int draining;
 	atomic_int forcing;
 	atomic_long open_conns;
+	struct access_log *access_log;
 };
 
 static void conn_process(struct conn *c);
@@ -145,6 +150,77 @@ static void worker_update_date(struct http_worker *w)
 	struct tm tm;
 	gmtime_r(&now, &tm);
 	w->date_len = strftime(w->date, sizeof(w->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+}
+
+/* ---- request ids --------------------------------------------------------- */
+
+static int request_id_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '.' || c == ':';
+}
+
+/* The client's X-Request-Id when it is 1..64 safe characters; otherwise
+ * 16 hex digits from a per-worker generator (splitmix64 over a random
+ * seed: no system call, no lock). */
+static void set_request_id(struct conn *c)
+{
+	struct http_exchange *ex = &c->ex;
+	const struct http_header *h =
+		c->req.method != HTTP_M_NONE ? http_find_header(&c->req, "x-request-id") : NULL;
+	if (h && h->value_len > 0 && h->value_len <= HTTP_REQUEST_ID_MAX) {
+		size_t i = 0;
+		while (i < h->value_len && request_id_char(h->value[i]))
+			i++;
+		if (i == h->value_len) {
+			memcpy(ex->request_id, h->value, i);
+			ex->request_id[i] = '\0';
+			ex->request_id_len = (uint8_t)i;
+			return;
+		}
+	}
+	uint64_t z = (c->w->rid_state += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 15; i >= 0; i--, z >>= 4)
+		ex->request_id[i] = hex[z & 15];
+	ex->request_id[16] = '\0';
+	ex->request_id_len = 16;
+}
+
+static void access_log_line(struct conn *c, size_t body_len)
+{
+	struct http_exchange *ex = &c->ex;
+	struct buf line;
+	buf_init(&line);
+	char ts[40], ip[64];
+	time_format_rfc3339(time_now_ms(), ts, sizeof(ts));
+	http_exchange_peer_ip(ex, ip, sizeof(ip));
+	uint64_t us = ex->start_ns ? (uv_hrtime() - ex->start_ns) / 1000 : 0;
+	buf_printf(&line, "{\"ts\":\"%s\",\"request_id\":\"%s\",\"ip\":\"%s\",\"method\":\"%s\","
+		   "\"path\":", ts, ex->request_id, ip,
+		   c->req.method ? http_method_name(c->req.method) : "-");
+	if (c->req.method)
+		buf_put_json_string(&line, c->req.path, c->req.path_len);
+	else
+		buf_puts(&line, "null");
+	buf_printf(&line, ",\"status\":%d,\"bytes\":%zu,\"duration_us\":%llu", c->resp_status,
+		   body_len, (unsigned long long)us);
+	static const char *const names[] = {"user-agent", "referer"};
+	static const char *const keys[] = {",\"ua\":", ",\"referer\":"};
+	for (int i = 0; i < 2; i++) {
+		const struct http_header *h = c->req.method ? http_find_header(&c->req, names[i]) : NULL;
+		buf_puts(&line, keys[i]);
+		if (h)
+			buf_put_json_string(&line, h->value, h->value_len);
+		else
+			buf_puts(&line, "null");
+	}
+	buf_puts(&line, "}\n");
+	access_log_append(c->w->srv->access_log, c->w->idx, line.p, line.len);
+	buf_release(&line);
 }
 
 /* ---- responses ------------------------------------------------------- */
@@ -224,6 +300,11 @@ void http_respond_finish(struct http_exchange *ex, const char *content_type, con
 	if (atomic_load_explicit(&c->w->srv->draining, memory_order_relaxed) || !c->req.keep_alive)
 		c->close_after_write = 1;
 	buf_reserve(&c->out, 128 + len);
+	if (c->ex.request_id_len) {
+		buf_append(&c->out, "X-Request-Id: ", 14);
+		buf_append(&c->out, c->ex.request_id, c->ex.request_id_len);
+		buf_append(&c->out, "\r\n", 2);
+	}
 	if (content_type) {
 		buf_puts(&c->out, "Content-Type: ");
 		buf_puts(&c->out, content_type);
@@ -244,6 +325,8 @@ void http_respond_finish(struct http_exchange *ex, const char *content_type, con
 		buf_append(&c->out, "\r\n", 2);
 	if (c->req.method != HTTP_HEAD && len)
 		buf_append(&c->out, body, len);
+	if (c->w->srv->access_log)
+		access_log_line(c, c->req.method != HTTP_HEAD ? len : 0);
 }
 
 void http_respond(struct http_exchange *ex, int status, const char *content_type, const char *body,
@@ -260,10 +343,16 @@ static void conn_error(struct conn *c, int status, const char *code, const char 
 	char body[512];
 	int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code,
 			 msg);
+	static const int own[] = HTTP_OWN_STATUSES;
+	for (int i = 0; i < HTTP_OWN_STATUS_COUNT; i++)
+		if (own[i] == status)
+			metric_add(&c->w->stats.own_errors[i], 1);
 	c->close_after_write = 1;
-	if (c->req.method == HTTP_M_NONE)
-		c->req.method = HTTP_GET; /* not HEAD: send the body */
+	if (c->req.method == HTTP_HEAD)
+		c->req.method = HTTP_GET; /* an error always carries its body */
 	c->req.keep_alive = 0;
+	if (c->phase == PH_HEAD)
+		set_request_id(c); /* the head did not parse: a fresh id */
 	http_respond(&c->ex, status, "application/json", body, (size_t)n);
 }
 
@@ -497,6 +586,8 @@ static void conn_process(struct conn *c)
 				break;
 			}
 			if (rc == HTTP_PARSE_ERROR) {
+				c->req.method = HTTP_M_NONE;
+				c->ex.start_ns = uv_hrtime();
 				conn_error(c, status, status_code_name(status), why);
 				break;
 			}
@@ -507,6 +598,7 @@ static void conn_process(struct conn *c)
 				continue;
 			}
 			c->phase = PH_BODY;
+			set_request_id(c);
 			c->req_start_ms = c->req_start_ms ? c->req_start_ms : uv_now(&c->w->loop);
 			if (c->req.chunked) {
 				http_chunked_init(&c->chunk);
@@ -562,8 +654,11 @@ static void conn_process(struct conn *c)
 			c->req.body_len = body_len;
 			c->head_moved = 0;
 		}
-		c->ex.start_ms = uv_now(&c->w->loop);
+		c->ex.start_ns = uv_hrtime();
+		c->ex.route = 0;
+		log_set_request_id(c->ex.request_id);
 		int r = srv->handler.handle(&c->ex, c->w->wstate);
+		log_set_request_id(NULL);
 		if (r == HTTP_ASYNC) {
 			c->phase = PH_WAIT;
 			break;
@@ -617,6 +712,7 @@ static void conn_close(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->nconns--;
+	metric_add(&w->stats.closed, 1);
 	atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
 	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
@@ -640,6 +736,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	long open = atomic_fetch_add_explicit(&srv->open_conns, 1, memory_order_relaxed);
 	if (open >= srv->cfg.max_conns || w->stopping) {
 		atomic_fetch_sub_explicit(&srv->open_conns, 1, memory_order_relaxed);
+		metric_add(&w->stats.own_errors[6], 1); /* 503, see HTTP_OWN_STATUSES */
 		uv_tcp_t *t = xmalloc(sizeof(*t));
 		uv_tcp_init(&w->loop, t);
 		if (uv_accept(listener, (uv_stream_t *)t) == 0) {
@@ -657,6 +754,10 @@ static void on_connection(uv_stream_t *listener, int status)
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
+	int plen = sizeof(c->ex.peer);
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->ex.peer, &plen) != 0)
+		c->ex.peer.ss_family = AF_UNSPEC;
+	metric_add(&w->stats.accepted, 1);
 	c->w = w;
 	c->ex.req = &c->req;
 	c->ex.worker = w;
@@ -676,6 +777,8 @@ static void conn_timeout(struct conn *c)
 {
 	c->req.method = HTTP_M_NONE;
 	c->req.minor = 1;
+	c->phase = PH_HEAD;
+	c->ex.start_ns = 0;
 	conn_error(c, 408, "request_timeout", "request not received in time");
 	conn_flush(c);
 }
@@ -854,6 +957,16 @@ int http_server_create(struct http_server **out, const struct http_server_config
 			return -1;
 		}
 	}
+	if (cfg->access_log && cfg->access_log[0]) {
+		srv->access_log = access_log_open(cfg->access_log, srv->nworkers, err, errlen);
+		if (!srv->access_log) {
+			for (int i = 0; i < srv->nworkers; i++)
+				close(srv->workers[i].fd);
+			free(srv->workers);
+			free(srv);
+			return -1;
+		}
+	}
 	*out = srv;
 	return 0;
 }
@@ -878,6 +991,8 @@ int http_server_start(struct http_server *srv)
 		w->sweep.data = w;
 		uv_timer_start(&w->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
 		worker_update_date(w);
+		if (getrandom(&w->rid_state, sizeof(w->rid_state), 0) != sizeof(w->rid_state))
+			w->rid_state = uv_hrtime() ^ (uint64_t)(uintptr_t)w;
 	}
 	atomic_store(&srv->running, srv->nworkers);
 	for (int i = 0; i < srv->nworkers; i++) {
@@ -927,6 +1042,46 @@ void http_server_free(struct http_server *srv)
 		uv_loop_close(&w->loop);
 		pthread_mutex_destroy(&w->task_lock);
 	}
+	access_log_close(srv->access_log);
 	free(srv->workers);
 	free(srv);
+}
+
+void http_server_stats(struct http_server *srv, struct http_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < srv->nworkers; i++) {
+		const struct http_worker_stats *st = &srv->workers[i].stats;
+		out->accepted += metric_read(&st->accepted);
+		out->closed += metric_read(&st->closed);
+		for (int j = 0; j < HTTP_OWN_STATUS_COUNT; j++)
+			out->own_errors[j] += metric_read(&st->own_errors[j]);
+	}
+	long open = atomic_load_explicit(&srv->open_conns, memory_order_relaxed);
+	out->open = open > 0 ? (uint64_t)open : 0;
+	out->access_log_dropped = srv->access_log ? access_log_dropped(srv->access_log) : 0;
+}
+
+int http_exchange_status(const struct http_exchange *ex)
+{
+	const struct conn *c = (const struct conn *)((const char *)ex - offsetof(struct conn, ex));
+	return c->resp_status;
+}
+
+size_t http_exchange_peer_ip(const struct http_exchange *ex, char *out, size_t cap)
+{
+	const struct sockaddr_storage *ss = &ex->peer;
+	const void *addr = NULL;
+	if (ss->ss_family == AF_INET)
+		addr = &((const struct sockaddr_in *)ss)->sin_addr;
+	else if (ss->ss_family == AF_INET6)
+		addr = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	if (!addr || !inet_ntop(ss->ss_family, addr, out, (socklen_t)cap))
+		snprintf(out, cap, "unknown");
+	return strlen(out);
+}
+
+int http_worker_index(const struct http_worker *w)
+{
+	return w->idx;
 }

@@ -29,6 +29,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
+#include "core/metrics.h"
 #include "http_parser.h"
 
 struct http_server;
@@ -46,11 +49,17 @@ struct http_handler {
 	void *app;
 };
 
+#define HTTP_REQUEST_ID_MAX 64
+
 struct http_exchange {
 	struct http_request *req;
 	struct http_worker *worker;
 	void *wstate;
-	uint64_t start_ms; /* monotonic */
+	uint64_t start_ns;     /* monotonic, when the request was complete */
+	int route;             /* the handler's label for metrics; 0 until set */
+	uint8_t request_id_len;
+	char request_id[HTTP_REQUEST_ID_MAX + 1]; /* from X-Request-Id if sane, else generated */
+	struct sockaddr_storage peer;             /* the client's address */
 };
 
 struct http_server_config {
@@ -60,7 +69,27 @@ struct http_server_config {
 	int max_conns;
 	int header_timeout_ms;
 	int keepalive_timeout_ms;
+	const char *access_log; /* file, "-" for stderr, NULL or "" for none */
 };
+
+/* Statuses the server answers by itself (parser, limits, timeouts). */
+#define HTTP_OWN_STATUSES {400, 408, 413, 417, 431, 501, 503, 505}
+#define HTTP_OWN_STATUS_COUNT 8
+
+/* Connection counters of one worker (written by it alone). */
+struct http_worker_stats {
+	metric_counter accepted;
+	metric_counter closed;
+	metric_counter own_errors[HTTP_OWN_STATUS_COUNT]; /* by HTTP_OWN_STATUSES */
+};
+
+/* Sums of every worker's counters, and the open-connection gauge. */
+struct http_stats {
+	uint64_t accepted, closed, open;
+	uint64_t own_errors[HTTP_OWN_STATUS_COUNT];
+	uint64_t access_log_dropped;
+};
+void http_server_stats(struct http_server *srv, struct http_stats *out);
 
 /* Binds the listening sockets; returns 0, or -1 with err filled. */
 int http_server_create(struct http_server **out, const struct http_server_config *cfg,
@@ -97,6 +126,13 @@ void http_respond_abort(struct http_exchange *ex);
 void http_respond_close(struct http_exchange *ex);
 
 const char *http_status_reason(int status);
+
+/* Status of the response being written or last written on ex. */
+int http_exchange_status(const struct http_exchange *ex);
+/* The client's IP address as text (no port) into out; returns its length. */
+size_t http_exchange_peer_ip(const struct http_exchange *ex, char *out, size_t cap);
+/* Index of a worker (0..threads-1). */
+int http_worker_index(const struct http_worker *w);
 
 /* Tasks posted to a worker's loop from any thread. */
 struct http_task {

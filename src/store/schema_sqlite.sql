@@ -31,3 +31,38 @@ CREATE TABLE links (
 	deleted_at INTEGER
 );
 CREATE UNIQUE INDEX links_code ON links (code);
+
+-- click_hours: clicks per link per hour (UTC), humans and bots apart.
+--   hour        Unix milliseconds / 3600000
+-- click_dims: human clicks per link per day (UTC) by dimension value.
+--   day         Unix milliseconds / 86400000
+--   dim         1 referrer host, 2 country, 3 device class, 4 browser
+--               family, 5 OS family (device class also counts bots, as
+--               "bot")
+-- Both are primary-keyed (WITHOUT ROWID) on exactly what the stats API
+-- reads: one link over a range of hours or days.
+-- click_flush: the number of the last aggregator batch committed. It is
+--   written in the batch's own transaction, so a reader's snapshot tells
+--   which batch its counts include.
+
+-- migration 2
+CREATE TABLE click_hours (
+	link_id INTEGER NOT NULL,
+	hour    INTEGER NOT NULL,
+	humans  INTEGER NOT NULL,
+	bots    INTEGER NOT NULL,
+	PRIMARY KEY (link_id, hour)
+) WITHOUT ROWID;
+CREATE TABLE click_dims (
+	link_id INTEGER NOT NULL,
+	day     INTEGER NOT NULL,
+	dim     INTEGER NOT NULL,
+	value   TEXT    NOT NULL,
+	clicks  INTEGER NOT NULL,
+	PRIMARY KEY (link_id, day, dim, value)
+) WITHOUT ROWID;
+CREATE TABLE click_flush (
+	id  INTEGER PRIMARY KEY CHECK (id = 1),
+	seq INTEGER NOT NULL
+);
+INSERT INTO click_flush (id, seq) VALUES (1, 0);

@@ -70,3 +70,19 @@ void store_links_free(struct link **links, int n)
 		link_unref(links[i]);
 	free(links);
 }
+
+int store_writable(struct store *s)
+{
+	return s->ops->writable(s);
+}
+
+int store_clicks_read(struct store *s, struct store_reader *r, int64_t link_id, int32_t from_hour,
+		      int32_t to_hour, int want_dims, struct click_rows *out)
+{
+	return s->ops->clicks_read(r, link_id, from_hour, to_hour, want_dims, out);
+}
+
+void store_get_stats(struct store *s, struct store_stats *out)
+{
+	s->ops->stats(s, out);
+}

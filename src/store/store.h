@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/metrics.h"
 #include "link/link.h"
 
 enum store_status {
@@ -31,7 +32,37 @@ enum store_status {
 	STORE_ERR,
 };
 
-enum store_op_kind { STORE_OP_INSERT, STORE_OP_UPDATE, STORE_OP_DELETE };
+enum store_op_kind { STORE_OP_INSERT, STORE_OP_UPDATE, STORE_OP_DELETE, STORE_OP_CLICKS };
+
+/* Click counters, as stored. dim STORE_CLICK_HOUR: bucket is an hour
+ * (Unix ms / 3600000), with humans and bots. Other dims: bucket is a day
+ * (Unix ms / 86400000), value the dimension's value, humans its count. */
+enum {
+	STORE_CLICK_HOUR = 0,
+	STORE_CLICK_REFERRER,
+	STORE_CLICK_COUNTRY,
+	STORE_CLICK_DEVICE,
+	STORE_CLICK_BROWSER,
+	STORE_CLICK_OS,
+	STORE_CLICK_DIMS
+};
+#define STORE_CLICK_VALUE_MAX 64
+
+struct click_count {
+	int64_t link_id;
+	int32_t bucket;
+	uint8_t dim;
+	uint8_t value_len;
+	char value[STORE_CLICK_VALUE_MAX];
+	uint64_t humans, bots;
+};
+
+/* Counters read for one link, and the last click batch the snapshot holds. */
+struct click_rows {
+	struct click_count *rows; /* the caller frees */
+	size_t n;
+	uint64_t seq;
+};
 
 /* Fields of an update (bit mask in store_op.fields). */
 enum { STORE_F_URL = 1, STORE_F_EXPIRES = 2, STORE_F_REDIRECT = 4 };
@@ -40,9 +71,14 @@ struct store_op {
 	enum store_op_kind kind;
 	/* INSERT: the new row (the op owns one reference). UPDATE: the new
 	 * values of `fields` and the code. DELETE: the code and
-	 * deleted_at_ms. */
+	 * deleted_at_ms. CLICKS: unused. */
 	struct link *link;
 	unsigned fields;
+	/* CLICKS: counters to add (owned by the submitter), and the batch
+	 * number recorded with them. */
+	const struct click_count *clicks;
+	size_t nclicks;
+	uint64_t click_seq;
 	/* out: */
 	int status;
 	struct link *result; /* the row after the write (one reference), or NULL */
@@ -54,6 +90,13 @@ struct store_op {
 
 struct store;
 struct store_reader;
+
+/* Writer-side measurements (group commit), summed for /metrics. */
+struct store_stats {
+	struct hist_sum commit_latency; /* ns per COMMIT, fsync included */
+	struct hist_sum batch_size;     /* ops per transaction */
+	uint64_t commits, commit_errors;
+};
 
 struct store_ops {
 	const char *name;
@@ -68,6 +111,11 @@ struct store_ops {
 	int (*list)(struct store_reader *r, int64_t before_id, int limit, struct link ***out, int *n);
 	void (*submit)(struct store *s, struct store_op *op);
 	int (*writable)(struct store *s);
+	/* Counters of link_id in hours [from_hour, to_hour] (and their days
+	 * when want_dims), from one snapshot; link_id 0 reads only the seq. */
+	int (*clicks_read)(struct store_reader *r, int64_t link_id, int32_t from_hour,
+			   int32_t to_hour, int want_dims, struct click_rows *out);
+	void (*stats)(struct store *s, struct store_stats *out);
 };
 
 struct store {
@@ -89,5 +137,9 @@ int store_list(struct store *s, struct store_reader *r, int64_t before_id, int l
 	       struct link ***out, int *n);
 void store_submit(struct store *s, struct store_op *op);
 void store_links_free(struct link **links, int n);
+int store_writable(struct store *s);
+int store_clicks_read(struct store *s, struct store_reader *r, int64_t link_id, int32_t from_hour,
+		      int32_t to_hour, int want_dims, struct click_rows *out);
+void store_get_stats(struct store *s, struct store_stats *out);
 
 #endif

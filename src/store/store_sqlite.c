@@ -40,6 +40,10 @@ struct sqlite_store {
 	char *path;
 	sqlite3 *db; /* the writer's */
 	sqlite3_stmt *insert, *update, *del, *exists;
+	sqlite3_stmt *click_hour, *click_dim, *click_seq;
+	/* writer-owned measurements */
+	struct histogram commit_latency, batch_size;
+	metric_counter commits, commit_errors;
 	int commit_batch;
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -52,6 +56,7 @@ struct sqlite_store {
 struct store_reader {
 	sqlite3 *db;
 	sqlite3_stmt *get, *list;
+	sqlite3_stmt *hours, *dims, *seq;
 };
 
 static int mkdir_p(const char *dir)
@@ -223,6 +228,39 @@ static int op_modify(struct sqlite_store *ss, struct store_op *op)
 	return status;
 }
 
+/* Adds a batch of click counters and records its number. */
+static int op_clicks(struct sqlite_store *ss, struct store_op *op)
+{
+	for (size_t i = 0; i < op->nclicks; i++) {
+		const struct click_count *c = &op->clicks[i];
+		sqlite3_stmt *st = c->dim == STORE_CLICK_HOUR ? ss->click_hour : ss->click_dim;
+		sqlite3_bind_int64(st, 1, c->link_id);
+		sqlite3_bind_int(st, 2, c->bucket);
+		if (c->dim == STORE_CLICK_HOUR) {
+			sqlite3_bind_int64(st, 3, (sqlite3_int64)c->humans);
+			sqlite3_bind_int64(st, 4, (sqlite3_int64)c->bots);
+		} else {
+			sqlite3_bind_int(st, 3, c->dim);
+			sqlite3_bind_text(st, 4, c->value, c->value_len, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 5, (sqlite3_int64)c->humans);
+		}
+		int rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			log_error("unable to add click counters: %s", sqlite3_errmsg(ss->db));
+			return STORE_ERR;
+		}
+	}
+	sqlite3_bind_int64(ss->click_seq, 1, (sqlite3_int64)op->click_seq);
+	int rc = sqlite3_step(ss->click_seq);
+	sqlite3_reset(ss->click_seq);
+	if (rc != SQLITE_DONE) {
+		log_error("unable to record click batch: %s", sqlite3_errmsg(ss->db));
+		return STORE_ERR;
+	}
+	return STORE_OK;
+}
+
 static void fail_op(struct store_op *op)
 {
 	op->status = STORE_ERR;
@@ -234,6 +272,11 @@ static void fail_op(struct store_op *op)
 
 static void run_batch(struct sqlite_store *ss, struct store_op *batch)
 {
+	uint64_t t0 = time_mono_ns();
+	size_t nops = 0;
+	for (struct store_op *op = batch; op; op = op->next)
+		nops++;
+	hist_observe_value(&ss->batch_size, nops);
 	int ok = sqlite3_exec(ss->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
 	if (!ok)
 		log_error("unable to begin a transaction: %s", sqlite3_errmsg(ss->db));
@@ -243,7 +286,17 @@ static void run_batch(struct sqlite_store *ss, struct store_op *batch)
 			op->status = STORE_ERR;
 			continue;
 		}
-		op->status = op->kind == STORE_OP_INSERT ? op_insert(ss, op) : op_modify(ss, op);
+		switch (op->kind) {
+		case STORE_OP_INSERT:
+			op->status = op_insert(ss, op);
+			break;
+		case STORE_OP_CLICKS:
+			op->status = op_clicks(ss, op);
+			break;
+		default:
+			op->status = op_modify(ss, op);
+			break;
+		}
 		if (op->status == STORE_ERR && sqlite3_get_autocommit(ss->db)) {
 			/* SQLite rolled the transaction back: nothing of this
 			 * batch is committed, and nothing more may run. */
@@ -261,6 +314,8 @@ static void run_batch(struct sqlite_store *ss, struct store_op *batch)
 	if (!sqlite3_get_autocommit(ss->db))
 		sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
 	ss->last_commit_ok = ok;
+	metric_add(ok ? &ss->commits : &ss->commit_errors, 1);
+	hist_observe(&ss->commit_latency, time_mono_ns() - t0);
 	struct store_op *next;
 	for (struct store_op *op = batch; op; op = next) {
 		next = op->next;
@@ -361,7 +416,19 @@ static int sqlite_open(struct store *s, const char *data_dir, int commit_batch, 
 		    "UPDATE links SET deleted_at = ?2, updated_at = ?2"
 		    " WHERE code = ?1 AND deleted_at IS NULL RETURNING " LINK_COLUMNS,
 		    &ss->del, err, errlen) ||
-	    prepare(ss->db, "SELECT 1 FROM links WHERE code = ?1", &ss->exists, err, errlen))
+	    prepare(ss->db, "SELECT 1 FROM links WHERE code = ?1", &ss->exists, err, errlen) ||
+	    prepare(ss->db,
+		    "INSERT INTO click_hours (link_id, hour, humans, bots) VALUES (?1, ?2, ?3, ?4)"
+		    " ON CONFLICT (link_id, hour) DO UPDATE SET humans = humans + excluded.humans,"
+		    " bots = bots + excluded.bots",
+		    &ss->click_hour, err, errlen) ||
+	    prepare(ss->db,
+		    "INSERT INTO click_dims (link_id, day, dim, value, clicks) VALUES (?1, ?2, ?3, ?4, ?5)"
+		    " ON CONFLICT (link_id, day, dim, value) DO UPDATE SET"
+		    " clicks = clicks + excluded.clicks",
+		    &ss->click_dim, err, errlen) ||
+	    prepare(ss->db, "UPDATE click_flush SET seq = ?1 WHERE id = 1", &ss->click_seq, err,
+		    errlen))
 		goto fail;
 	if (pthread_create(&ss->thread, NULL, writer_main, ss) != 0) {
 		snprintf(err, errlen, "unable to start the writer thread");
@@ -392,6 +459,9 @@ static void sqlite_close(struct store *s)
 	sqlite3_finalize(ss->update);
 	sqlite3_finalize(ss->del);
 	sqlite3_finalize(ss->exists);
+	sqlite3_finalize(ss->click_hour);
+	sqlite3_finalize(ss->click_dim);
+	sqlite3_finalize(ss->click_seq);
 	if (ss->db && sqlite3_close(ss->db) != SQLITE_OK)
 		log_error("unable to close database '%s': %s", ss->path, sqlite3_errmsg(ss->db));
 	pthread_mutex_destroy(&ss->lock);
@@ -415,9 +485,21 @@ static int sqlite_reader_open(struct store *s, struct store_reader **out)
 	    prepare(r->db,
 		    "SELECT " LINK_COLUMNS " FROM links WHERE deleted_at IS NULL AND id < ?1"
 		    " ORDER BY id DESC LIMIT ?2",
-		    &r->list, err, sizeof(err))) {
+		    &r->list, err, sizeof(err)) ||
+	    prepare(r->db,
+		    "SELECT hour, humans, bots FROM click_hours WHERE link_id = ?1"
+		    " AND hour BETWEEN ?2 AND ?3",
+		    &r->hours, err, sizeof(err)) ||
+	    prepare(r->db,
+		    "SELECT day, dim, value, clicks FROM click_dims WHERE link_id = ?1"
+		    " AND day BETWEEN ?2 AND ?3",
+		    &r->dims, err, sizeof(err)) ||
+	    prepare(r->db, "SELECT seq FROM click_flush WHERE id = 1", &r->seq, err, sizeof(err))) {
 		log_error("unable to open a database reader: %s", r->db ? sqlite3_errmsg(r->db) : "");
 		sqlite3_finalize(r->get);
+		sqlite3_finalize(r->list);
+		sqlite3_finalize(r->hours);
+		sqlite3_finalize(r->dims);
 		sqlite3_close(r->db);
 		free(r);
 		return STORE_ERR;
@@ -433,6 +515,9 @@ static void sqlite_reader_close(struct store_reader *r)
 		return;
 	sqlite3_finalize(r->get);
 	sqlite3_finalize(r->list);
+	sqlite3_finalize(r->hours);
+	sqlite3_finalize(r->dims);
+	sqlite3_finalize(r->seq);
 	sqlite3_close(r->db);
 	free(r);
 }
@@ -477,6 +562,89 @@ static int sqlite_list(struct store_reader *r, int64_t before_id, int limit, str
 	return STORE_OK;
 }
 
+static struct click_count *rows_push(struct click_rows *out, size_t *cap)
+{
+	if (out->n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		out->rows = xrealloc(out->rows, *cap * sizeof(*out->rows));
+	}
+	struct click_count *c = &out->rows[out->n++];
+	memset(c, 0, sizeof(*c));
+	return c;
+}
+
+static int sqlite_clicks_read(struct store_reader *r, int64_t link_id, int32_t from_hour,
+			      int32_t to_hour, int want_dims, struct click_rows *out)
+{
+	memset(out, 0, sizeof(*out));
+	size_t cap = 0;
+	int rc, status = STORE_OK;
+	/* One read transaction: the counters and the batch number agree. */
+	if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_step(r->seq) != SQLITE_ROW) {
+		sqlite3_reset(r->seq);
+		goto fail;
+	}
+	out->seq = (uint64_t)sqlite3_column_int64(r->seq, 0);
+	sqlite3_reset(r->seq);
+	if (link_id) {
+		sqlite3_bind_int64(r->hours, 1, link_id);
+		sqlite3_bind_int(r->hours, 2, from_hour);
+		sqlite3_bind_int(r->hours, 3, to_hour);
+		while ((rc = sqlite3_step(r->hours)) == SQLITE_ROW) {
+			struct click_count *c = rows_push(out, &cap);
+			c->link_id = link_id;
+			c->dim = STORE_CLICK_HOUR;
+			c->bucket = sqlite3_column_int(r->hours, 0);
+			c->humans = (uint64_t)sqlite3_column_int64(r->hours, 1);
+			c->bots = (uint64_t)sqlite3_column_int64(r->hours, 2);
+		}
+		sqlite3_reset(r->hours);
+		if (rc != SQLITE_DONE)
+			goto fail;
+	}
+	if (link_id && want_dims) {
+		sqlite3_bind_int64(r->dims, 1, link_id);
+		sqlite3_bind_int(r->dims, 2, from_hour / 24);
+		sqlite3_bind_int(r->dims, 3, to_hour / 24);
+		while ((rc = sqlite3_step(r->dims)) == SQLITE_ROW) {
+			struct click_count *c = rows_push(out, &cap);
+			c->link_id = link_id;
+			c->bucket = sqlite3_column_int(r->dims, 0);
+			c->dim = (uint8_t)sqlite3_column_int(r->dims, 1);
+			int n = sqlite3_column_bytes(r->dims, 2);
+			if (n > STORE_CLICK_VALUE_MAX)
+				n = STORE_CLICK_VALUE_MAX;
+			memcpy(c->value, sqlite3_column_text(r->dims, 2), (size_t)n);
+			c->value_len = (uint8_t)n;
+			c->humans = (uint64_t)sqlite3_column_int64(r->dims, 3);
+		}
+		sqlite3_reset(r->dims);
+		if (rc != SQLITE_DONE)
+			goto fail;
+	}
+	goto out;
+fail:
+	log_error("unable to read click counters: %s", sqlite3_errmsg(r->db));
+	status = STORE_ERR;
+	free(out->rows);
+	memset(out, 0, sizeof(*out));
+out:
+	sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+	return status;
+}
+
+static void sqlite_stats(struct store *s, struct store_stats *out)
+{
+	struct sqlite_store *ss = s->impl;
+	memset(out, 0, sizeof(*out));
+	hist_sum_add(&out->commit_latency, &ss->commit_latency);
+	hist_sum_add(&out->batch_size, &ss->batch_size);
+	out->commits = metric_read(&ss->commits);
+	out->commit_errors = metric_read(&ss->commit_errors);
+}
+
 static int sqlite_writable(struct store *s)
 {
 	struct sqlite_store *ss = s->impl;
@@ -493,4 +661,6 @@ const struct store_ops store_sqlite_ops = {
 	.list = sqlite_list,
 	.submit = sqlite_submit,
 	.writable = sqlite_writable,
+	.clicks_read = sqlite_clicks_read,
+	.stats = sqlite_stats,
 };

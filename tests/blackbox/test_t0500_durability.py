@@ -3,13 +3,14 @@ SIGTERM drains in-flight requests and exits 0."""
 import concurrent.futures
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
 import threading
 import time
 
-from conftest import Server, parse_responses, read_all
+from conftest import ROOT, Server, parse_responses, read_all
 
 
 def create_many(server, n, workers=16, prefix="crash"):
@@ -142,5 +143,7 @@ def test_restart_keeps_schema_and_data(tmp_path):
         s2.stop()
     db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    schema = open(os.path.join(ROOT, "src/store/schema_sqlite.sql")).read()
+    latest = max(int(n) for n in re.findall(r"^-- migration (\d+)$", schema, re.M))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == latest
     db.close()

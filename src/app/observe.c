@@ -1,0 +1,207 @@
+/*
+ * observe: request accounting, GET /metrics (Prometheus text format 0.0.4)
+ * and the readiness answer.
+ *
+ * Each worker counts its own requests by route and status and its own
+ * latencies; a scrape sums them with the cache's, the store's, the click
+ * pipeline's and the HTTP server's counters. Nothing on the request path
+ * takes a lock for this.
+ */
+#include "app_internal.h"
+#include "version.h"
+
+#include <string.h>
+#include <uv.h>
+
+static const int statuses[] = APP_STATUSES;
+
+static const char *const route_names[ROUTE_COUNT] = {
+	[ROUTE_OTHER] = "other",	     [ROUTE_REDIRECT] = "redirect",
+	[ROUTE_LINK_CREATE] = "link_create", [ROUTE_LINK_LIST] = "link_list",
+	[ROUTE_LINK_GET] = "link_get",	     [ROUTE_LINK_PATCH] = "link_patch",
+	[ROUTE_LINK_DELETE] = "link_delete", [ROUTE_LINK_STATS] = "link_stats",
+	[ROUTE_ROOT] = "root",		     [ROUTE_HEALTHZ] = "healthz",
+	[ROUTE_READYZ] = "readyz",	     [ROUTE_METRICS] = "metrics",
+};
+
+static int status_index(int status)
+{
+	for (int i = 0; i < APP_STATUS_COUNT - 1; i++)
+		if (statuses[i] == status)
+			return i;
+	return APP_STATUS_COUNT - 1;
+}
+
+void app_observe(struct http_exchange *ex)
+{
+	struct app_worker *ws = ex->wstate;
+	int route = ex->route >= 0 && ex->route < ROUTE_COUNT ? ex->route : ROUTE_OTHER;
+	metric_add(&ws->metrics.requests[route][status_index(http_exchange_status(ex))], 1);
+	hist_observe(&ws->metrics.latency[route], uv_hrtime() - ex->start_ns);
+}
+
+int app_ready(const struct app *app, const char **why)
+{
+	if (http_server_draining(app->srv)) {
+		*why = "shutting down";
+		return 0;
+	}
+	if (!store_writable((struct store *)&app->store)) {
+		*why = "the last database commit failed";
+		return 0;
+	}
+	return 1;
+}
+
+static void counter(struct buf *o, const char *name, const char *help, uint64_t v)
+{
+	metrics_family(o, name, "counter", help);
+	metrics_sample(o, name, NULL, v);
+}
+
+static void gauge(struct buf *o, const char *name, const char *help, uint64_t v)
+{
+	metrics_family(o, name, "gauge", help);
+	metrics_sample(o, name, NULL, v);
+}
+
+void app_metrics_render(struct app *app, struct buf *o)
+{
+	char labels[128];
+	metrics_family(o, "shortd_build_info", "gauge", "Version of this shortd.");
+	metrics_sample(o, "shortd_build_info", "version=\"" SHORTD_VERSION "\"", 1);
+
+	/* requests and latencies, summed over workers */
+	metrics_family(o, "shortd_http_requests_total", "counter",
+		       "Requests answered by a handler, by route and status.");
+	for (int r = 0; r < ROUTE_COUNT; r++) {
+		for (int s = 0; s < APP_STATUS_COUNT; s++) {
+			uint64_t n = 0;
+			for (int w = 0; w < app->nworkers; w++)
+				n += metric_read(&app->workers[w].metrics.requests[r][s]);
+			if (!n)
+				continue;
+			if (s == APP_STATUS_COUNT - 1)
+				snprintf(labels, sizeof(labels), "route=\"%s\",status=\"other\"",
+					 route_names[r]);
+			else
+				snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%d\"", route_names[r],
+					 statuses[s]);
+			metrics_sample(o, "shortd_http_requests_total", labels, n);
+		}
+	}
+	metrics_family(o, "shortd_http_request_duration_seconds", "histogram",
+		       "Time from a complete request to its response, by route.");
+	for (int r = 0; r < ROUTE_COUNT; r++) {
+		struct hist_sum h;
+		memset(&h, 0, sizeof(h));
+		for (int w = 0; w < app->nworkers; w++)
+			hist_sum_add(&h, &app->workers[w].metrics.latency[r]);
+		if (!h.count)
+			continue;
+		snprintf(labels, sizeof(labels), "route=\"%s\"", route_names[r]);
+		metrics_histogram(o, "shortd_http_request_duration_seconds", labels, &h, 0);
+	}
+
+	struct http_stats hs;
+	http_server_stats(app->srv, &hs);
+	static const int own[] = HTTP_OWN_STATUSES;
+	metrics_family(o, "shortd_http_protocol_errors_total", "counter",
+		       "Requests refused by the HTTP layer itself (malformed, too large, timed out, "
+		       "over the connection cap), by status.");
+	for (int i = 0; i < HTTP_OWN_STATUS_COUNT; i++) {
+		snprintf(labels, sizeof(labels), "status=\"%d\"", own[i]);
+		metrics_sample(o, "shortd_http_protocol_errors_total", labels, hs.own_errors[i]);
+	}
+	counter(o, "shortd_http_connections_accepted_total", "Connections accepted.", hs.accepted);
+	gauge(o, "shortd_http_connections_open", "Connections open now.", hs.open);
+	counter(o, "shortd_access_log_dropped_total",
+		"Access log lines dropped because the log could not keep up.", hs.access_log_dropped);
+	gauge(o, "shortd_draining", "1 while shutting down.", (uint64_t)http_server_draining(app->srv));
+
+	struct cache_stats cs;
+	cache_get_stats(app->cache, &cs);
+	counter(o, "shortd_cache_hits_total", "Redirect lookups answered by the cache.", cs.hits);
+	counter(o, "shortd_cache_negative_hits_total",
+		"Lookups answered by a cached 'no such code'.", cs.negative_hits);
+	counter(o, "shortd_cache_misses_total", "Lookups not answered by the cache.", cs.misses);
+	counter(o, "shortd_cache_loads_total", "Store reads made for cache misses.", cs.loads);
+	counter(o, "shortd_cache_waits_total",
+		"Misses that waited for another thread's read of the same code.", cs.waits);
+	counter(o, "shortd_cache_evictions_total", "Entries evicted to stay within the size.",
+		cs.evictions);
+	counter(o, "shortd_cache_expirations_total", "Entries dropped after their TTL.",
+		cs.expirations);
+	gauge(o, "shortd_cache_entries", "Entries in the cache.", cs.entries);
+	gauge(o, "shortd_cache_bytes", "Bytes held by the cache.", cs.bytes);
+	gauge(o, "shortd_cache_max_bytes", "Size limit of the cache.", cs.max_bytes);
+
+	struct hist_sum rd;
+	memset(&rd, 0, sizeof(rd));
+	for (int w = 0; w < app->nworkers; w++)
+		hist_sum_add(&rd, &app->workers[w].metrics.store_read);
+	metrics_family(o, "shortd_store_read_duration_seconds", "histogram",
+		       "Time of a store read (link lookups of redirects and the API).");
+	metrics_histogram(o, "shortd_store_read_duration_seconds", NULL, &rd, 0);
+	struct store_stats ss;
+	store_get_stats(&app->store, &ss);
+	metrics_family(o, "shortd_store_commit_duration_seconds", "histogram",
+		       "Time of a write transaction, fsync included.");
+	metrics_histogram(o, "shortd_store_commit_duration_seconds", NULL, &ss.commit_latency, 0);
+	metrics_family(o, "shortd_store_commit_batch_size", "histogram",
+		       "Writes committed per transaction (group commit).");
+	metrics_histogram(o, "shortd_store_commit_batch_size", NULL, &ss.batch_size, 1);
+	counter(o, "shortd_store_commits_total", "Transactions committed.", ss.commits);
+	counter(o, "shortd_store_commit_errors_total", "Transactions that failed.", ss.commit_errors);
+	gauge(o, "shortd_store_writable", "1 if the last commit succeeded.",
+	      (uint64_t)store_writable(&app->store));
+
+	struct clicks_stats ks;
+	memset(&ks, 0, sizeof(ks));
+	if (app->clicks)
+		clicks_get_stats(app->clicks, &ks);
+	counter(o, "shortd_clicks_recorded_total", "Clicks recorded by redirects.", ks.recorded);
+	counter(o, "shortd_clicks_dropped_total",
+		"Clicks dropped because a worker's click buffer was full.", ks.dropped);
+	counter(o, "shortd_clicks_flushed_total", "Clicks committed to the store.", ks.flushed);
+	gauge(o, "shortd_clicks_pending", "Clicks counted but not committed yet.", ks.pending);
+	counter(o, "shortd_click_flushes_total", "Click batches committed.", ks.flushes);
+	counter(o, "shortd_click_flush_errors_total", "Click batches that failed (and are retried).",
+		ks.flush_errors);
+}
+
+void app_reply_metrics(struct http_exchange *ex, struct app *app)
+{
+	struct buf o;
+	buf_init(&o);
+	app_metrics_render(app, &o);
+	http_respond_start(ex, 200);
+	http_respond_finish(ex, "text/plain; version=0.0.4; charset=utf-8", o.p, o.len);
+	buf_release(&o);
+}
+
+/* --metrics-listen: a one-thread server answering /metrics only. */
+static void *metrics_worker_init(void *app, int idx)
+{
+	(void)idx;
+	return app;
+}
+
+static int metrics_handle(struct http_exchange *ex, void *wstate)
+{
+	struct app *app = wstate;
+	const struct http_request *req = ex->req;
+	if (req->path_len == 8 && memcmp(req->path, "/metrics", 8) == 0 &&
+	    (req->method == HTTP_GET || req->method == HTTP_HEAD)) {
+		app_reply_metrics(ex, app);
+	} else {
+		static const char body[] = "{\"error\":{\"code\":\"not_found\",\"message\":\"only /metrics is served here\"}}\n";
+		http_respond(ex, 404, "application/json", body, sizeof(body) - 1);
+	}
+	return HTTP_DONE;
+}
+
+const struct http_handler app_metrics_handler = {
+	.worker_init = metrics_worker_init,
+	.handle = metrics_handle,
+};

@@ -1,0 +1,227 @@
+/*
+ * stats_api: GET /api/v1/links/{code}/stats?from=&to=&interval=hour|day
+ *
+ * Answers total human and bot clicks in [from, to], a zero-filled time
+ * series per hour or day (UTC), and the top 10 referrer hosts, countries,
+ * device classes, browsers and OS families with an "other" bucket for the
+ * rest. Breakdowns are kept per whole UTC day, so they cover the days that
+ * [from, to] touches. Counts include clicks not yet committed
+ * (clicks_query), so a user sees their own click at once.
+ */
+#include "app_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define HOUR_MS 3600000LL
+#define DAY_MS 86400000LL
+#define MAX_HOUR_POINTS (24 * 92)
+#define MAX_DAY_POINTS 3660
+#define TOP_N 10
+
+struct tally {
+	char value[STORE_CLICK_VALUE_MAX + 1];
+	uint64_t clicks;
+};
+
+static int tally_cmp(const void *a, const void *b)
+{
+	const struct tally *x = a, *y = b;
+	if (x->clicks != y->clicks)
+		return x->clicks < y->clicks ? 1 : -1;
+	return strcmp(x->value, y->value);
+}
+
+/* Sums rows of one dimension by value; writes the top 10 and "other". */
+static json_t *top(const struct click_rows *rows, int dim)
+{
+	struct tally *t = NULL;
+	size_t n = 0, cap = 0;
+	for (size_t i = 0; i < rows->n; i++) {
+		const struct click_count *k = &rows->rows[i];
+		if (k->dim != dim || !k->humans)
+			continue;
+		size_t j = 0;
+		while (j < n && !(strlen(t[j].value) == k->value_len &&
+				  memcmp(t[j].value, k->value, k->value_len) == 0))
+			j++;
+		if (j == n) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				t = xrealloc(t, cap * sizeof(*t));
+			}
+			memcpy(t[n].value, k->value, k->value_len);
+			t[n].value[k->value_len] = '\0';
+			t[n].clicks = 0;
+			n++;
+		}
+		t[j].clicks += k->humans;
+	}
+	qsort(t, n, sizeof(*t), tally_cmp);
+	json_t *arr = json_array();
+	uint64_t other = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i < TOP_N)
+			json_array_append_new(arr, json_pack("{s:s,s:I}", "value", t[i].value, "clicks",
+							     (json_int_t)t[i].clicks));
+		else
+			other += t[i].clicks;
+	}
+	if (other)
+		json_array_append_new(arr, json_pack("{s:s,s:I}", "value", "other", "clicks",
+						     (json_int_t)other));
+	free(t);
+	return arr;
+}
+
+/* Parses an RFC 3339 query value, where ':' may come percent-encoded. */
+static int query_time(const struct http_request *req, const char *name, int64_t *out)
+{
+	const char *v;
+	long n = app_query_param(req, name, &v);
+	if (n < 0)
+		return 1; /* absent */
+	char buf[64];
+	size_t o = 0;
+	for (long i = 0; i < n && o < sizeof(buf) - 1; i++) {
+		if (v[i] == '%' && i + 2 < n && v[i + 1] == '3' && (v[i + 2] == 'A' || v[i + 2] == 'a')) {
+			buf[o++] = ':';
+			i += 2;
+		} else if (v[i] == '%' && i + 2 < n && v[i + 1] == '2' && (v[i + 2] == 'B' || v[i + 2] == 'b')) {
+			buf[o++] = '+';
+			i += 2;
+		} else {
+			buf[o++] = v[i];
+		}
+	}
+	return time_parse_rfc3339(buf, o, out) == 0 ? 0 : -1;
+}
+
+int app_click_totals(struct app_worker *ws, int64_t link_id, uint64_t *humans, uint64_t *bots)
+{
+	*humans = *bots = 0;
+	if (!ws->app->clicks || !ws->reader)
+		return STORE_ERR; /* analytics off: no counts to show */
+	struct click_rows rows;
+	int rc = clicks_query(ws->app->clicks, ws->reader, link_id, 0, INT32_MAX - 1, 0, &rows);
+	if (rc != STORE_OK)
+		return rc;
+	for (size_t i = 0; i < rows.n; i++) {
+		*humans += rows.rows[i].humans;
+		*bots += rows.rows[i].bots;
+	}
+	free(rows.rows);
+	return STORE_OK;
+}
+
+int stats_handle(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len)
+{
+	struct app *app = ws->app;
+	const struct http_request *req = ex->req;
+	if (!app->clicks) {
+		reply_error(ex, 404, "analytics_off", "click analytics are turned off (--analytics 0)");
+		return HTTP_DONE;
+	}
+	struct link *l = NULL;
+	int rc = app_store_get(ws, code, len, &l);
+	if (rc == STORE_NOTFOUND) {
+		reply_error(ex, 404, "not_found", "no link with this code");
+		return HTTP_DONE;
+	}
+	if (rc != STORE_OK) {
+		reply_store_unavailable(ex);
+		return HTTP_DONE;
+	}
+	int64_t link_id = l->id, created = l->created_at_ms;
+	int deleted = l->deleted_at_ms != 0;
+	link_unref(l);
+	if (deleted) {
+		reply_error(ex, 410, "gone", "this link was deleted");
+		return HTTP_DONE;
+	}
+
+	const char *v;
+	long vl = app_query_param(req, "interval", &v);
+	int hourly = 0;
+	if (vl == 4 && memcmp(v, "hour", 4) == 0)
+		hourly = 1;
+	else if (vl >= 0 && !(vl == 3 && memcmp(v, "day", 3) == 0)) {
+		reply_field_error(ex, "interval", "must be hour or day");
+		return HTTP_DONE;
+	}
+	int64_t step = hourly ? HOUR_MS : DAY_MS;
+	int64_t to = time_now_ms(), from;
+	int r = query_time(req, "to", &to);
+	if (r < 0) {
+		reply_field_error(ex, "to", "must be an RFC 3339 date-time such as 2030-01-31T12:00:00Z");
+		return HTTP_DONE;
+	}
+	r = query_time(req, "from", &from);
+	if (r < 0) {
+		reply_field_error(ex, "from", "must be an RFC 3339 date-time such as 2030-01-31T12:00:00Z");
+		return HTTP_DONE;
+	}
+	if (r == 1) { /* default: the last 24 hours or 30 days, not before the link */
+		from = to - (hourly ? 24 * HOUR_MS : 30 * DAY_MS) + step;
+		if (from < created)
+			from = created;
+	}
+	if (from > to) {
+		reply_field_error(ex, "from", "must not be after to");
+		return HTTP_DONE;
+	}
+	int64_t first = from / step, last = to / step;
+	if (last - first + 1 > (hourly ? MAX_HOUR_POINTS : MAX_DAY_POINTS)) {
+		reply_field_error(ex, "from", hourly ? "hourly stats cover at most 92 days"
+						     : "daily stats cover at most 3660 days");
+		return HTTP_DONE;
+	}
+	int32_t from_hour = (int32_t)(first * step / HOUR_MS);
+	int32_t to_hour = (int32_t)(((last + 1) * step - 1) / HOUR_MS);
+
+	struct click_rows rows;
+	if (clicks_query(app->clicks, ws->reader, link_id, from_hour, to_hour, 1, &rows) !=
+	    STORE_OK) {
+		reply_store_unavailable(ex);
+		return HTTP_DONE;
+	}
+	size_t npoints = (size_t)(last - first + 1);
+	uint64_t *humans = xcalloc(npoints, sizeof(*humans)), *bots = xcalloc(npoints, sizeof(*bots));
+	uint64_t total = 0, total_bots = 0;
+	for (size_t i = 0; i < rows.n; i++) {
+		const struct click_count *k = &rows.rows[i];
+		if (k->dim != STORE_CLICK_HOUR)
+			continue;
+		int64_t idx = (int64_t)k->bucket * HOUR_MS / step - first;
+		if (idx < 0 || idx >= (int64_t)npoints)
+			continue;
+		humans[idx] += k->humans;
+		bots[idx] += k->bots;
+		total += k->humans;
+		total_bots += k->bots;
+	}
+	json_t *series = json_array();
+	char t[40];
+	for (size_t i = 0; i < npoints; i++) {
+		time_format_rfc3339((first + (int64_t)i) * step, t, sizeof(t));
+		json_array_append_new(series, json_pack("{s:s,s:I,s:I}", "t", t, "clicks",
+							(json_int_t)humans[i], "bots", (json_int_t)bots[i]));
+	}
+	free(humans);
+	free(bots);
+	char from_s[40], to_s[40];
+	time_format_rfc3339(first * step, from_s, sizeof(from_s));
+	time_format_rfc3339(to, to_s, sizeof(to_s));
+	json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o}", "from", from_s,
+			      "to", to_s, "interval", hourly ? "hour" : "day", "total",
+			      (json_int_t)total, "bots", (json_int_t)total_bots, "series", series);
+	json_object_set_new(j, "code", json_stringn(code, len));
+	json_object_set_new(j, "referrers", top(&rows, STORE_CLICK_REFERRER));
+	json_object_set_new(j, "countries", top(&rows, STORE_CLICK_COUNTRY));
+	json_object_set_new(j, "devices", top(&rows, STORE_CLICK_DEVICE));
+	json_object_set_new(j, "browsers", top(&rows, STORE_CLICK_BROWSER));
+	json_object_set_new(j, "os", top(&rows, STORE_CLICK_OS));
+	free(rows.rows);
+	reply_json(ex, 200, j, NULL, NULL);
+	return HTTP_DONE;
+}
