@@ -90,18 +90,23 @@ size_t clicks_referer_host(const char *ref, size_t len, char *out, size_t cap)
 			p = at + 1;
 	}
 	size_t n = 0;
-	for (; p < end && *p != '/' && *p != ':' && *p != '?' && *p != '#'; p++) {
+	int v6 = p < end && *p == '[';
+	for (; p < end && *p != '/' && *p != '?' && *p != '#' && (v6 || *p != ':'); p++) {
 		char c = *p;
 		if (c >= 'A' && c <= 'Z')
 			c = (char)(c + 32);
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-		      c == '_' || c == '[' || c == ']'))
+		if (v6 ? !((c >= 'a' && c <= 'f') || (c >= '0' && c <= '9') || c == ':' || c == '.' ||
+			   c == '[' || c == ']')
+		       : !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+			   c == '_'))
 			return 0;
 		if (n == cap)
 			return 0;
 		out[n++] = c;
+		if (v6 && c == ']')
+			return n; /* a port may follow */
 	}
-	return n;
+	return v6 ? 0 : n; /* an unclosed '[' is no host */
 }
 
 void clicks_record(struct click_ring *ring, int64_t link_id, int64_t now_ms, const char *ua,

@@ -1,0 +1,233 @@
+"""Click analytics end to end: exact counts for a known sequence (bots and
+HEADs apart), breakdowns, the stats API, durability of counters across
+SIGTERM and kill -9, and country lookup from a MaxMind DB."""
+import os
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT, Server
+
+CHROME_WIN = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/120.0.0.0 Safari/537.36")
+SAFARI_IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+                 "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1")
+FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+SLACK = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
+
+
+def click(server, code, ua=None, referer=None, method="GET"):
+    h = {}
+    if ua is not None:
+        h["User-Agent"] = ua
+    if referer is not None:
+        h["Referer"] = referer
+    r = server.request(method, "/" + code, headers=h)
+    assert r.status == 302
+    return r
+
+
+def as_dict(items):
+    return {i["value"]: i["clicks"] for i in items}
+
+
+def stats(server, code, query=""):
+    r = server.request("GET", f"/api/v1/links/{code}/stats{query}")
+    assert r.status == 200, r
+    return r.json()
+
+
+def known_sequence(server, code):
+    for _ in range(3):
+        click(server, code, CHROME_WIN, "https://news.example.org/item?id=7")
+    for _ in range(2):
+        click(server, code, SAFARI_IPHONE)
+    click(server, code, FIREFOX_LINUX, "https://Blog.Example.com/post")
+    click(server, code, GOOGLEBOT)
+    click(server, code, SLACK)
+    for _ in range(4):
+        click(server, code, CHROME_WIN, method="HEAD")  # HEAD is not a click
+    assert server.request("GET", "/" + code + "-nope").status == 404  # nor is a miss
+
+
+def check_known_counts(j):
+    assert j["total"] == 6
+    assert j["bots"] == 2
+    assert as_dict(j["referrers"]) == {"news.example.org": 3, "direct": 2, "blog.example.com": 1}
+    assert as_dict(j["devices"]) == {"desktop": 4, "mobile": 2, "bot": 2}
+    assert as_dict(j["browsers"]) == {"chrome": 3, "safari": 2, "firefox": 1}
+    assert as_dict(j["os"]) == {"windows": 3, "ios": 2, "linux": 1}
+    assert as_dict(j["countries"]) == {"unknown": 6}
+    assert sum(p["clicks"] for p in j["series"]) == 6
+    assert sum(p["bots"] for p in j["series"]) == 2
+
+
+def test_exact_counts_seen_before_flush(make_server):
+    # A long flush interval: nothing is committed, yet the user sees it all.
+    s = make_server("--flush-ms", "60000", "--geoip", "off")
+    code = s.create("https://example.com/counted")["code"]
+    known_sequence(s, code)
+    check_known_counts(stats(s, code))
+    link = s.request("GET", "/api/v1/links/" + code).json()
+    assert link["clicks"] == 6 and link["bot_clicks"] == 2
+    db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
+    assert db.execute("SELECT count(*) FROM click_hours").fetchone()[0] == 0
+    db.close()
+
+
+def test_counts_flushed_and_unchanged(make_server):
+    s = make_server("--flush-ms", "100", "--geoip", "off")
+    code = s.create("https://example.com/flushed")["code"]
+    known_sequence(s, code)
+    deadline = time.monotonic() + 10
+    db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
+    while time.monotonic() < deadline:
+        row = db.execute("SELECT sum(humans), sum(bots) FROM click_hours").fetchone()
+        if row == (6, 2):
+            break
+        time.sleep(0.05)
+    assert row == (6, 2)
+    db.close()
+    check_known_counts(stats(s, code))
+    m = s.request("GET", "/metrics").body.decode()
+    assert "shortd_clicks_recorded_total 8" in m
+    assert "shortd_clicks_flushed_total 8" in m
+    assert "shortd_clicks_dropped_total 0" in m
+
+
+def test_sigterm_commits_every_click(tmp_path):
+    s = Server(tmp_path, "--flush-ms", "60000", "--geoip", "off").start()
+    code = s.create("https://example.com/graceful")["code"]
+    for _ in range(25):
+        click(s, code, CHROME_WIN)
+    assert s.stop() == 0
+    s2 = Server(tmp_path, "--geoip", "off", data=s.data).start()
+    try:
+        assert stats(s2, code)["total"] == 25
+    finally:
+        s2.stop()
+
+
+def test_crash_loses_at_most_one_interval(tmp_path):
+    s = Server(tmp_path, "--flush-ms", "200", "--geoip", "off").start()
+    code = s.create("https://example.com/crash")["code"]
+    for _ in range(30):
+        click(s, code, CHROME_WIN)
+    time.sleep(1.0)  # several intervals: these 30 are committed
+    for _ in range(5):
+        click(s, code, CHROME_WIN)  # within the last interval: may be lost
+    s.kill()
+    s2 = Server(tmp_path, "--geoip", "off", data=s.data).start()
+    try:
+        total = stats(s2, code)["total"]
+        assert 30 <= total <= 35
+    finally:
+        s2.stop()
+
+
+def test_stats_across_hour_and_day_boundaries(tmp_path):
+    s = Server(tmp_path, "--geoip", "off").start()
+    link = s.create("https://example.com/history", alias="history")
+    assert s.stop() == 0
+    # Counters of an earlier time, written the way the aggregator writes them.
+    db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
+    lid = db.execute("SELECT id FROM links WHERE code = 'history'").fetchone()[0]
+    h = 1767913200000 // 3600000  # the hour of 2026-01-08T23:00:00Z
+    db.executemany("INSERT INTO click_hours VALUES (?, ?, ?, ?)",
+                   [(lid, h - 1, 4, 1), (lid, h, 7, 0), (lid, h + 1, 2, 3)])
+    day = h // 24
+    db.executemany("INSERT INTO click_dims VALUES (?, ?, ?, ?, ?)",
+                   [(lid, day, 1, "a.example", 11), (lid, day + 1, 1, "a.example", 2),
+                    (lid, day + 1, 1, "b.example", 1)])
+    db.commit()
+    db.close()
+    s2 = Server(tmp_path, "--geoip", "off", data=s.data).start()
+    try:
+        j = stats(s2, "history", "?interval=hour&from=2026-01-08T22:00:00Z&to=2026-01-09T00:30:00Z")
+        assert [(p["t"], p["clicks"], p["bots"]) for p in j["series"]] == [
+            ("2026-01-08T22:00:00.000Z", 4, 1), ("2026-01-08T23:00:00.000Z", 7, 0),
+            ("2026-01-09T00:00:00.000Z", 2, 3)]
+        assert (j["total"], j["bots"]) == (13, 4)
+        # only the hour after midnight
+        j = stats(s2, "history", "?interval=hour&from=2026-01-09T00:00:00Z&to=2026-01-09T00:59:59Z")
+        assert j["total"] == 2 and len(j["series"]) == 1
+        # daily: the boundary splits the two days
+        j = stats(s2, "history", "?interval=day&from=2026-01-07T12:00:00Z&to=2026-01-09T12:00:00Z")
+        assert [(p["t"], p["clicks"]) for p in j["series"]] == [
+            ("2026-01-07T00:00:00.000Z", 0), ("2026-01-08T00:00:00.000Z", 11),
+            ("2026-01-09T00:00:00.000Z", 2)]
+        assert as_dict(j["referrers"]) == {"a.example": 13, "b.example": 1}
+        # percent-encoded times work too
+        j = stats(s2, "history", "?interval=day&from=2026-01-09T00%3A00%3A00Z&to=2026-01-09T01%3A00%3A00Z")
+        assert j["total"] == 2
+    finally:
+        s2.stop()
+    assert link["code"] == "history"
+
+
+def test_top_ten_and_other(make_server):
+    s = make_server("--geoip", "off")
+    code = s.create("https://example.com/popular")["code"]
+    for i in range(12):
+        for _ in range(12 - i):
+            click(s, code, CHROME_WIN, f"https://site{i:02d}.example/")
+    refs = stats(s, code)["referrers"]
+    assert len(refs) == 11
+    assert refs[0] == {"value": "site00.example", "clicks": 12}
+    assert refs[9] == {"value": "site09.example", "clicks": 3}
+    assert refs[10] == {"value": "other", "clicks": 2 + 1}
+
+
+@pytest.mark.parametrize("query,field", [
+    ("?interval=week", "interval"), ("?from=yesterday", "from"), ("?to=2026-13-01T00:00:00Z", "to"),
+    ("?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", "from"),
+    ("?interval=hour&from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "from"),
+])
+def test_stats_bad_params(server, query, field):
+    code = server.create()["code"]
+    r = server.request("GET", f"/api/v1/links/{code}/stats{query}")
+    assert r.status == 400 and r.json()["error"]["field"] == field
+
+
+def test_stats_unknown_deleted_and_off(make_server):
+    s = make_server("--geoip", "off")
+    assert s.request("GET", "/api/v1/links/nope/stats").status == 404
+    code = s.create()["code"]
+    s.request("DELETE", "/api/v1/links/" + code)
+    assert s.request("GET", f"/api/v1/links/{code}/stats").status == 410
+    off = make_server("--analytics", "0")
+    code = off.create()["code"]
+    click(off, code, CHROME_WIN)
+    r = off.request("GET", f"/api/v1/links/{code}/stats")
+    assert r.status == 404 and r.json()["error"]["code"] == "analytics_off"
+    assert "clicks" not in off.request("GET", "/api/v1/links/" + code).json()
+
+
+@pytest.fixture(scope="module")
+def test_mmdb(tmp_path_factory):
+    out = tmp_path_factory.mktemp("geo") / "test-country.mmdb"
+    subprocess.run(["perl", os.path.join(ROOT, "tests/data/make_test_mmdb.pl"), str(out)],
+                   check=True)
+    return str(out)
+
+
+def test_countries_from_mmdb(make_server, test_mmdb):
+    s = make_server("--geoip", test_mmdb)
+    code = s.create()["code"]
+    for _ in range(3):
+        click(s, code, CHROME_WIN)  # from 127.0.0.1: NL in the test database
+    click(s, code, GOOGLEBOT)       # bots are not in the breakdowns
+    assert as_dict(stats(s, code)["countries"]) == {"NL": 3}
+    assert "click countries from" in s.log()
+
+
+def test_bad_geoip_file_refused(tmp_path):
+    bad = tmp_path / "not.mmdb"
+    bad.write_text("nope")
+    from conftest import BIN
+    r = subprocess.run([BIN, "--geoip", str(bad), "--data", str(tmp_path / "d")],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "unable to open GeoIP database" in r.stderr
