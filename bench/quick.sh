@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench-quick: redirect throughput of shortd against nginx answering
-# `return 302`, each pinned to core 0 with wrk on core 1, alternated for
-# ROUNDS rounds of DURATION seconds. Prints medians and the ratio.
+# `return 302`, and of shortd with click analytics against shortd without,
+# each server pinned to core 0 with wrk on core 1, alternated for ROUNDS
+# rounds of DURATION seconds. Prints medians and the ratios.
 # Environment: LINKS (100000), ROUNDS (3), DURATION (10), CONNS (64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,14 @@ t0=$(date +%s%N)
 /usr/bin/python3 bench/seed.py "$sport" "$LINKS" "$tmp/codes"
 t1=$(date +%s%N)
 echo "seeded in $(( (t1 - t0) / 1000000 )) ms (python client, 64 connections)"
+
+# the same data, served without click analytics
+oport=$(free_port)
+taskset -c 0 ./shortd --listen "127.0.0.1:$oport" --data "$tmp/data" --threads 1 --log-level warn \
+	--analytics 0 2> "$tmp/shortd-off.log" &
+pids+=($!)
+off_pid=$!
+wait_port "$oport"
 
 nport=$(free_port)
 mkdir -p "$tmp/nginx"
@@ -84,9 +93,10 @@ for r in $(seq "$ROUNDS"); do
 	read -r s_rps s_p99 s_cpu < <(run_wrk "$sport" "$shortd_pid")
 	# shellcheck disable=SC2086
 	read -r n_rps n_p99 n_cpu < <(run_wrk "$nport" $nginx_pids)
-	printf "round %d: shortd %7.0f req/s (p99 %.3f ms, %.2f cores)   nginx %7.0f req/s (p99 %.3f ms, %.2f cores)\n" \
-		"$r" "$s_rps" "$s_p99" "$s_cpu" "$n_rps" "$n_p99" "$n_cpu"
-	echo "$s_rps $s_p99 $s_cpu $n_rps $n_p99 $n_cpu" >> "$tmp/results"
+	read -r o_rps o_p99 o_cpu < <(run_wrk "$oport" "$off_pid")
+	printf "round %d: shortd %7.0f req/s (p99 %.3f ms, %.2f cores)   nginx %7.0f req/s (p99 %.3f ms, %.2f cores)   shortd, analytics off %7.0f req/s (%.2f cores)\n" \
+		"$r" "$s_rps" "$s_p99" "$s_cpu" "$n_rps" "$n_p99" "$n_cpu" "$o_rps" "$o_cpu"
+	echo "$s_rps $s_p99 $s_cpu $n_rps $n_p99 $n_cpu $o_rps $o_p99 $o_cpu" >> "$tmp/results"
 done
 /usr/bin/python3 - "$tmp/results" "$CONNS" <<'PY'
 import statistics as st, sys
@@ -101,4 +111,9 @@ print(f"ratio shortd/nginx: req/s {st.median(raw):.2f} (min {min(raw):.2f}, max 
 ok = st.median(per_core) >= 1.15
 print(f"target per core >= 1.15x nginx: {'met' if ok else 'NOT met'}; "
       f"p99 < 1 ms at {int(sys.argv[2]) if len(sys.argv) > 2 else 64} connections: {'met' if med(1) < 1 else 'NOT met'}")
+an = [r[0] / r[6] for r in rows]
+an_core = [(r[0] / r[2]) / (r[6] / r[8]) for r in rows]
+print(f"analytics on/off: req/s {st.median(an):.2f} (min {min(an):.2f}, max {max(an):.2f}); "
+      f"per server core {st.median(an_core):.2f}; target >= 0.95: "
+      f"{'met' if st.median(an_core) >= 0.95 else 'NOT met'}")
 PY

@@ -181,7 +181,7 @@ static int serve(const struct config *cfg)
 	app.nworkers = threads;
 	app.workers = xcalloc((size_t)threads, sizeof(*app.workers));
 	if (cfg->analytics) {
-		app.clicks = clicks_new(&app.store, threads, cfg->flush_ms, geo);
+		app.clicks = clicks_new(&app.store, threads, cfg->flush_ms, cfg->merge_s * 1000, geo);
 		struct store_reader *r;
 		if (store_reader_open(&app.store, &r) != STORE_OK || clicks_start(app.clicks, r) != 0) {
 			log_error("unable to start the click aggregator");

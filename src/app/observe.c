@@ -163,11 +163,18 @@ void app_metrics_render(struct app *app, struct buf *o)
 	counter(o, "shortd_clicks_recorded_total", "Clicks recorded by redirects.", ks.recorded);
 	counter(o, "shortd_clicks_dropped_total",
 		"Clicks dropped because a worker's click buffer was full.", ks.dropped);
-	counter(o, "shortd_clicks_flushed_total", "Clicks committed to the store.", ks.flushed);
+	counter(o, "shortd_clicks_flushed_total", "Clicks committed to the store (as deltas).",
+		ks.flushed);
 	gauge(o, "shortd_clicks_pending", "Clicks counted but not committed yet.", ks.pending);
-	counter(o, "shortd_click_flushes_total", "Click batches committed.", ks.flushes);
-	counter(o, "shortd_click_flush_errors_total", "Click batches that failed (and are retried).",
+	counter(o, "shortd_click_flushes_total", "Click deltas committed.", ks.flushes);
+	counter(o, "shortd_click_flush_errors_total", "Click deltas that failed (and are retried).",
 		ks.flush_errors);
+	counter(o, "shortd_click_merges_total", "Merges of deltas into the per-link tables.",
+		ks.merges);
+	counter(o, "shortd_click_merge_errors_total", "Merges that failed (and are retried).",
+		ks.merge_errors);
+	gauge(o, "shortd_click_unmerged_counters", "Counters held in memory until the next merge.",
+	      ks.unmerged_counters);
 }
 
 void app_reply_metrics(struct http_exchange *ex, struct app *app)

@@ -20,7 +20,7 @@
 #define TOP_N 10
 
 struct tally {
-	char value[STORE_CLICK_VALUE_MAX + 1];
+	const char *value; /* points into the rows */
 	uint64_t clicks;
 };
 
@@ -32,26 +32,41 @@ static int tally_cmp(const void *a, const void *b)
 	return strcmp(x->value, y->value);
 }
 
-/* Sums rows of one dimension by value; writes the top 10 and "other". */
-static json_t *top(const struct click_rows *rows, int dim)
+enum dim { DIM_REFERRER, DIM_COUNTRY, DIM_DEVICE, DIM_BROWSER, DIM_OS };
+
+static const char *dim_value(const struct click_count *k, enum dim d)
+{
+	switch (d) {
+	case DIM_REFERRER: return k->referrer;
+	case DIM_COUNTRY: return k->country;
+	case DIM_DEVICE: return k->device;
+	case DIM_BROWSER: return k->browser;
+	default: return k->os;
+	}
+}
+
+/* Sums the day rows by one dimension; the top 10 and "other". Bots count
+ * only in the device breakdown (as "bot"). */
+static json_t *top(const struct click_rows *rows, enum dim d)
 {
 	struct tally *t = NULL;
 	size_t n = 0, cap = 0;
 	for (size_t i = 0; i < rows->n; i++) {
 		const struct click_count *k = &rows->rows[i];
-		if (k->dim != dim || !k->humans)
+		if (k->kind != STORE_CLICK_DAY || !k->humans)
 			continue;
+		if (d != DIM_DEVICE && strcmp(k->device, "bot") == 0)
+			continue;
+		const char *v = dim_value(k, d);
 		size_t j = 0;
-		while (j < n && !(strlen(t[j].value) == k->value_len &&
-				  memcmp(t[j].value, k->value, k->value_len) == 0))
+		while (j < n && strcmp(t[j].value, v) != 0)
 			j++;
 		if (j == n) {
 			if (n == cap) {
 				cap = cap ? cap * 2 : 16;
 				t = xrealloc(t, cap * sizeof(*t));
 			}
-			memcpy(t[n].value, k->value, k->value_len);
-			t[n].value[k->value_len] = '\0';
+			t[n].value = v;
 			t[n].clicks = 0;
 			n++;
 		}
@@ -107,6 +122,8 @@ int app_click_totals(struct app_worker *ws, int64_t link_id, uint64_t *humans, u
 	if (rc != STORE_OK)
 		return rc;
 	for (size_t i = 0; i < rows.n; i++) {
+		if (rows.rows[i].kind != STORE_CLICK_HOUR)
+			continue;
 		*humans += rows.rows[i].humans;
 		*bots += rows.rows[i].bots;
 	}
@@ -190,7 +207,7 @@ int stats_handle(struct http_exchange *ex, struct app_worker *ws, const char *co
 	uint64_t total = 0, total_bots = 0;
 	for (size_t i = 0; i < rows.n; i++) {
 		const struct click_count *k = &rows.rows[i];
-		if (k->dim != STORE_CLICK_HOUR)
+		if (k->kind != STORE_CLICK_HOUR)
 			continue;
 		int64_t idx = (int64_t)k->bucket * HOUR_MS / step - first;
 		if (idx < 0 || idx >= (int64_t)npoints)
@@ -216,11 +233,11 @@ int stats_handle(struct http_exchange *ex, struct app_worker *ws, const char *co
 			      "to", to_s, "interval", hourly ? "hour" : "day", "total",
 			      (json_int_t)total, "bots", (json_int_t)total_bots, "series", series);
 	json_object_set_new(j, "code", json_stringn(code, len));
-	json_object_set_new(j, "referrers", top(&rows, STORE_CLICK_REFERRER));
-	json_object_set_new(j, "countries", top(&rows, STORE_CLICK_COUNTRY));
-	json_object_set_new(j, "devices", top(&rows, STORE_CLICK_DEVICE));
-	json_object_set_new(j, "browsers", top(&rows, STORE_CLICK_BROWSER));
-	json_object_set_new(j, "os", top(&rows, STORE_CLICK_OS));
+	json_object_set_new(j, "referrers", top(&rows, DIM_REFERRER));
+	json_object_set_new(j, "countries", top(&rows, DIM_COUNTRY));
+	json_object_set_new(j, "devices", top(&rows, DIM_DEVICE));
+	json_object_set_new(j, "browsers", top(&rows, DIM_BROWSER));
+	json_object_set_new(j, "os", top(&rows, DIM_OS));
 	free(rows.rows);
 	reply_json(ex, 200, j, NULL, NULL);
 	return HTTP_DONE;

@@ -17,6 +17,10 @@
 
 #define DRAIN_MS 10
 
+#define UA_CACHE_SIZE 1024 /* power of two */
+#define POOL_CHUNK 4096
+#define MERGE_MAX_COUNTERS 2000000 /* merge early past this many unmerged counters */
+
 enum { REF_NONE = 0, REF_HOST, REF_INVALID };
 
 struct click_event {
@@ -38,38 +42,61 @@ struct click_ring {
 	struct click_event ev[CLICK_RING_SIZE];
 };
 
+/* Counters: a chained hash table whose nodes come from chunks. */
 struct node {
 	struct node *next;
 	uint64_t hash;
 	struct click_count c;
 };
 
+struct chunk {
+	struct chunk *next;
+	size_t used;
+	struct node nodes[POOL_CHUNK];
+};
+
 struct counters {
 	struct node **b;
 	size_t nb, n;
-	uint64_t events;
+	struct chunk *chunks;
+	uint64_t events; /* clicks folded in */
 };
+
+struct ua_slot {
+	uint64_t hash;
+	uint16_t len;
+	uint8_t valid;
+	struct ua_class cls;
+	char ua[CLICK_UA_MAX];
+};
+
+enum { OP_NONE = 0, OP_DELTA, OP_MERGE };
 
 struct clicks {
 	struct store *store;
 	struct geoip *geo;
 	int nworkers;
-	int flush_ms;
+	int flush_ms, merge_ms;
 	struct click_ring **rings;
 	pthread_t thread;
 	int started;
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* aggregator wake-up, and "batch done" */
+	pthread_cond_t cond; /* aggregator wake-up, and "op done" */
 	int stopping;
-	struct counters pending;
-	/* the batch being committed */
-	struct click_count *inflight;
-	size_t ninflight;
-	uint64_t inflight_events;
-	uint64_t seq; /* number of the last batch submitted */
+	struct counters pending;  /* folded, not flushed */
+	struct counters unmerged; /* flushed as deltas up to unmerged_upto */
+	uint64_t unmerged_upto;
+	uint64_t last_seq; /* last delta number given out */
+	/* the op in flight */
+	int op_kind;
 	struct store_op op;
-	/* aggregator-owned */
-	metric_counter flushed, flushes, flush_errors;
+	struct click_count *op_rows;
+	size_t op_nrows;
+	struct buf op_blob;
+	uint64_t op_events;
+	struct ua_slot *ua_cache;
+	/* written by on_op_done on the store's writer thread */
+	metric_counter flushed, flushes, flush_errors, merges, merge_errors;
 };
 
 /* ---- producer side ----------------------------------------------------------- */
@@ -146,21 +173,53 @@ void clicks_record(struct click_ring *ring, int64_t link_id, int64_t now_ms, con
 
 /* ---- counters ------------------------------------------------------------------- */
 
-static uint64_t key_hash(int64_t link, int32_t bucket, uint8_t dim, const char *v, size_t n)
+static uint64_t str_hash(uint64_t h, const char *v)
 {
-	uint64_t h = (uint64_t)link * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uint32_t)bucket * 31 ^ dim;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)v[i]) * 0x100000001b3ULL;
+	for (; *v; v++)
+		h = (h ^ (unsigned char)*v) * 0x100000001b3ULL;
+	return (h ^ 0xff) * 0x100000001b3ULL;
+}
+
+static uint64_t key_hash(const struct click_count *k)
+{
+	uint64_t h = (uint64_t)k->link_id * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uint32_t)k->bucket * 31 ^
+		     k->kind;
+	if (k->kind == STORE_CLICK_DAY) {
+		h = str_hash(h, k->referrer);
+		h = str_hash(h, k->country);
+		h = str_hash(h, k->device);
+		h = str_hash(h, k->browser);
+		h = str_hash(h, k->os);
+	}
 	return h ^ (h >> 29);
 }
 
-static void counters_add(struct counters *m, int64_t link, int32_t bucket, uint8_t dim,
-			 const char *v, size_t n, uint64_t humans, uint64_t bots)
+static int key_eq(const struct click_count *a, const struct click_count *b)
 {
-	if (n > STORE_CLICK_VALUE_MAX)
-		n = STORE_CLICK_VALUE_MAX;
+	if (a->link_id != b->link_id || a->bucket != b->bucket || a->kind != b->kind)
+		return 0;
+	return a->kind == STORE_CLICK_HOUR ||
+	       (!strcmp(a->referrer, b->referrer) && !strcmp(a->country, b->country) &&
+		!strcmp(a->device, b->device) && !strcmp(a->browser, b->browser) &&
+		!strcmp(a->os, b->os));
+}
+
+static struct node *node_alloc(struct counters *m)
+{
+	if (!m->chunks || m->chunks->used == POOL_CHUNK) {
+		struct chunk *ch = xmalloc(sizeof(*ch));
+		ch->used = 0;
+		ch->next = m->chunks;
+		m->chunks = ch;
+	}
+	return &m->chunks->nodes[m->chunks->used++];
+}
+
+/* Adds k's humans and bots to the counter with k's key. */
+static void counters_add(struct counters *m, const struct click_count *k)
+{
 	if (m->n >= m->nb) {
-		size_t nb = m->nb ? m->nb * 2 : 256;
+		size_t nb = m->nb ? m->nb * 2 : 1024;
 		struct node **b = xcalloc(nb, sizeof(*b));
 		for (size_t i = 0; i < m->nb; i++) {
 			struct node *x = m->b[i], *next;
@@ -174,81 +233,232 @@ static void counters_add(struct counters *m, int64_t link, int32_t bucket, uint8
 		m->b = b;
 		m->nb = nb;
 	}
-	uint64_t h = key_hash(link, bucket, dim, v, n);
+	uint64_t h = key_hash(k);
 	struct node **pp = &m->b[h & (m->nb - 1)];
 	for (struct node *x = *pp; x; x = x->next) {
-		struct click_count *c = &x->c;
-		if (x->hash == h && c->link_id == link && c->bucket == bucket && c->dim == dim &&
-		    c->value_len == n && memcmp(c->value, v, n) == 0) {
-			c->humans += humans;
-			c->bots += bots;
+		if (x->hash == h && key_eq(&x->c, k)) {
+			x->c.humans += k->humans;
+			x->c.bots += k->bots;
 			return;
 		}
 	}
-	struct node *x = xcalloc(1, sizeof(*x));
+	struct node *x = node_alloc(m);
 	x->hash = h;
-	x->c.link_id = link;
-	x->c.bucket = bucket;
-	x->c.dim = dim;
-	x->c.value_len = (uint8_t)n;
-	memcpy(x->c.value, v, n);
-	x->c.humans = humans;
-	x->c.bots = bots;
+	x->c = *k;
 	x->next = *pp;
 	*pp = x;
 	m->n++;
 }
 
+/* Empties m but keeps its bucket array: pending is refilled every flush
+ * interval, and growing it from scratch each time rehashed every node
+ * several times a second. */
+static void counters_clear(struct counters *m)
+{
+	while (m->chunks) {
+		struct chunk *next = m->chunks->next;
+		free(m->chunks);
+		m->chunks = next;
+	}
+	if (m->b)
+		memset(m->b, 0, m->nb * sizeof(*m->b));
+	m->n = 0;
+	m->events = 0;
+}
+
 static void counters_release(struct counters *m)
 {
-	for (size_t i = 0; i < m->nb; i++) {
-		struct node *x = m->b[i], *next;
-		for (; x; x = next) {
-			next = x->next;
-			free(x);
-		}
+	while (m->chunks) {
+		struct chunk *next = m->chunks->next;
+		free(m->chunks);
+		m->chunks = next;
 	}
 	free(m->b);
 	memset(m, 0, sizeof(*m));
 }
 
+/* A copy of every counter, for a store op (the caller frees). */
+static struct click_count *counters_rows(const struct counters *m, size_t *n)
+{
+	struct click_count *rows = xmalloc((m->n ? m->n : 1) * sizeof(*rows));
+	size_t k = 0;
+	for (size_t i = 0; i < m->nb; i++)
+		for (struct node *x = m->b[i]; x; x = x->next)
+			rows[k++] = x->c;
+	assert(k == m->n);
+	*n = k;
+	return rows;
+}
+
+/* ---- delta encoding (the format is documented in schema_sqlite.sql) ------------------- */
+
+static void put_le(struct buf *b, uint64_t v, int bytes)
+{
+	unsigned char t[8];
+	for (int i = 0; i < bytes; i++)
+		t[i] = (unsigned char)(v >> (8 * i));
+	buf_append(b, t, (size_t)bytes);
+}
+
+static void put_str(struct buf *b, const char *s)
+{
+	size_t n = strlen(s);
+	unsigned char len = (unsigned char)n;
+	buf_append(b, &len, 1);
+	buf_append(b, s, n);
+}
+
+static void encode(struct buf *b, const struct click_count *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct click_count *k = &rows[i];
+		put_le(b, (uint64_t)k->link_id, 8);
+		put_le(b, (uint64_t)(uint32_t)k->bucket, 4);
+		put_le(b, k->kind, 1);
+		put_le(b, k->humans, 8);
+		put_le(b, k->bots, 8);
+		if (k->kind == STORE_CLICK_DAY) {
+			put_str(b, k->referrer);
+			put_str(b, k->country);
+			put_str(b, k->device);
+			put_str(b, k->browser);
+			put_str(b, k->os);
+		}
+	}
+}
+
+static uint64_t get_le(const unsigned char *p, int bytes)
+{
+	uint64_t v = 0;
+	for (int i = bytes - 1; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static int get_str(const unsigned char **p, const unsigned char *end, char *out, size_t cap)
+{
+	if (*p >= end)
+		return -1;
+	size_t n = **p;
+	if (n >= cap || (size_t)(end - *p) < n + 1 || memchr(*p + 1, '\0', n))
+		return -1;
+	memcpy(out, *p + 1, n);
+	out[n] = '\0';
+	*p += n + 1;
+	return 0;
+}
+
+/* Adds every counter of a delta to m; returns 0, or -1 if it is corrupt. */
+static int decode(struct counters *m, const void *blob, size_t len)
+{
+	const unsigned char *p = blob, *end = p + len;
+	while (p < end) {
+		struct click_count k;
+		memset(&k, 0, sizeof(k));
+		if (end - p < 29)
+			return -1;
+		k.link_id = (int64_t)get_le(p, 8);
+		k.bucket = (int32_t)(uint32_t)get_le(p + 8, 4);
+		k.kind = p[12];
+		k.humans = get_le(p + 13, 8);
+		k.bots = get_le(p + 21, 8);
+		p += 29;
+		if (k.kind == STORE_CLICK_DAY) {
+			if (get_str(&p, end, k.referrer, sizeof(k.referrer)) ||
+			    get_str(&p, end, k.country, sizeof(k.country)) ||
+			    get_str(&p, end, k.device, sizeof(k.device)) ||
+			    get_str(&p, end, k.browser, sizeof(k.browser)) ||
+			    get_str(&p, end, k.os, sizeof(k.os)))
+				return -1;
+		} else if (k.kind != STORE_CLICK_HOUR) {
+			return -1;
+		}
+		counters_add(m, &k);
+	}
+	return 0;
+}
+
+/* ---- folding ------------------------------------------------------------------------- */
+
+static void classify(struct clicks *c, const struct click_event *e, struct ua_class *out)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (uint16_t i = 0; i < e->ua_len; i++)
+		h = (h ^ (unsigned char)e->ua[i]) * 0x100000001b3ULL;
+	struct ua_slot *sl = &c->ua_cache[(h ^ (h >> 32)) & (UA_CACHE_SIZE - 1)];
+	if (sl->valid && sl->hash == h && sl->len == e->ua_len && !memcmp(sl->ua, e->ua, e->ua_len)) {
+		*out = sl->cls;
+		return;
+	}
+	ua_classify(e->ua, e->ua_len, out);
+	sl->valid = 1;
+	sl->hash = h;
+	sl->len = e->ua_len;
+	memcpy(sl->ua, e->ua, e->ua_len);
+	sl->cls = *out;
+}
+
+static void copy_name(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src);
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static void fold(struct clicks *c, const struct click_event *e)
 {
 	struct ua_class u;
-	ua_classify(e->ua, e->ua_len, &u);
-	int32_t hour = (int32_t)(e->ts_ms / 3600000);
-	int32_t day = (int32_t)(e->ts_ms / 86400000);
-	struct counters *m = &c->pending;
-	counters_add(m, e->link_id, hour, STORE_CLICK_HOUR, "", 0, !u.bot, u.bot);
-	const char *dev = ua_device_name(u.device);
-	counters_add(m, e->link_id, day, STORE_CLICK_DEVICE, dev, strlen(dev), 1, 0);
-	m->events++;
-	if (u.bot)
-		return;
-	const char *ref = e->ref_kind == REF_HOST ? e->ref : e->ref_kind == REF_NONE ? "direct" : "unknown";
-	size_t ref_len = e->ref_kind == REF_HOST ? e->ref_len : strlen(ref);
-	counters_add(m, e->link_id, day, STORE_CLICK_REFERRER, ref, ref_len, 1, 0);
-	char cc[3] = "";
-	int known = 0;
-	if (c->geo && e->family) {
-		struct sockaddr_storage ss;
-		memset(&ss, 0, sizeof(ss));
-		if (e->family == AF_INET) {
-			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-			a->sin_family = AF_INET;
-			memcpy(&a->sin_addr, e->addr, 4);
+	classify(c, e, &u);
+	struct click_count k;
+	memset(&k, 0, sizeof(k));
+	k.link_id = e->link_id;
+	k.kind = STORE_CLICK_HOUR;
+	k.bucket = (int32_t)(e->ts_ms / 3600000);
+	k.humans = !u.bot;
+	k.bots = u.bot;
+	counters_add(&c->pending, &k);
+
+	k.kind = STORE_CLICK_DAY;
+	k.bucket = (int32_t)(e->ts_ms / 86400000);
+	k.humans = 1;
+	k.bots = 0;
+	copy_name(k.device, sizeof(k.device), ua_device_name(u.device));
+	if (u.bot) {
+		strcpy(k.referrer, "-");
+		strcpy(k.country, "-");
+		strcpy(k.browser, "-");
+		strcpy(k.os, "-");
+	} else {
+		if (e->ref_kind == REF_HOST) {
+			memcpy(k.referrer, e->ref, e->ref_len);
+			k.referrer[e->ref_len] = '\0';
 		} else {
-			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-			a->sin6_family = AF_INET6;
-			memcpy(&a->sin6_addr, e->addr, 16);
+			strcpy(k.referrer, e->ref_kind == REF_NONE ? "direct" : "unknown");
 		}
-		known = geoip_country(c->geo, (struct sockaddr *)&ss, cc) == 0;
+		strcpy(k.country, "unknown");
+		if (c->geo && e->family) {
+			struct sockaddr_storage ss;
+			memset(&ss, 0, sizeof(ss));
+			if (e->family == AF_INET) {
+				struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+				a->sin_family = AF_INET;
+				memcpy(&a->sin_addr, e->addr, 4);
+			} else {
+				struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+				a->sin6_family = AF_INET6;
+				memcpy(&a->sin6_addr, e->addr, 16);
+			}
+			char cc[3];
+			if (geoip_country(c->geo, (struct sockaddr *)&ss, cc) == 0)
+				copy_name(k.country, sizeof(k.country), cc);
+		}
+		copy_name(k.browser, sizeof(k.browser), ua_browser_name(u.browser));
+		copy_name(k.os, sizeof(k.os), ua_os_name(u.os));
 	}
-	counters_add(m, e->link_id, day, STORE_CLICK_COUNTRY, known ? cc : "unknown", known ? 2 : 7, 1,
-		     0);
-	const char *br = ua_browser_name(u.browser), *os = ua_os_name(u.os);
-	counters_add(m, e->link_id, day, STORE_CLICK_BROWSER, br, strlen(br), 1, 0);
-	counters_add(m, e->link_id, day, STORE_CLICK_OS, os, strlen(os), 1, 0);
+	counters_add(&c->pending, &k);
+	c->pending.events++;
 }
 
 /* Consumer side of every ring; with c->lock held. */
@@ -264,65 +474,108 @@ static void drain_locked(struct clicks *c)
 	}
 }
 
-/* ---- flushing --------------------------------------------------------------------- */
+/* ---- flushing and merging --------------------------------------------------------------- */
 
-/* Writer thread: the batch is committed (or not). */
-static void on_batch_done(struct store_op *op)
+static void merge_rows_into(struct counters *m, const struct click_count *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		counters_add(m, &rows[i]);
+}
+
+/* Writer thread: the op is committed (or not). */
+static void on_op_done(struct store_op *op)
 {
 	struct clicks *c = op->ctx;
 	pthread_mutex_lock(&c->lock);
-	if (op->status == STORE_OK) {
-		metric_add(&c->flushed, c->inflight_events);
-		metric_add(&c->flushes, 1);
-	} else {
-		/* Keep every count: back into pending, retried next time. */
-		for (size_t i = 0; i < c->ninflight; i++) {
-			const struct click_count *k = &c->inflight[i];
-			counters_add(&c->pending, k->link_id, k->bucket, k->dim, k->value, k->value_len,
-				     k->humans, k->bots);
+	int ok = op->status == STORE_OK;
+	if (c->op_kind == OP_DELTA) {
+		if (ok) {
+			merge_rows_into(&c->unmerged, c->op_rows, c->op_nrows);
+			c->unmerged.events += c->op_events;
+			c->unmerged_upto = op->click_seq;
+			metric_add(&c->flushed, c->op_events);
+			metric_add(&c->flushes, 1);
+		} else {
+			/* Keep every count: back into pending, retried next time. */
+			merge_rows_into(&c->pending, c->op_rows, c->op_nrows);
+			c->pending.events += c->op_events;
+			metric_add(&c->flush_errors, 1);
+			log_error("click delta %llu not committed; its counts are kept and retried",
+				  (unsigned long long)op->click_seq);
 		}
-		c->pending.events += c->inflight_events;
-		metric_add(&c->flush_errors, 1);
-		log_error("click batch %llu not committed; it is kept and retried",
-			  (unsigned long long)c->seq);
+	} else {
+		if (ok) {
+			counters_release(&c->unmerged); /* now in the click tables */
+			metric_add(&c->merges, 1);
+		} else {
+			metric_add(&c->merge_errors, 1);
+			log_error("click merge up to delta %llu not committed; retried later",
+				  (unsigned long long)op->click_seq);
+		}
 	}
-	free(c->inflight);
-	c->inflight = NULL;
-	c->ninflight = 0;
-	c->inflight_events = 0;
+	free(c->op_rows);
+	c->op_rows = NULL;
+	c->op_nrows = 0;
+	buf_release(&c->op_blob);
+	c->op_events = 0;
+	c->op_kind = OP_NONE;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* With c->lock held: turns pending into the batch in flight. Returns 1 if
- * a batch is to be submitted (after unlocking). */
-static int start_batch_locked(struct clicks *c)
+static void op_prepare(struct clicks *c, int kind)
 {
-	if (c->inflight || c->pending.n == 0)
-		return 0;
-	c->inflight = xmalloc(c->pending.n * sizeof(*c->inflight));
-	size_t k = 0;
-	for (size_t i = 0; i < c->pending.nb; i++)
-		for (struct node *x = c->pending.b[i]; x; x = x->next)
-			c->inflight[k++] = x->c;
-	assert(k == c->pending.n);
-	c->ninflight = k;
-	c->inflight_events = c->pending.events;
-	counters_release(&c->pending);
+	c->op_kind = kind;
 	memset(&c->op, 0, sizeof(c->op));
-	c->op.kind = STORE_OP_CLICKS;
-	c->op.clicks = c->inflight;
-	c->op.nclicks = c->ninflight;
-	c->op.click_seq = ++c->seq;
-	c->op.done = on_batch_done;
+	c->op.done = on_op_done;
 	c->op.ctx = c;
+}
+
+/* With c->lock held: pending becomes a delta in flight. Returns 1 if an op
+ * is to be submitted (after unlocking). */
+static int start_delta_locked(struct clicks *c)
+{
+	if (c->op_kind != OP_NONE || c->pending.n == 0)
+		return 0;
+	op_prepare(c, OP_DELTA);
+	c->op_rows = counters_rows(&c->pending, &c->op_nrows);
+	c->op_events = c->pending.events;
+	counters_clear(&c->pending);
+	buf_init(&c->op_blob);
+	encode(&c->op_blob, c->op_rows, c->op_nrows);
+	c->op.kind = STORE_OP_CLICK_DELTA;
+	c->op.blob = c->op_blob.p;
+	c->op.blob_len = c->op_blob.len;
+	c->op.click_seq = ++c->last_seq;
 	return 1;
+}
+
+/* With c->lock held: the unmerged counters go into the click tables. */
+static int start_merge_locked(struct clicks *c)
+{
+	if (c->op_kind != OP_NONE || c->unmerged.n == 0)
+		return 0;
+	op_prepare(c, OP_MERGE);
+	c->op_rows = counters_rows(&c->unmerged, &c->op_nrows);
+	c->op.kind = STORE_OP_CLICK_MERGE;
+	c->op.clicks = c->op_rows;
+	c->op.nclicks = c->op_nrows;
+	c->op.click_seq = c->unmerged_upto;
+	return 1;
+}
+
+static void submit_unlocked(struct clicks *c)
+{
+	pthread_mutex_unlock(&c->lock);
+	store_submit(c->store, &c->op);
+	pthread_mutex_lock(&c->lock);
 }
 
 static void *aggregator_main(void *arg)
 {
 	struct clicks *c = arg;
 	uint64_t next_flush = time_mono_ms() + (uint64_t)c->flush_ms;
+	uint64_t next_merge = time_mono_ms() + (uint64_t)c->merge_ms;
 	pthread_mutex_lock(&c->lock);
 	while (!c->stopping) {
 		struct timespec ts;
@@ -335,32 +588,41 @@ static void *aggregator_main(void *arg)
 		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
 		drain_locked(c);
 		uint64_t now = time_mono_ms();
-		if (now >= next_flush) {
+		/* Flushes come first: they are what makes clicks durable. */
+		if (now >= next_flush && c->op_kind == OP_NONE) {
 			next_flush = now + (uint64_t)c->flush_ms;
-			if (start_batch_locked(c)) {
-				pthread_mutex_unlock(&c->lock);
-				store_submit(c->store, &c->op);
-				pthread_mutex_lock(&c->lock);
+			if (start_delta_locked(c)) {
+				submit_unlocked(c);
+				continue;
 			}
+		}
+		if ((now >= next_merge || c->unmerged.n > MERGE_MAX_COUNTERS) && c->op_kind == OP_NONE) {
+			next_merge = now + (uint64_t)c->merge_ms;
+			if (start_merge_locked(c))
+				submit_unlocked(c);
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
 }
 
-struct clicks *clicks_new(struct store *store, int nworkers, int flush_ms, struct geoip *geo)
+struct clicks *clicks_new(struct store *store, int nworkers, int flush_ms, int merge_ms,
+			  struct geoip *geo)
 {
 	struct clicks *c = xcalloc(1, sizeof(*c));
 	c->store = store;
 	c->geo = geo;
 	c->nworkers = nworkers;
 	c->flush_ms = flush_ms;
+	c->merge_ms = merge_ms;
 	c->rings = xcalloc((size_t)nworkers, sizeof(*c->rings));
 	for (int i = 0; i < nworkers; i++) {
 		if (posix_memalign((void **)&c->rings[i], 64, sizeof(struct click_ring)) != 0)
 			abort();
 		memset(c->rings[i], 0, sizeof(struct click_ring));
 	}
+	c->ua_cache = xcalloc(UA_CACHE_SIZE, sizeof(*c->ua_cache));
+	buf_init(&c->op_blob);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	return c;
@@ -371,13 +633,29 @@ struct click_ring *clicks_ring(struct clicks *c, int worker)
 	return c->rings[worker];
 }
 
+static void replay_one(void *ctx, uint64_t seq, const void *blob, size_t len)
+{
+	struct clicks *c = ctx;
+	if (decode(&c->unmerged, blob, len) != 0)
+		log_error("click delta %llu is corrupt; the counts it holds are skipped",
+			  (unsigned long long)seq);
+	if (seq > c->last_seq)
+		c->last_seq = seq;
+	c->unmerged_upto = c->last_seq;
+}
+
 int clicks_start(struct clicks *c, struct store_reader *r)
 {
 	struct click_rows rows;
 	if (store_clicks_read(c->store, r, 0, 0, 0, 0, &rows) != STORE_OK)
 		return -1;
-	c->seq = rows.seq;
 	free(rows.rows);
+	c->last_seq = c->unmerged_upto = rows.seq;
+	if (store_click_deltas(c->store, r, rows.seq, replay_one, c) != STORE_OK)
+		return -1;
+	if (c->unmerged.n)
+		log_info("read back %zu click counters not merged before the last stop",
+			 c->unmerged.n);
 	if (pthread_create(&c->thread, NULL, aggregator_main, c) != 0)
 		return -1;
 	c->started = 1;
@@ -394,20 +672,19 @@ void clicks_stop(struct clicks *c)
 	pthread_mutex_unlock(&c->lock);
 	pthread_join(c->thread, NULL);
 	c->started = 0;
-	/* Last flush: wait for a batch in flight, then commit the rest. One
-	 * retry covers a passing failure; after that, say what is lost. */
+	/* Last flush: wait for the op in flight, then append what is left
+	 * (merging can wait for the next start). One retry covers a passing
+	 * failure; after that, say what is lost. */
 	pthread_mutex_lock(&c->lock);
 	drain_locked(c);
 	for (int attempt = 0; attempt < 2; attempt++) {
-		while (c->inflight)
+		while (c->op_kind != OP_NONE)
 			pthread_cond_wait(&c->cond, &c->lock);
-		if (!start_batch_locked(c))
+		if (!start_delta_locked(c))
 			break;
-		pthread_mutex_unlock(&c->lock);
-		store_submit(c->store, &c->op);
-		pthread_mutex_lock(&c->lock);
+		submit_unlocked(c);
 	}
-	while (c->inflight)
+	while (c->op_kind != OP_NONE)
 		pthread_cond_wait(&c->cond, &c->lock);
 	if (c->pending.events)
 		log_error("%llu clicks could not be committed at shutdown",
@@ -419,11 +696,13 @@ void clicks_free(struct clicks *c)
 {
 	if (!c)
 		return;
-	assert(!c->started && !c->inflight);
+	assert(!c->started && c->op_kind == OP_NONE);
 	counters_release(&c->pending);
+	counters_release(&c->unmerged);
 	for (int i = 0; i < c->nworkers; i++)
 		free(c->rings[i]);
 	free(c->rings);
+	free(c->ua_cache);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
 	free(c);
@@ -436,7 +715,7 @@ static int wanted(const struct click_count *k, int64_t link, int32_t from_h, int
 {
 	if (k->link_id != link)
 		return 0;
-	if (k->dim == STORE_CLICK_HOUR)
+	if (k->kind == STORE_CLICK_HOUR)
 		return k->bucket >= from_h && k->bucket <= to_h;
 	return want_dims && k->bucket >= from_h / 24 && k->bucket <= to_h / 24;
 }
@@ -450,27 +729,36 @@ static void rows_add(struct click_rows *out, size_t *cap, const struct click_cou
 	out->rows[out->n++] = *k;
 }
 
+static void add_wanted(struct click_rows *out, size_t *cap, const struct counters *m, int64_t link,
+		       int32_t from_h, int32_t to_h, int want_dims)
+{
+	for (size_t i = 0; i < m->nb; i++)
+		for (struct node *x = m->b[i]; x; x = x->next)
+			if (wanted(&x->c, link, from_h, to_h, want_dims))
+				rows_add(out, cap, &x->c);
+}
+
 int clicks_query(struct clicks *c, struct store_reader *r, int64_t link_id, int32_t from_hour,
 		 int32_t to_hour, int want_dims, struct click_rows *out)
 {
 	pthread_mutex_lock(&c->lock);
 	drain_locked(c);
-	/* Read the store with the lock held: a batch committed after this
-	 * snapshot is still in `inflight` (its done callback waits for us). */
+	/* Read the store with the lock held, so that no op completes meanwhile:
+	 * the snapshot's merge number then says whether `unmerged` (which a
+	 * merge in flight still holds) is already in the tables. */
 	int rc = store_clicks_read(c->store, r, link_id, from_hour, to_hour, want_dims, out);
 	if (rc != STORE_OK) {
 		pthread_mutex_unlock(&c->lock);
 		return rc;
 	}
 	size_t cap = out->n;
-	for (size_t i = 0; i < c->pending.nb; i++)
-		for (struct node *x = c->pending.b[i]; x; x = x->next)
-			if (wanted(&x->c, link_id, from_hour, to_hour, want_dims))
-				rows_add(out, &cap, &x->c);
-	if (c->inflight && c->seq > out->seq)
-		for (size_t i = 0; i < c->ninflight; i++)
-			if (wanted(&c->inflight[i], link_id, from_hour, to_hour, want_dims))
-				rows_add(out, &cap, &c->inflight[i]);
+	add_wanted(out, &cap, &c->pending, link_id, from_hour, to_hour, want_dims);
+	if (out->seq < c->unmerged_upto)
+		add_wanted(out, &cap, &c->unmerged, link_id, from_hour, to_hour, want_dims);
+	if (c->op_kind == OP_DELTA)
+		for (size_t i = 0; i < c->op_nrows; i++)
+			if (wanted(&c->op_rows[i], link_id, from_hour, to_hour, want_dims))
+				rows_add(out, &cap, &c->op_rows[i]);
 	pthread_mutex_unlock(&c->lock);
 	return STORE_OK;
 }
@@ -485,7 +773,10 @@ void clicks_get_stats(struct clicks *c, struct clicks_stats *out)
 	out->flushed = metric_read(&c->flushed);
 	out->flushes = metric_read(&c->flushes);
 	out->flush_errors = metric_read(&c->flush_errors);
+	out->merges = metric_read(&c->merges);
+	out->merge_errors = metric_read(&c->merge_errors);
 	pthread_mutex_lock(&c->lock);
-	out->pending = c->pending.events + c->inflight_events;
+	out->pending = c->pending.events + (c->op_kind == OP_DELTA ? c->op_events : 0);
+	out->unmerged_counters = c->unmerged.n;
 	pthread_mutex_unlock(&c->lock);
 }

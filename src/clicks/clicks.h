@@ -6,22 +6,27 @@
  *    of fixed-size events. clicks_record() copies the click into the next
  *    slot and publishes it with one release store: no lock, no allocation,
  *    no system call. A full ring drops the click and counts it.
- *  - One aggregator thread drains the rings every few milliseconds and folds
- *    events into counters: per link per hour (humans and bots apart), and
- *    per link per day by referrer host, country, device class, browser and
- *    OS. User-Agent classification and the GeoIP lookup happen here.
- *  - Every flush interval the counters become one batch, submitted to the
- *    store's writer (one transaction, with the batch number). A failed batch
- *    is merged back and retried at the next interval.
- *  - clicks_query() adds to the stored counters those not committed yet
- *    (still in rings, pending, or in the batch being committed), so a user
- *    sees a click at once and counts never go backwards. The batch number
- *    read in the same snapshot as the counters says whether the batch in
- *    flight is already in them.
- *  - clicks_stop() drains and commits everything: graceful shutdown loses
+ *  - One aggregator thread drains the rings every few milliseconds and
+ *    folds each event into two counters: its link's hour (humans and bots
+ *    apart) and its link's day for its combination of referrer host,
+ *    country, device, browser and OS. User-Agent classes are cached; the
+ *    GeoIP lookup happens here too.
+ *  - Every flush interval the new counters are appended to the store as
+ *    one delta (a blob, one row, one transaction): durable, and cheap
+ *    however many links were clicked. About once a merge interval the
+ *    deltas are merged into the per-link tables in one transaction that
+ *    also drops them, so a busy link costs one upsert per merge. After a
+ *    crash, deltas not merged yet are read back at start-up.
+ *  - clicks_query() adds to the merged counters those still in memory
+ *    (unmerged deltas, the flush in flight, pending counters, rings), so a
+ *    user sees a click at once and counts never go backwards. The merge
+ *    number read in the same snapshot as the counters says whether the
+ *    unmerged deltas are already in them.
+ *  - clicks_stop() drains and appends everything: graceful shutdown loses
  *    nothing. A crash loses at most the last flush interval.
- * Locking: the aggregator lock guards the counters, the batch in flight and
- * the consumer side of every ring; producers never take it.
+ * Locking: the aggregator lock guards the counters, the op in flight and
+ * the consumer side of every ring; producers never take it. One store op
+ * (a flush or a merge) is in flight at a time.
  */
 #ifndef SHORTD_CLICKS_H
 #define SHORTD_CLICKS_H
@@ -35,15 +40,16 @@
 
 #define CLICK_RING_SIZE 16384 /* events per worker; a power of two */
 #define CLICK_UA_MAX 192
-#define CLICK_REF_MAX STORE_CLICK_VALUE_MAX
+#define CLICK_REF_MAX STORE_CLICK_REF_MAX
 
 struct clicks;
 struct click_ring;
 
 /* geo may be NULL (country "unknown"); the aggregator does not own it. */
-struct clicks *clicks_new(struct store *store, int nworkers, int flush_ms, struct geoip *geo);
+struct clicks *clicks_new(struct store *store, int nworkers, int flush_ms, int merge_ms,
+			  struct geoip *geo);
 struct click_ring *clicks_ring(struct clicks *c, int worker);
-/* Reads the last committed batch number and starts the aggregator. */
+/* Reads back deltas not merged yet and starts the aggregator. */
 int clicks_start(struct clicks *c, struct store_reader *r);
 /* Records a click: worker thread of `ring` only. referer is the raw
  * Referer header (NULL if absent); peer the client address. */
@@ -60,7 +66,12 @@ int clicks_query(struct clicks *c, struct store_reader *r, int64_t link_id, int3
 		 int32_t to_hour, int want_dims, struct click_rows *out);
 
 struct clicks_stats {
-	uint64_t recorded, dropped, flushed, flushes, flush_errors, pending;
+	uint64_t recorded, dropped;       /* by redirects */
+	uint64_t flushed;                 /* clicks appended durably */
+	uint64_t flushes, flush_errors;   /* deltas */
+	uint64_t merges, merge_errors;
+	uint64_t pending;                 /* clicks not durable yet */
+	uint64_t unmerged_counters;       /* counters held until the next merge */
 };
 void clicks_get_stats(struct clicks *c, struct clicks_stats *out);
 

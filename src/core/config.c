@@ -57,6 +57,8 @@ static const struct option_def options[] = {
 	INT(analytics, "analytics", "1", 0, 1, "1: count clicks (stats API), 0: do not"),
 	INT(flush_ms, "flush-ms", "1000", 10, 60000,
 	    "click counters are committed this often (the loss window on a crash)"),
+	INT(merge_s, "click-merge-s", "60", 1, 3600,
+	    "committed click counters are merged into the per-link tables this often"),
 };
 
 static const struct option_def *find_option(const char *name, size_t len)

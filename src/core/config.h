@@ -38,6 +38,7 @@ struct config {
 	int commit_batch;
 	int analytics;        /* 1: record clicks */
 	int flush_ms;
+	int merge_s;
 };
 
 enum config_result { CONFIG_OK = 0, CONFIG_HELP, CONFIG_VERSION, CONFIG_ERR };

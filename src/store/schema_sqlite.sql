@@ -32,18 +32,30 @@ CREATE TABLE links (
 );
 CREATE UNIQUE INDEX links_code ON links (code);
 
+-- Click counters. The aggregator appends each flush as a delta (one row,
+-- a blob: cheap and durable), and merges deltas into click_hours and
+-- click_days about once a minute, so a busy link costs one upsert per
+-- merge, not one per flush. At start-up, deltas not merged yet are read
+-- back into memory.
+--
 -- click_hours: clicks per link per hour (UTC), humans and bots apart.
 --   hour        Unix milliseconds / 3600000
--- click_dims: human clicks per link per day (UTC) by dimension value.
+-- click_days: clicks per link per day (UTC) per combination of referrer
+--   host ('direct', 'unknown' or a host), country (ISO code or
+--   'unknown'), device class, browser family and OS family. Bot clicks
+--   have device 'bot' and '-' elsewhere. Breakdowns by one dimension sum
+--   over the others.
 --   day         Unix milliseconds / 86400000
---   dim         1 referrer host, 2 country, 3 device class, 4 browser
---               family, 5 OS family (device class also counts bots, as
---               "bot")
--- Both are primary-keyed (WITHOUT ROWID) on exactly what the stats API
--- reads: one link over a range of hours or days.
--- click_flush: the number of the last aggregator batch committed. It is
---   written in the batch's own transaction, so a reader's snapshot tells
---   which batch its counts include.
+-- Both are primary-keyed (WITHOUT ROWID) by what the stats API reads: one
+-- link over a range of hours or days.
+-- click_deltas: flushed batches not merged yet. data is a sequence of
+--   records, integers little-endian:
+--     link_id i64, bucket i32, kind u8 (0 hour, 1 day), humans u64,
+--     bots u64, and for kind 1 five strings, each a length u8 and its
+--     bytes: referrer, country, device, browser, os
+-- click_flush: seq is the last delta merged into click_hours and
+--   click_days, written in the merge's own transaction, so a reader's
+--   snapshot tells which deltas its counts include.
 
 -- migration 2
 CREATE TABLE click_hours (
@@ -53,14 +65,21 @@ CREATE TABLE click_hours (
 	bots    INTEGER NOT NULL,
 	PRIMARY KEY (link_id, hour)
 ) WITHOUT ROWID;
-CREATE TABLE click_dims (
-	link_id INTEGER NOT NULL,
-	day     INTEGER NOT NULL,
-	dim     INTEGER NOT NULL,
-	value   TEXT    NOT NULL,
-	clicks  INTEGER NOT NULL,
-	PRIMARY KEY (link_id, day, dim, value)
+CREATE TABLE click_days (
+	link_id  INTEGER NOT NULL,
+	day      INTEGER NOT NULL,
+	referrer TEXT    NOT NULL,
+	country  TEXT    NOT NULL,
+	device   TEXT    NOT NULL,
+	browser  TEXT    NOT NULL,
+	os       TEXT    NOT NULL,
+	clicks   INTEGER NOT NULL,
+	PRIMARY KEY (link_id, day, referrer, country, device, browser, os)
 ) WITHOUT ROWID;
+CREATE TABLE click_deltas (
+	seq  INTEGER PRIMARY KEY,
+	data BLOB    NOT NULL
+);
 CREATE TABLE click_flush (
 	id  INTEGER PRIMARY KEY CHECK (id = 1),
 	seq INTEGER NOT NULL

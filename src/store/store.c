@@ -86,3 +86,9 @@ void store_get_stats(struct store *s, struct store_stats *out)
 {
 	s->ops->stats(s, out);
 }
+
+int store_click_deltas(struct store *s, struct store_reader *r, uint64_t after_seq,
+		       void (*fn)(void *ctx, uint64_t seq, const void *blob, size_t len), void *ctx)
+{
+	return s->ops->click_deltas(r, after_seq, fn, ctx);
+}

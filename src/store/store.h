@@ -32,50 +32,57 @@ enum store_status {
 	STORE_ERR,
 };
 
-enum store_op_kind { STORE_OP_INSERT, STORE_OP_UPDATE, STORE_OP_DELETE, STORE_OP_CLICKS };
-
-/* Click counters, as stored. dim STORE_CLICK_HOUR: bucket is an hour
- * (Unix ms / 3600000), with humans and bots. Other dims: bucket is a day
- * (Unix ms / 86400000), value the dimension's value, humans its count. */
-enum {
-	STORE_CLICK_HOUR = 0,
-	STORE_CLICK_REFERRER,
-	STORE_CLICK_COUNTRY,
-	STORE_CLICK_DEVICE,
-	STORE_CLICK_BROWSER,
-	STORE_CLICK_OS,
-	STORE_CLICK_DIMS
+enum store_op_kind {
+	STORE_OP_INSERT,
+	STORE_OP_UPDATE,
+	STORE_OP_DELETE,
+	STORE_OP_CLICK_DELTA, /* append one batch of click counters (a blob) */
+	STORE_OP_CLICK_MERGE, /* add counters to the click tables, drop merged deltas */
 };
-#define STORE_CLICK_VALUE_MAX 64
+
+/* Click counters, as stored.
+ * STORE_CLICK_HOUR: bucket is an hour (Unix ms / 3600000); humans, bots.
+ * STORE_CLICK_DAY: bucket is a day (Unix ms / 86400000); one combination of
+ *   referrer, country, device, browser and OS, its clicks in humans. Bot
+ *   clicks have device "bot" and "-" in the other dimensions. The strings
+ *   are NUL-terminated and contain no NUL. */
+enum { STORE_CLICK_HOUR = 0, STORE_CLICK_DAY = 1 };
+#define STORE_CLICK_REF_MAX 64
 
 struct click_count {
 	int64_t link_id;
 	int32_t bucket;
-	uint8_t dim;
-	uint8_t value_len;
-	char value[STORE_CLICK_VALUE_MAX];
+	uint8_t kind;
+	char referrer[STORE_CLICK_REF_MAX + 1];
+	char country[8];
+	char device[8];
+	char browser[8];
+	char os[12];
 	uint64_t humans, bots;
 };
 
-/* Counters read for one link, and the last click batch the snapshot holds. */
+/* Fields of an update (bit mask in store_op.fields). */
+enum { STORE_F_URL = 1, STORE_F_EXPIRES = 2, STORE_F_REDIRECT = 4 };
+
+/* Counters read for one link, and the last delta merged into them. */
 struct click_rows {
 	struct click_count *rows; /* the caller frees */
 	size_t n;
 	uint64_t seq;
 };
 
-/* Fields of an update (bit mask in store_op.fields). */
-enum { STORE_F_URL = 1, STORE_F_EXPIRES = 2, STORE_F_REDIRECT = 4 };
-
 struct store_op {
 	enum store_op_kind kind;
 	/* INSERT: the new row (the op owns one reference). UPDATE: the new
 	 * values of `fields` and the code. DELETE: the code and
-	 * deleted_at_ms. CLICKS: unused. */
+	 * deleted_at_ms. CLICK_*: unused. */
 	struct link *link;
 	unsigned fields;
-	/* CLICKS: counters to add (owned by the submitter), and the batch
-	 * number recorded with them. */
+	/* CLICK_DELTA: the encoded batch (owned by the submitter) and its
+	 * number. CLICK_MERGE: counters to add (owned by the submitter); deltas
+	 * up to click_seq are then dropped, and click_seq recorded. */
+	const void *blob;
+	size_t blob_len;
 	const struct click_count *clicks;
 	size_t nclicks;
 	uint64_t click_seq;
@@ -115,6 +122,10 @@ struct store_ops {
 	 * when want_dims), from one snapshot; link_id 0 reads only the seq. */
 	int (*clicks_read)(struct store_reader *r, int64_t link_id, int32_t from_hour,
 			   int32_t to_hour, int want_dims, struct click_rows *out);
+	/* Calls fn for every delta numbered above after_seq, in order. */
+	int (*click_deltas)(struct store_reader *r, uint64_t after_seq,
+			    void (*fn)(void *ctx, uint64_t seq, const void *blob, size_t len),
+			    void *ctx);
 	void (*stats)(struct store *s, struct store_stats *out);
 };
 
@@ -141,5 +152,7 @@ int store_writable(struct store *s);
 int store_clicks_read(struct store *s, struct store_reader *r, int64_t link_id, int32_t from_hour,
 		      int32_t to_hour, int want_dims, struct click_rows *out);
 void store_get_stats(struct store *s, struct store_stats *out);
+int store_click_deltas(struct store *s, struct store_reader *r, uint64_t after_seq,
+		       void (*fn)(void *ctx, uint64_t seq, const void *blob, size_t len), void *ctx);
 
 #endif

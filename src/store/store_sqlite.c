@@ -40,7 +40,7 @@ struct sqlite_store {
 	char *path;
 	sqlite3 *db; /* the writer's */
 	sqlite3_stmt *insert, *update, *del, *exists;
-	sqlite3_stmt *click_hour, *click_dim, *click_seq;
+	sqlite3_stmt *click_hour, *click_day, *click_seq, *delta_add, *delta_drop;
 	/* writer-owned measurements */
 	struct histogram commit_latency, batch_size;
 	metric_counter commits, commit_errors;
@@ -56,7 +56,7 @@ struct sqlite_store {
 struct store_reader {
 	sqlite3 *db;
 	sqlite3_stmt *get, *list;
-	sqlite3_stmt *hours, *dims, *seq;
+	sqlite3_stmt *hours, *days, *seq, *deltas;
 };
 
 static int mkdir_p(const char *dir)
@@ -228,37 +228,58 @@ static int op_modify(struct sqlite_store *ss, struct store_op *op)
 	return status;
 }
 
-/* Adds a batch of click counters and records its number. */
-static int op_clicks(struct sqlite_store *ss, struct store_op *op)
+static int step_done(struct sqlite_store *ss, sqlite3_stmt *st, const char *what)
 {
-	for (size_t i = 0; i < op->nclicks; i++) {
-		const struct click_count *c = &op->clicks[i];
-		sqlite3_stmt *st = c->dim == STORE_CLICK_HOUR ? ss->click_hour : ss->click_dim;
-		sqlite3_bind_int64(st, 1, c->link_id);
-		sqlite3_bind_int(st, 2, c->bucket);
-		if (c->dim == STORE_CLICK_HOUR) {
-			sqlite3_bind_int64(st, 3, (sqlite3_int64)c->humans);
-			sqlite3_bind_int64(st, 4, (sqlite3_int64)c->bots);
-		} else {
-			sqlite3_bind_int(st, 3, c->dim);
-			sqlite3_bind_text(st, 4, c->value, c->value_len, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 5, (sqlite3_int64)c->humans);
-		}
-		int rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
-			log_error("unable to add click counters: %s", sqlite3_errmsg(ss->db));
-			return STORE_ERR;
-		}
-	}
-	sqlite3_bind_int64(ss->click_seq, 1, (sqlite3_int64)op->click_seq);
-	int rc = sqlite3_step(ss->click_seq);
-	sqlite3_reset(ss->click_seq);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE) {
-		log_error("unable to record click batch: %s", sqlite3_errmsg(ss->db));
+		log_error("unable to %s: %s", what, sqlite3_errmsg(ss->db));
 		return STORE_ERR;
 	}
 	return STORE_OK;
+}
+
+/* Appends one flushed batch of click counters. */
+static int op_click_delta(struct sqlite_store *ss, struct store_op *op)
+{
+	sqlite3_bind_int64(ss->delta_add, 1, (sqlite3_int64)op->click_seq);
+	sqlite3_bind_blob(ss->delta_add, 2, op->blob, (int)op->blob_len, SQLITE_STATIC);
+	return step_done(ss, ss->delta_add, "append click counters");
+}
+
+/* Adds counters to the click tables, drops the deltas they came from, and
+ * records how far the tables go. */
+static int op_click_merge(struct sqlite_store *ss, struct store_op *op)
+{
+	for (size_t i = 0; i < op->nclicks; i++) {
+		const struct click_count *c = &op->clicks[i];
+		sqlite3_stmt *st;
+		if (c->kind == STORE_CLICK_HOUR) {
+			st = ss->click_hour;
+			sqlite3_bind_int64(st, 1, c->link_id);
+			sqlite3_bind_int(st, 2, c->bucket);
+			sqlite3_bind_int64(st, 3, (sqlite3_int64)c->humans);
+			sqlite3_bind_int64(st, 4, (sqlite3_int64)c->bots);
+		} else {
+			st = ss->click_day;
+			sqlite3_bind_int64(st, 1, c->link_id);
+			sqlite3_bind_int(st, 2, c->bucket);
+			sqlite3_bind_text(st, 3, c->referrer, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, c->country, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 5, c->device, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 6, c->browser, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 7, c->os, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 8, (sqlite3_int64)c->humans);
+		}
+		if (step_done(ss, st, "merge click counters") != STORE_OK)
+			return STORE_ERR;
+	}
+	sqlite3_bind_int64(ss->delta_drop, 1, (sqlite3_int64)op->click_seq);
+	if (step_done(ss, ss->delta_drop, "drop merged click deltas") != STORE_OK)
+		return STORE_ERR;
+	sqlite3_bind_int64(ss->click_seq, 1, (sqlite3_int64)op->click_seq);
+	return step_done(ss, ss->click_seq, "record the click merge");
 }
 
 static void fail_op(struct store_op *op)
@@ -290,8 +311,11 @@ static void run_batch(struct sqlite_store *ss, struct store_op *batch)
 		case STORE_OP_INSERT:
 			op->status = op_insert(ss, op);
 			break;
-		case STORE_OP_CLICKS:
-			op->status = op_clicks(ss, op);
+		case STORE_OP_CLICK_DELTA:
+			op->status = op_click_delta(ss, op);
+			break;
+		case STORE_OP_CLICK_MERGE:
+			op->status = op_click_merge(ss, op);
 			break;
 		default:
 			op->status = op_modify(ss, op);
@@ -423,11 +447,16 @@ static int sqlite_open(struct store *s, const char *data_dir, int commit_batch, 
 		    " bots = bots + excluded.bots",
 		    &ss->click_hour, err, errlen) ||
 	    prepare(ss->db,
-		    "INSERT INTO click_dims (link_id, day, dim, value, clicks) VALUES (?1, ?2, ?3, ?4, ?5)"
-		    " ON CONFLICT (link_id, day, dim, value) DO UPDATE SET"
-		    " clicks = clicks + excluded.clicks",
-		    &ss->click_dim, err, errlen) ||
+		    "INSERT INTO click_days (link_id, day, referrer, country, device, browser, os,"
+		    " clicks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+		    " ON CONFLICT (link_id, day, referrer, country, device, browser, os)"
+		    " DO UPDATE SET clicks = clicks + excluded.clicks",
+		    &ss->click_day, err, errlen) ||
 	    prepare(ss->db, "UPDATE click_flush SET seq = ?1 WHERE id = 1", &ss->click_seq, err,
+		    errlen) ||
+	    prepare(ss->db, "INSERT INTO click_deltas (seq, data) VALUES (?1, ?2)", &ss->delta_add,
+		    err, errlen) ||
+	    prepare(ss->db, "DELETE FROM click_deltas WHERE seq <= ?1", &ss->delta_drop, err,
 		    errlen))
 		goto fail;
 	if (pthread_create(&ss->thread, NULL, writer_main, ss) != 0) {
@@ -460,8 +489,10 @@ static void sqlite_close(struct store *s)
 	sqlite3_finalize(ss->del);
 	sqlite3_finalize(ss->exists);
 	sqlite3_finalize(ss->click_hour);
-	sqlite3_finalize(ss->click_dim);
+	sqlite3_finalize(ss->click_day);
 	sqlite3_finalize(ss->click_seq);
+	sqlite3_finalize(ss->delta_add);
+	sqlite3_finalize(ss->delta_drop);
 	if (ss->db && sqlite3_close(ss->db) != SQLITE_OK)
 		log_error("unable to close database '%s': %s", ss->path, sqlite3_errmsg(ss->db));
 	pthread_mutex_destroy(&ss->lock);
@@ -491,15 +522,18 @@ static int sqlite_reader_open(struct store *s, struct store_reader **out)
 		    " AND hour BETWEEN ?2 AND ?3",
 		    &r->hours, err, sizeof(err)) ||
 	    prepare(r->db,
-		    "SELECT day, dim, value, clicks FROM click_dims WHERE link_id = ?1"
-		    " AND day BETWEEN ?2 AND ?3",
-		    &r->dims, err, sizeof(err)) ||
-	    prepare(r->db, "SELECT seq FROM click_flush WHERE id = 1", &r->seq, err, sizeof(err))) {
+		    "SELECT day, referrer, country, device, browser, os, clicks FROM click_days"
+		    " WHERE link_id = ?1 AND day BETWEEN ?2 AND ?3",
+		    &r->days, err, sizeof(err)) ||
+	    prepare(r->db, "SELECT seq FROM click_flush WHERE id = 1", &r->seq, err, sizeof(err)) ||
+	    prepare(r->db, "SELECT seq, data FROM click_deltas WHERE seq > ?1 ORDER BY seq",
+		    &r->deltas, err, sizeof(err))) {
 		log_error("unable to open a database reader: %s", r->db ? sqlite3_errmsg(r->db) : "");
 		sqlite3_finalize(r->get);
 		sqlite3_finalize(r->list);
 		sqlite3_finalize(r->hours);
-		sqlite3_finalize(r->dims);
+		sqlite3_finalize(r->days);
+		sqlite3_finalize(r->seq);
 		sqlite3_close(r->db);
 		free(r);
 		return STORE_ERR;
@@ -516,8 +550,9 @@ static void sqlite_reader_close(struct store_reader *r)
 	sqlite3_finalize(r->get);
 	sqlite3_finalize(r->list);
 	sqlite3_finalize(r->hours);
-	sqlite3_finalize(r->dims);
+	sqlite3_finalize(r->days);
 	sqlite3_finalize(r->seq);
+	sqlite3_finalize(r->deltas);
 	sqlite3_close(r->db);
 	free(r);
 }
@@ -573,6 +608,35 @@ static struct click_count *rows_push(struct click_rows *out, size_t *cap)
 	return c;
 }
 
+/* Copies a text column into out (cap bytes), cut if longer. */
+static void column_name(sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+	if (n >= cap)
+		n = cap - 1;
+	if (t)
+		memcpy(out, t, n);
+	out[t ? n : 0] = '\0';
+}
+
+static int sqlite_click_deltas(struct store_reader *r, uint64_t after_seq,
+			       void (*fn)(void *ctx, uint64_t seq, const void *blob, size_t len),
+			       void *ctx)
+{
+	int rc;
+	sqlite3_bind_int64(r->deltas, 1, (sqlite3_int64)after_seq);
+	while ((rc = sqlite3_step(r->deltas)) == SQLITE_ROW)
+		fn(ctx, (uint64_t)sqlite3_column_int64(r->deltas, 0), sqlite3_column_blob(r->deltas, 1),
+		   (size_t)sqlite3_column_bytes(r->deltas, 1));
+	sqlite3_reset(r->deltas);
+	if (rc != SQLITE_DONE) {
+		log_error("unable to read click deltas: %s", sqlite3_errmsg(r->db));
+		return STORE_ERR;
+	}
+	return STORE_OK;
+}
+
 static int sqlite_clicks_read(struct store_reader *r, int64_t link_id, int32_t from_hour,
 			      int32_t to_hour, int want_dims, struct click_rows *out)
 {
@@ -595,7 +659,7 @@ static int sqlite_clicks_read(struct store_reader *r, int64_t link_id, int32_t f
 		while ((rc = sqlite3_step(r->hours)) == SQLITE_ROW) {
 			struct click_count *c = rows_push(out, &cap);
 			c->link_id = link_id;
-			c->dim = STORE_CLICK_HOUR;
+			c->kind = STORE_CLICK_HOUR;
 			c->bucket = sqlite3_column_int(r->hours, 0);
 			c->humans = (uint64_t)sqlite3_column_int64(r->hours, 1);
 			c->bots = (uint64_t)sqlite3_column_int64(r->hours, 2);
@@ -605,22 +669,22 @@ static int sqlite_clicks_read(struct store_reader *r, int64_t link_id, int32_t f
 			goto fail;
 	}
 	if (link_id && want_dims) {
-		sqlite3_bind_int64(r->dims, 1, link_id);
-		sqlite3_bind_int(r->dims, 2, from_hour / 24);
-		sqlite3_bind_int(r->dims, 3, to_hour / 24);
-		while ((rc = sqlite3_step(r->dims)) == SQLITE_ROW) {
+		sqlite3_bind_int64(r->days, 1, link_id);
+		sqlite3_bind_int(r->days, 2, from_hour / 24);
+		sqlite3_bind_int(r->days, 3, to_hour / 24);
+		while ((rc = sqlite3_step(r->days)) == SQLITE_ROW) {
 			struct click_count *c = rows_push(out, &cap);
 			c->link_id = link_id;
-			c->bucket = sqlite3_column_int(r->dims, 0);
-			c->dim = (uint8_t)sqlite3_column_int(r->dims, 1);
-			int n = sqlite3_column_bytes(r->dims, 2);
-			if (n > STORE_CLICK_VALUE_MAX)
-				n = STORE_CLICK_VALUE_MAX;
-			memcpy(c->value, sqlite3_column_text(r->dims, 2), (size_t)n);
-			c->value_len = (uint8_t)n;
-			c->humans = (uint64_t)sqlite3_column_int64(r->dims, 3);
+			c->kind = STORE_CLICK_DAY;
+			c->bucket = sqlite3_column_int(r->days, 0);
+			column_name(r->days, 1, c->referrer, sizeof(c->referrer));
+			column_name(r->days, 2, c->country, sizeof(c->country));
+			column_name(r->days, 3, c->device, sizeof(c->device));
+			column_name(r->days, 4, c->browser, sizeof(c->browser));
+			column_name(r->days, 5, c->os, sizeof(c->os));
+			c->humans = (uint64_t)sqlite3_column_int64(r->days, 6);
 		}
-		sqlite3_reset(r->dims);
+		sqlite3_reset(r->days);
 		if (rc != SQLITE_DONE)
 			goto fail;
 	}
@@ -662,5 +726,6 @@ const struct store_ops store_sqlite_ops = {
 	.submit = sqlite_submit,
 	.writable = sqlite_writable,
 	.clicks_read = sqlite_clicks_read,
+	.click_deltas = sqlite_click_deltas,
 	.stats = sqlite_stats,
 };

@@ -78,24 +78,69 @@ def test_exact_counts_seen_before_flush(make_server):
     db.close()
 
 
-def test_counts_flushed_and_unchanged(make_server):
-    s = make_server("--flush-ms", "100", "--geoip", "off")
+def test_counts_flushed_merged_and_unchanged(make_server):
+    s = make_server("--flush-ms", "100", "--click-merge-s", "1", "--geoip", "off")
     code = s.create("https://example.com/flushed")["code"]
     known_sequence(s, code)
     deadline = time.monotonic() + 10
     db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
     while time.monotonic() < deadline:
         row = db.execute("SELECT sum(humans), sum(bots) FROM click_hours").fetchone()
-        if row == (6, 2):
+        deltas = db.execute("SELECT count(*) FROM click_deltas").fetchone()[0]
+        if row == (6, 2) and deltas == 0:
             break
         time.sleep(0.05)
-    assert row == (6, 2)
+    assert row == (6, 2) and deltas == 0  # merged into the tables, deltas dropped
+    days = dict(((r[0], r[1]), r[2]) for r in db.execute(
+        "SELECT referrer, device, sum(clicks) FROM click_days GROUP BY referrer, device"))
+    assert days == {("news.example.org", "desktop"): 3, ("direct", "mobile"): 2,
+                    ("blog.example.com", "desktop"): 1, ("-", "bot"): 2}
     db.close()
     check_known_counts(stats(s, code))
     m = s.request("GET", "/metrics").body.decode()
     assert "shortd_clicks_recorded_total 8" in m
     assert "shortd_clicks_flushed_total 8" in m
     assert "shortd_clicks_dropped_total 0" in m
+    assert "shortd_click_merges_total 0" not in m
+
+
+def test_unmerged_deltas_read_back_after_kill(tmp_path):
+    s = Server(tmp_path, "--flush-ms", "100", "--click-merge-s", "3600", "--geoip", "off").start()
+    code = s.create("https://example.com/replay")["code"]
+    known_sequence(s, code)
+    db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
+    deadline = time.monotonic() + 10
+    while db.execute("SELECT count(*) FROM click_deltas").fetchone()[0] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)
+    db.close()
+    s.kill()  # never merged: only the deltas hold the counts
+    s2 = Server(tmp_path, "--geoip", "off", data=s.data).start()
+    try:
+        check_known_counts(stats(s2, code))
+        assert "read back" in s2.log()
+    finally:
+        s2.stop()
+
+
+def test_corrupt_delta_is_skipped(tmp_path):
+    s = Server(tmp_path, "--geoip", "off").start()
+    code = s.create("https://example.com/corrupt")["code"]
+    click(s, code, CHROME_WIN)
+    assert s.stop() == 0
+    db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
+    db.execute("INSERT INTO click_deltas (seq, data) VALUES (1000, x'0102030405')")
+    db.commit()
+    db.close()
+    s2 = Server(tmp_path, "--geoip", "off", data=s.data).start()
+    try:
+        assert stats(s2, code)["total"] == 1
+        assert "click delta 1000 is corrupt" in s2.log()
+        click(s2, code, CHROME_WIN)
+        assert stats(s2, code)["total"] == 2
+    finally:
+        assert s2.stop() == 0
 
 
 def test_sigterm_commits_every_click(tmp_path):
@@ -139,9 +184,11 @@ def test_stats_across_hour_and_day_boundaries(tmp_path):
     db.executemany("INSERT INTO click_hours VALUES (?, ?, ?, ?)",
                    [(lid, h - 1, 4, 1), (lid, h, 7, 0), (lid, h + 1, 2, 3)])
     day = h // 24
-    db.executemany("INSERT INTO click_dims VALUES (?, ?, ?, ?, ?)",
-                   [(lid, day, 1, "a.example", 11), (lid, day + 1, 1, "a.example", 2),
-                    (lid, day + 1, 1, "b.example", 1)])
+    db.executemany("INSERT INTO click_days VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(lid, day, "a.example", "unknown", "desktop", "chrome", "windows", 11),
+                    (lid, day + 1, "a.example", "unknown", "mobile", "safari", "ios", 2),
+                    (lid, day + 1, "b.example", "FR", "desktop", "chrome", "windows", 1),
+                    (lid, day + 1, "-", "-", "bot", "-", "-", 3)])
     db.commit()
     db.close()
     s2 = Server(tmp_path, "--geoip", "off", data=s.data).start()
@@ -160,6 +207,8 @@ def test_stats_across_hour_and_day_boundaries(tmp_path):
             ("2026-01-07T00:00:00.000Z", 0), ("2026-01-08T00:00:00.000Z", 11),
             ("2026-01-09T00:00:00.000Z", 2)]
         assert as_dict(j["referrers"]) == {"a.example": 13, "b.example": 1}
+        assert as_dict(j["devices"]) == {"desktop": 12, "mobile": 2, "bot": 3}
+        assert as_dict(j["countries"]) == {"unknown": 13, "FR": 1}
         # percent-encoded times work too
         j = stats(s2, "history", "?interval=day&from=2026-01-09T00%3A00%3A00Z&to=2026-01-09T01%3A00%3A00Z")
         assert j["total"] == 2

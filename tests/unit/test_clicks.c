@@ -92,14 +92,14 @@ static void test_referer_hosts(void **state)
 		{"https://bücher.de/", ""},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char out[STORE_CLICK_VALUE_MAX];
+		char out[STORE_CLICK_REF_MAX];
 		size_t n = clicks_referer_host(cases[i].in, strlen(cases[i].in), out, sizeof(out));
 		if (n != strlen(cases[i].out) || memcmp(out, cases[i].out, n) != 0)
 			fail_msg("'%s' gave '%.*s', want '%s'", cases[i].in, (int)n, out, cases[i].out);
 	}
 	char big[200] = "https://";
 	memset(big + 8, 'a', 150);
-	char out[STORE_CLICK_VALUE_MAX];
+	char out[STORE_CLICK_REF_MAX];
 	assert_int_equal(clicks_referer_host(big, strlen(big), out, sizeof(out)), 0);
 }
 
@@ -107,7 +107,7 @@ static void test_ring_overflow_is_counted(void **state)
 {
 	(void)state;
 	/* No aggregator runs: the ring fills up and the rest is dropped. */
-	struct clicks *c = clicks_new(NULL, 1, 1000, NULL);
+	struct clicks *c = clicks_new(NULL, 1, 1000, 60000, NULL);
 	struct click_ring *r = clicks_ring(c, 0);
 	for (int i = 0; i < CLICK_RING_SIZE + 100; i++)
 		clicks_record(r, 42, 1000, "ua", 2, NULL, 0, NULL);
