@@ -42,11 +42,23 @@ struct click_ring {
 	struct click_event ev[CLICK_RING_SIZE];
 };
 
-/* Counters: a chained hash table whose nodes come from chunks. */
+/* Counters: an open-addressing hash table (linear probing) of slots that
+ * keep each node's hash, so a probe touches a node only when the hash
+ * matches: with clicks spread over many links, every node access is a
+ * cache miss. Nodes come from chunks. A node holds,
+ * for one key, what was folded since the last flush (pend), what the
+ * delta in flight carries (flush), and what committed deltas hold but the
+ * click tables do not yet (durable). Nodes touched since the last flush
+ * are also on the dirty list, which is all a flush has to walk. */
+enum { H = 0, B = 1 }; /* humans, bots */
+
 struct node {
-	struct node *next;
+	struct node *dirty_next; /* dirty list: pend > 0 */
+	struct node *flush_next; /* the delta in flight: flush > 0 */
 	uint64_t hash;
-	struct click_count c;
+	struct click_count key; /* humans and bots unused */
+	uint64_t pend[2], flush[2], durable[2];
+	uint8_t listed;
 };
 
 struct chunk {
@@ -55,11 +67,15 @@ struct chunk {
 	struct node nodes[POOL_CHUNK];
 };
 
-struct counters {
-	struct node **b;
-	size_t nb, n;
+struct slot {
+	uint64_t hash;
+	struct node *node; /* NULL: empty */
+};
+
+struct table {
+	struct slot *slots;
+	size_t nslots, n; /* nslots: a power of two, at most half full */
 	struct chunk *chunks;
-	uint64_t events; /* clicks folded in */
 };
 
 struct ua_slot {
@@ -83,17 +99,20 @@ struct clicks {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* aggregator wake-up, and "op done" */
 	int stopping;
-	struct counters pending;  /* folded, not flushed */
-	struct counters unmerged; /* flushed as deltas up to unmerged_upto */
-	uint64_t unmerged_upto;
-	uint64_t last_seq; /* last delta number given out */
+	struct table t;
+	struct node *dirty;        /* nodes with pend > 0 */
+	struct node *flushing;     /* nodes in the delta in flight */
+	uint64_t pend_events;      /* clicks folded since the last flush */
+	uint64_t flush_events;     /* clicks in the delta in flight */
+	uint64_t durable_nodes;    /* nodes with durable > 0 */
+	uint64_t unmerged_upto;    /* last delta whose counts are in `durable` */
+	uint64_t last_seq;         /* last delta number given out */
 	/* the op in flight */
 	int op_kind;
 	struct store_op op;
-	struct click_count *op_rows;
+	struct click_count *op_rows; /* merge */
 	size_t op_nrows;
-	struct buf op_blob;
-	uint64_t op_events;
+	struct buf op_blob;          /* delta */
 	struct ua_slot *ua_cache;
 	/* written by on_op_done on the store's writer thread */
 	metric_counter flushed, flushes, flush_errors, merges, merge_errors;
@@ -180,18 +199,27 @@ static uint64_t str_hash(uint64_t h, const char *v)
 	return (h ^ 0xff) * 0x100000001b3ULL;
 }
 
+/* splitmix64's finaliser: every output bit depends on every input bit.
+ * (Link ids are Snowflake ids whose low bits are a small per-millisecond
+ * sequence; a plain multiply left the bucket index nearly constant.) */
+static uint64_t mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
 static uint64_t key_hash(const struct click_count *k)
 {
-	uint64_t h = (uint64_t)k->link_id * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uint32_t)k->bucket * 31 ^
-		     k->kind;
+	uint64_t h = mix64((uint64_t)k->link_id ^ mix64(((uint64_t)(uint32_t)k->bucket << 8) | k->kind));
 	if (k->kind == STORE_CLICK_DAY) {
 		h = str_hash(h, k->referrer);
 		h = str_hash(h, k->country);
 		h = str_hash(h, k->device);
 		h = str_hash(h, k->browser);
-		h = str_hash(h, k->os);
+		h = mix64(str_hash(h, k->os));
 	}
-	return h ^ (h >> 29);
+	return h;
 }
 
 static int key_eq(const struct click_count *a, const struct click_count *b)
@@ -204,90 +232,66 @@ static int key_eq(const struct click_count *a, const struct click_count *b)
 		!strcmp(a->os, b->os));
 }
 
-static struct node *node_alloc(struct counters *m)
+static void table_grow(struct table *t)
 {
-	if (!m->chunks || m->chunks->used == POOL_CHUNK) {
+	size_t ns = t->nslots ? t->nslots * 2 : 8192;
+	struct slot *slots = xcalloc(ns, sizeof(*slots));
+	for (size_t i = 0; i < t->nslots; i++) {
+		if (!t->slots[i].node)
+			continue;
+		size_t j = t->slots[i].hash & (ns - 1);
+		while (slots[j].node)
+			j = (j + 1) & (ns - 1);
+		slots[j] = t->slots[i];
+	}
+	free(t->slots);
+	t->slots = slots;
+	t->nslots = ns;
+}
+
+/* The node of key k, created (all counts zero) if there is none. */
+static struct node *table_get(struct table *t, const struct click_count *k)
+{
+	if (2 * (t->n + 1) > t->nslots)
+		table_grow(t);
+	uint64_t h = key_hash(k);
+	size_t i = h & (t->nslots - 1);
+	for (; t->slots[i].node; i = (i + 1) & (t->nslots - 1))
+		if (t->slots[i].hash == h && key_eq(&t->slots[i].node->key, k))
+			return t->slots[i].node;
+	if (!t->chunks || t->chunks->used == POOL_CHUNK) {
 		struct chunk *ch = xmalloc(sizeof(*ch));
 		ch->used = 0;
-		ch->next = m->chunks;
-		m->chunks = ch;
+		ch->next = t->chunks;
+		t->chunks = ch;
 	}
-	return &m->chunks->nodes[m->chunks->used++];
+	struct node *x = &t->chunks->nodes[t->chunks->used++];
+	memset(x, 0, sizeof(*x));
+	x->key = *k;
+	t->slots[i].hash = h;
+	t->slots[i].node = x;
+	t->n++;
+	return x;
 }
 
-/* Adds k's humans and bots to the counter with k's key. */
-static void counters_add(struct counters *m, const struct click_count *k)
+static void table_release(struct table *t)
 {
-	if (m->n >= m->nb) {
-		size_t nb = m->nb ? m->nb * 2 : 1024;
-		struct node **b = xcalloc(nb, sizeof(*b));
-		for (size_t i = 0; i < m->nb; i++) {
-			struct node *x = m->b[i], *next;
-			for (; x; x = next) {
-				next = x->next;
-				x->next = b[x->hash & (nb - 1)];
-				b[x->hash & (nb - 1)] = x;
-			}
-		}
-		free(m->b);
-		m->b = b;
-		m->nb = nb;
+	while (t->chunks) {
+		struct chunk *next = t->chunks->next;
+		free(t->chunks);
+		t->chunks = next;
 	}
-	uint64_t h = key_hash(k);
-	struct node **pp = &m->b[h & (m->nb - 1)];
-	for (struct node *x = *pp; x; x = x->next) {
-		if (x->hash == h && key_eq(&x->c, k)) {
-			x->c.humans += k->humans;
-			x->c.bots += k->bots;
-			return;
-		}
-	}
-	struct node *x = node_alloc(m);
-	x->hash = h;
-	x->c = *k;
-	x->next = *pp;
-	*pp = x;
-	m->n++;
+	free(t->slots);
+	memset(t, 0, sizeof(*t));
 }
 
-/* Empties m but keeps its bucket array: pending is refilled every flush
- * interval, and growing it from scratch each time rehashed every node
- * several times a second. */
-static void counters_clear(struct counters *m)
+static void mark_dirty(struct clicks *c, struct node *x)
 {
-	while (m->chunks) {
-		struct chunk *next = m->chunks->next;
-		free(m->chunks);
-		m->chunks = next;
+	if (!x->listed) {
+		x->listed = 1;
+		x->dirty_next = c->dirty;
+		c->dirty = x;
 	}
-	if (m->b)
-		memset(m->b, 0, m->nb * sizeof(*m->b));
-	m->n = 0;
-	m->events = 0;
-}
-
-static void counters_release(struct counters *m)
-{
-	while (m->chunks) {
-		struct chunk *next = m->chunks->next;
-		free(m->chunks);
-		m->chunks = next;
-	}
-	free(m->b);
-	memset(m, 0, sizeof(*m));
-}
-
-/* A copy of every counter, for a store op (the caller frees). */
-static struct click_count *counters_rows(const struct counters *m, size_t *n)
-{
-	struct click_count *rows = xmalloc((m->n ? m->n : 1) * sizeof(*rows));
-	size_t k = 0;
-	for (size_t i = 0; i < m->nb; i++)
-		for (struct node *x = m->b[i]; x; x = x->next)
-			rows[k++] = x->c;
-	assert(k == m->n);
-	*n = k;
-	return rows;
 }
 
 /* ---- delta encoding (the format is documented in schema_sqlite.sql) ------------------- */
@@ -308,22 +312,19 @@ static void put_str(struct buf *b, const char *s)
 	buf_append(b, s, n);
 }
 
-static void encode(struct buf *b, const struct click_count *rows, size_t n)
+static void encode_one(struct buf *b, const struct click_count *k, uint64_t humans, uint64_t bots)
 {
-	for (size_t i = 0; i < n; i++) {
-		const struct click_count *k = &rows[i];
-		put_le(b, (uint64_t)k->link_id, 8);
-		put_le(b, (uint64_t)(uint32_t)k->bucket, 4);
-		put_le(b, k->kind, 1);
-		put_le(b, k->humans, 8);
-		put_le(b, k->bots, 8);
-		if (k->kind == STORE_CLICK_DAY) {
-			put_str(b, k->referrer);
-			put_str(b, k->country);
-			put_str(b, k->device);
-			put_str(b, k->browser);
-			put_str(b, k->os);
-		}
+	put_le(b, (uint64_t)k->link_id, 8);
+	put_le(b, (uint64_t)(uint32_t)k->bucket, 4);
+	put_le(b, k->kind, 1);
+	put_le(b, humans, 8);
+	put_le(b, bots, 8);
+	if (k->kind == STORE_CLICK_DAY) {
+		put_str(b, k->referrer);
+		put_str(b, k->country);
+		put_str(b, k->device);
+		put_str(b, k->browser);
+		put_str(b, k->os);
 	}
 }
 
@@ -348,43 +349,64 @@ static int get_str(const unsigned char **p, const unsigned char *end, char *out,
 	return 0;
 }
 
-/* Adds every counter of a delta to m; returns 0, or -1 if it is corrupt. */
-static int decode(struct counters *m, const void *blob, size_t len)
+/* Adds a committed delta to the durable counts; 0, or -1 if it is corrupt
+ * (then nothing of it is added). */
+static int decode_durable(struct clicks *c, const void *blob, size_t len)
 {
 	const unsigned char *p = blob, *end = p + len;
-	while (p < end) {
-		struct click_count k;
-		memset(&k, 0, sizeof(k));
-		if (end - p < 29)
-			return -1;
-		k.link_id = (int64_t)get_le(p, 8);
-		k.bucket = (int32_t)(uint32_t)get_le(p + 8, 4);
-		k.kind = p[12];
-		k.humans = get_le(p + 13, 8);
-		k.bots = get_le(p + 21, 8);
-		p += 29;
-		if (k.kind == STORE_CLICK_DAY) {
-			if (get_str(&p, end, k.referrer, sizeof(k.referrer)) ||
-			    get_str(&p, end, k.country, sizeof(k.country)) ||
-			    get_str(&p, end, k.device, sizeof(k.device)) ||
-			    get_str(&p, end, k.browser, sizeof(k.browser)) ||
-			    get_str(&p, end, k.os, sizeof(k.os)))
+	for (int pass = 0; pass < 2; pass++) { /* check everything, then add */
+		p = blob;
+		while (p < end) {
+			struct click_count k;
+			memset(&k, 0, sizeof(k));
+			if (end - p < 29)
 				return -1;
-		} else if (k.kind != STORE_CLICK_HOUR) {
-			return -1;
+			k.link_id = (int64_t)get_le(p, 8);
+			k.bucket = (int32_t)(uint32_t)get_le(p + 8, 4);
+			k.kind = p[12];
+			uint64_t humans = get_le(p + 13, 8), bots = get_le(p + 21, 8);
+			p += 29;
+			if (k.kind == STORE_CLICK_DAY) {
+				if (get_str(&p, end, k.referrer, sizeof(k.referrer)) ||
+				    get_str(&p, end, k.country, sizeof(k.country)) ||
+				    get_str(&p, end, k.device, sizeof(k.device)) ||
+				    get_str(&p, end, k.browser, sizeof(k.browser)) ||
+				    get_str(&p, end, k.os, sizeof(k.os)))
+					return -1;
+			} else if (k.kind != STORE_CLICK_HOUR) {
+				return -1;
+			}
+			if (pass == 1) {
+				struct node *x = table_get(&c->t, &k);
+				if (!x->durable[H] && !x->durable[B])
+					c->durable_nodes++;
+				x->durable[H] += humans;
+				x->durable[B] += bots;
+			}
 		}
-		counters_add(m, &k);
 	}
 	return 0;
 }
 
 /* ---- folding ------------------------------------------------------------------------- */
 
+/* Hash of a User-Agent, 8 bytes a step. */
+static uint64_t ua_hash(const char *p, size_t n)
+{
+	uint64_t h = n * 0x9e3779b97f4a7c15ULL;
+	for (; n >= 8; p += 8, n -= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		h = mix64(h ^ w);
+	}
+	uint64_t w = 0;
+	memcpy(&w, p, n);
+	return mix64(h ^ w);
+}
+
 static void classify(struct clicks *c, const struct click_event *e, struct ua_class *out)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (uint16_t i = 0; i < e->ua_len; i++)
-		h = (h ^ (unsigned char)e->ua[i]) * 0x100000001b3ULL;
+	uint64_t h = ua_hash(e->ua, e->ua_len);
 	struct ua_slot *sl = &c->ua_cache[(h ^ (h >> 32)) & (UA_CACHE_SIZE - 1)];
 	if (sl->valid && sl->hash == h && sl->len == e->ua_len && !memcmp(sl->ua, e->ua, e->ua_len)) {
 		*out = sl->cls;
@@ -416,14 +438,12 @@ static void fold(struct clicks *c, const struct click_event *e)
 	k.link_id = e->link_id;
 	k.kind = STORE_CLICK_HOUR;
 	k.bucket = (int32_t)(e->ts_ms / 3600000);
-	k.humans = !u.bot;
-	k.bots = u.bot;
-	counters_add(&c->pending, &k);
+	struct node *x = table_get(&c->t, &k);
+	x->pend[u.bot ? B : H]++;
+	mark_dirty(c, x);
 
 	k.kind = STORE_CLICK_DAY;
 	k.bucket = (int32_t)(e->ts_ms / 86400000);
-	k.humans = 1;
-	k.bots = 0;
 	copy_name(k.device, sizeof(k.device), ua_device_name(u.device));
 	if (u.bot) {
 		strcpy(k.referrer, "-");
@@ -457,8 +477,10 @@ static void fold(struct clicks *c, const struct click_event *e)
 		copy_name(k.browser, sizeof(k.browser), ua_browser_name(u.browser));
 		copy_name(k.os, sizeof(k.os), ua_os_name(u.os));
 	}
-	counters_add(&c->pending, &k);
-	c->pending.events++;
+	x = table_get(&c->t, &k);
+	x->pend[H]++;
+	mark_dirty(c, x);
+	c->pend_events++;
 }
 
 /* Consumer side of every ring; with c->lock held. */
@@ -476,12 +498,6 @@ static void drain_locked(struct clicks *c)
 
 /* ---- flushing and merging --------------------------------------------------------------- */
 
-static void merge_rows_into(struct counters *m, const struct click_count *rows, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		counters_add(m, &rows[i]);
-}
-
 /* Writer thread: the op is committed (or not). */
 static void on_op_done(struct store_op *op)
 {
@@ -489,35 +505,57 @@ static void on_op_done(struct store_op *op)
 	pthread_mutex_lock(&c->lock);
 	int ok = op->status == STORE_OK;
 	if (c->op_kind == OP_DELTA) {
+		for (struct node *x = c->flushing; x; x = x->flush_next) {
+			if (ok) {
+				if (!x->durable[H] && !x->durable[B])
+					c->durable_nodes++;
+				x->durable[H] += x->flush[H];
+				x->durable[B] += x->flush[B];
+			} else {
+				/* Keep every count: pending again, retried next time. */
+				x->pend[H] += x->flush[H];
+				x->pend[B] += x->flush[B];
+				mark_dirty(c, x);
+			}
+			x->flush[H] = x->flush[B] = 0;
+		}
+		c->flushing = NULL;
 		if (ok) {
-			merge_rows_into(&c->unmerged, c->op_rows, c->op_nrows);
-			c->unmerged.events += c->op_events;
 			c->unmerged_upto = op->click_seq;
-			metric_add(&c->flushed, c->op_events);
+			metric_add(&c->flushed, c->flush_events);
 			metric_add(&c->flushes, 1);
 		} else {
-			/* Keep every count: back into pending, retried next time. */
-			merge_rows_into(&c->pending, c->op_rows, c->op_nrows);
-			c->pending.events += c->op_events;
+			c->pend_events += c->flush_events;
 			metric_add(&c->flush_errors, 1);
 			log_error("click delta %llu not committed; its counts are kept and retried",
 				  (unsigned long long)op->click_seq);
 		}
-	} else {
-		if (ok) {
-			counters_release(&c->unmerged); /* now in the click tables */
-			metric_add(&c->merges, 1);
-		} else {
-			metric_add(&c->merge_errors, 1);
-			log_error("click merge up to delta %llu not committed; retried later",
-				  (unsigned long long)op->click_seq);
+		c->flush_events = 0;
+	} else if (ok) {
+		/* The durable counts are in the click tables now: keep only the
+		 * nodes that still hold pending counts. */
+		struct table old = c->t;
+		memset(&c->t, 0, sizeof(c->t));
+		struct node *dirty = c->dirty;
+		c->dirty = NULL;
+		for (struct node *x = dirty; x; x = x->dirty_next) {
+			struct node *y = table_get(&c->t, &x->key);
+			y->pend[H] = x->pend[H];
+			y->pend[B] = x->pend[B];
+			mark_dirty(c, y);
 		}
+		table_release(&old);
+		c->durable_nodes = 0;
+		metric_add(&c->merges, 1);
+	} else {
+		metric_add(&c->merge_errors, 1);
+		log_error("click merge up to delta %llu not committed; retried later",
+			  (unsigned long long)op->click_seq);
 	}
 	free(c->op_rows);
 	c->op_rows = NULL;
 	c->op_nrows = 0;
-	buf_release(&c->op_blob);
-	c->op_events = 0;
+	c->op_blob.len = 0; /* kept: its pages are reused by the next flush */
 	c->op_kind = OP_NONE;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
@@ -531,18 +569,27 @@ static void op_prepare(struct clicks *c, int kind)
 	c->op.ctx = c;
 }
 
-/* With c->lock held: pending becomes a delta in flight. Returns 1 if an op
- * is to be submitted (after unlocking). */
+/* With c->lock held: the pending counts become a delta in flight. Returns
+ * 1 if an op is to be submitted (after unlocking). */
 static int start_delta_locked(struct clicks *c)
 {
-	if (c->op_kind != OP_NONE || c->pending.n == 0)
+	if (c->op_kind != OP_NONE || !c->dirty)
 		return 0;
 	op_prepare(c, OP_DELTA);
-	c->op_rows = counters_rows(&c->pending, &c->op_nrows);
-	c->op_events = c->pending.events;
-	counters_clear(&c->pending);
-	buf_init(&c->op_blob);
-	encode(&c->op_blob, c->op_rows, c->op_nrows);
+	c->op_blob.len = 0;
+	c->flushing = NULL;
+	for (struct node *x = c->dirty; x; x = x->dirty_next) {
+		encode_one(&c->op_blob, &x->key, x->pend[H], x->pend[B]);
+		x->flush[H] = x->pend[H];
+		x->flush[B] = x->pend[B];
+		x->pend[H] = x->pend[B] = 0;
+		x->listed = 0;
+		x->flush_next = c->flushing;
+		c->flushing = x;
+	}
+	c->dirty = NULL;
+	c->flush_events = c->pend_events;
+	c->pend_events = 0;
 	c->op.kind = STORE_OP_CLICK_DELTA;
 	c->op.blob = c->op_blob.p;
 	c->op.blob_len = c->op_blob.len;
@@ -550,13 +597,25 @@ static int start_delta_locked(struct clicks *c)
 	return 1;
 }
 
-/* With c->lock held: the unmerged counters go into the click tables. */
+/* With c->lock held: the durable counts go into the click tables. */
 static int start_merge_locked(struct clicks *c)
 {
-	if (c->op_kind != OP_NONE || c->unmerged.n == 0)
+	if (c->op_kind != OP_NONE || !c->durable_nodes)
 		return 0;
 	op_prepare(c, OP_MERGE);
-	c->op_rows = counters_rows(&c->unmerged, &c->op_nrows);
+	c->op_rows = xmalloc(c->durable_nodes * sizeof(*c->op_rows));
+	size_t k = 0;
+	for (size_t i = 0; i < c->t.nslots; i++) {
+		const struct node *x = c->t.slots[i].node;
+		if (!x || (!x->durable[H] && !x->durable[B]))
+			continue;
+		assert(k < c->durable_nodes);
+		c->op_rows[k] = x->key;
+		c->op_rows[k].humans = x->durable[H];
+		c->op_rows[k].bots = x->durable[B];
+		k++;
+	}
+	c->op_nrows = k;
 	c->op.kind = STORE_OP_CLICK_MERGE;
 	c->op.clicks = c->op_rows;
 	c->op.nclicks = c->op_nrows;
@@ -596,7 +655,8 @@ static void *aggregator_main(void *arg)
 				continue;
 			}
 		}
-		if ((now >= next_merge || c->unmerged.n > MERGE_MAX_COUNTERS) && c->op_kind == OP_NONE) {
+		if ((now >= next_merge || c->durable_nodes > MERGE_MAX_COUNTERS) &&
+		    c->op_kind == OP_NONE) {
 			next_merge = now + (uint64_t)c->merge_ms;
 			if (start_merge_locked(c))
 				submit_unlocked(c);
@@ -636,7 +696,7 @@ struct click_ring *clicks_ring(struct clicks *c, int worker)
 static void replay_one(void *ctx, uint64_t seq, const void *blob, size_t len)
 {
 	struct clicks *c = ctx;
-	if (decode(&c->unmerged, blob, len) != 0)
+	if (decode_durable(c, blob, len) != 0)
 		log_error("click delta %llu is corrupt; the counts it holds are skipped",
 			  (unsigned long long)seq);
 	if (seq > c->last_seq)
@@ -653,9 +713,9 @@ int clicks_start(struct clicks *c, struct store_reader *r)
 	c->last_seq = c->unmerged_upto = rows.seq;
 	if (store_click_deltas(c->store, r, rows.seq, replay_one, c) != STORE_OK)
 		return -1;
-	if (c->unmerged.n)
-		log_info("read back %zu click counters not merged before the last stop",
-			 c->unmerged.n);
+	if (c->durable_nodes)
+		log_info("read back %llu click counters not merged before the last stop",
+			 (unsigned long long)c->durable_nodes);
 	if (pthread_create(&c->thread, NULL, aggregator_main, c) != 0)
 		return -1;
 	c->started = 1;
@@ -686,9 +746,9 @@ void clicks_stop(struct clicks *c)
 	}
 	while (c->op_kind != OP_NONE)
 		pthread_cond_wait(&c->cond, &c->lock);
-	if (c->pending.events)
+	if (c->pend_events)
 		log_error("%llu clicks could not be committed at shutdown",
-			  (unsigned long long)c->pending.events);
+			  (unsigned long long)c->pend_events);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -697,8 +757,8 @@ void clicks_free(struct clicks *c)
 	if (!c)
 		return;
 	assert(!c->started && c->op_kind == OP_NONE);
-	counters_release(&c->pending);
-	counters_release(&c->unmerged);
+	table_release(&c->t);
+	buf_release(&c->op_blob);
 	for (int i = 0; i < c->nworkers; i++)
 		free(c->rings[i]);
 	free(c->rings);
@@ -720,45 +780,38 @@ static int wanted(const struct click_count *k, int64_t link, int32_t from_h, int
 	return want_dims && k->bucket >= from_h / 24 && k->bucket <= to_h / 24;
 }
 
-static void rows_add(struct click_rows *out, size_t *cap, const struct click_count *k)
-{
-	if (out->n == *cap) {
-		*cap = *cap ? *cap * 2 : 64;
-		out->rows = xrealloc(out->rows, *cap * sizeof(*out->rows));
-	}
-	out->rows[out->n++] = *k;
-}
-
-static void add_wanted(struct click_rows *out, size_t *cap, const struct counters *m, int64_t link,
-		       int32_t from_h, int32_t to_h, int want_dims)
-{
-	for (size_t i = 0; i < m->nb; i++)
-		for (struct node *x = m->b[i]; x; x = x->next)
-			if (wanted(&x->c, link, from_h, to_h, want_dims))
-				rows_add(out, cap, &x->c);
-}
-
 int clicks_query(struct clicks *c, struct store_reader *r, int64_t link_id, int32_t from_hour,
 		 int32_t to_hour, int want_dims, struct click_rows *out)
 {
 	pthread_mutex_lock(&c->lock);
 	drain_locked(c);
 	/* Read the store with the lock held, so that no op completes meanwhile:
-	 * the snapshot's merge number then says whether `unmerged` (which a
-	 * merge in flight still holds) is already in the tables. */
+	 * the snapshot's merge number then says whether the durable counts
+	 * (which a merge in flight still holds) are already in the tables. */
 	int rc = store_clicks_read(c->store, r, link_id, from_hour, to_hour, want_dims, out);
 	if (rc != STORE_OK) {
 		pthread_mutex_unlock(&c->lock);
 		return rc;
 	}
+	int with_durable = out->seq < c->unmerged_upto;
 	size_t cap = out->n;
-	add_wanted(out, &cap, &c->pending, link_id, from_hour, to_hour, want_dims);
-	if (out->seq < c->unmerged_upto)
-		add_wanted(out, &cap, &c->unmerged, link_id, from_hour, to_hour, want_dims);
-	if (c->op_kind == OP_DELTA)
-		for (size_t i = 0; i < c->op_nrows; i++)
-			if (wanted(&c->op_rows[i], link_id, from_hour, to_hour, want_dims))
-				rows_add(out, &cap, &c->op_rows[i]);
+	for (size_t i = 0; i < c->t.nslots; i++) {
+		const struct node *x = c->t.slots[i].node;
+		if (!x || !wanted(&x->key, link_id, from_hour, to_hour, want_dims))
+			continue;
+		uint64_t h = x->pend[H] + x->flush[H] + (with_durable ? x->durable[H] : 0);
+		uint64_t b = x->pend[B] + x->flush[B] + (with_durable ? x->durable[B] : 0);
+		if (!h && !b)
+			continue;
+		if (out->n == cap) {
+			cap = cap ? cap * 2 : 64;
+			out->rows = xrealloc(out->rows, cap * sizeof(*out->rows));
+		}
+		struct click_count *k = &out->rows[out->n++];
+		*k = x->key;
+		k->humans = h;
+		k->bots = b;
+	}
 	pthread_mutex_unlock(&c->lock);
 	return STORE_OK;
 }
@@ -776,7 +829,7 @@ void clicks_get_stats(struct clicks *c, struct clicks_stats *out)
 	out->merges = metric_read(&c->merges);
 	out->merge_errors = metric_read(&c->merge_errors);
 	pthread_mutex_lock(&c->lock);
-	out->pending = c->pending.events + (c->op_kind == OP_DELTA ? c->op_events : 0);
-	out->unmerged_counters = c->unmerged.n;
+	out->pending = c->pend_events + c->flush_events;
+	out->unmerged_counters = c->durable_nodes;
 	pthread_mutex_unlock(&c->lock);
 }
