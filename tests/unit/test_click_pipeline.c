@@ -1,0 +1,231 @@
+/* Unit test: the click aggregator's flush and merge state machine, driven
+ * through a scripted store backend that holds each op until the test
+ * completes it (with success or a failure), and that applies merges the
+ * way the SQLite backend does. Covers: a key clicked again while its delta
+ * is in flight, a failed delta kept and retried, a failed merge retried,
+ * and counts that never go backwards or double up through any of it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clicks/clicks.h"
+
+static const char UA[] = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
+#define LINK 7
+#define NOW_MS 1767913200000LL
+
+struct script {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct store_op *held[16];
+	int nheld;
+	uint64_t seq;          /* last merge applied */
+	uint64_t merged_humans; /* hour counters merged, for LINK */
+	uint64_t merged_day;    /* day counters merged, for LINK */
+	int merges_applied;
+};
+static struct script sc = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void fake_submit(struct store *s, struct store_op *op)
+{
+	(void)s;
+	pthread_mutex_lock(&sc.lock);
+	sc.held[sc.nheld++] = op;
+	pthread_cond_broadcast(&sc.cond);
+	pthread_mutex_unlock(&sc.lock);
+}
+
+static int fake_clicks_read(struct store_reader *r, int64_t link_id, int32_t from_hour,
+			    int32_t to_hour, int want_dims, struct click_rows *out)
+{
+	(void)r, (void)from_hour, (void)to_hour, (void)want_dims;
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&sc.lock);
+	out->seq = sc.seq;
+	if (link_id == LINK && sc.merged_humans) {
+		out->rows = calloc(2, sizeof(*out->rows));
+		out->rows[0].link_id = out->rows[1].link_id = LINK;
+		out->rows[0].kind = STORE_CLICK_HOUR;
+		out->rows[0].bucket = (int32_t)(NOW_MS / 3600000);
+		out->rows[0].humans = sc.merged_humans;
+		out->rows[1].kind = STORE_CLICK_DAY;
+		out->rows[1].bucket = (int32_t)(NOW_MS / 86400000);
+		out->rows[1].humans = sc.merged_day;
+		out->n = 2;
+	}
+	pthread_mutex_unlock(&sc.lock);
+	return STORE_OK;
+}
+
+static int fake_click_deltas(struct store_reader *r, uint64_t after,
+			     void (*fn)(void *, uint64_t, const void *, size_t), void *ctx)
+{
+	(void)r, (void)after, (void)fn, (void)ctx;
+	return STORE_OK;
+}
+
+static const struct store_ops fake_ops = {
+	.name = "scripted",
+	.submit = fake_submit,
+	.clicks_read = fake_clicks_read,
+	.click_deltas = fake_click_deltas,
+};
+
+/* Waits for the next op the aggregator submits; returns it, still held. */
+static struct store_op *next_op(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	pthread_mutex_lock(&sc.lock);
+	while (sc.nheld == 0)
+		if (pthread_cond_timedwait(&sc.cond, &sc.lock, &ts) != 0)
+			break;
+	struct store_op *op = sc.nheld ? sc.held[0] : NULL;
+	if (op) {
+		memmove(sc.held, sc.held + 1, (size_t)(--sc.nheld) * sizeof(sc.held[0]));
+	}
+	pthread_mutex_unlock(&sc.lock);
+	assert_non_null(op);
+	return op;
+}
+
+/* Completes op as the SQLite backend would (merges are applied). */
+static void complete(struct store_op *op, int status)
+{
+	if (status == STORE_OK && op->kind == STORE_OP_CLICK_MERGE) {
+		pthread_mutex_lock(&sc.lock);
+		for (size_t i = 0; i < op->nclicks; i++) {
+			if (op->clicks[i].link_id != LINK)
+				continue;
+			if (op->clicks[i].kind == STORE_CLICK_HOUR)
+				sc.merged_humans += op->clicks[i].humans;
+			else
+				sc.merged_day += op->clicks[i].humans;
+		}
+		sc.seq = op->click_seq;
+		sc.merges_applied++;
+		pthread_mutex_unlock(&sc.lock);
+	}
+	op->status = status;
+	op->done(op);
+}
+
+static uint64_t humans_now(struct clicks *c)
+{
+	struct click_rows rows;
+	assert_int_equal(clicks_query(c, NULL, LINK, 0, INT32_MAX - 1, 1, &rows), STORE_OK);
+	uint64_t h = 0, day = 0;
+	for (size_t i = 0; i < rows.n; i++) {
+		if (rows.rows[i].kind == STORE_CLICK_HOUR)
+			h += rows.rows[i].humans;
+		else
+			day += rows.rows[i].humans;
+	}
+	free(rows.rows);
+	assert_int_equal(h, day); /* the two counters of a click agree */
+	return h;
+}
+
+static void *stop_thread(void *c)
+{
+	clicks_stop(c);
+	return NULL;
+}
+
+static void clickn(struct click_ring *r, int n)
+{
+	for (int i = 0; i < n; i++)
+		clicks_record(r, LINK, NOW_MS, UA, sizeof(UA) - 1, NULL, 0, NULL);
+}
+
+static void test_flush_and_merge_paths(void **state)
+{
+	(void)state;
+	struct store store = {.ops = &fake_ops};
+	struct clicks *c = clicks_new(&store, 1, 10, 50, NULL);
+	struct click_ring *r = clicks_ring(c, 0);
+	assert_int_equal(clicks_start(c, NULL), 0);
+
+	clickn(r, 5);
+	struct store_op *d1 = next_op();
+	assert_int_equal(d1->kind, STORE_OP_CLICK_DELTA);
+	assert_true(d1->blob_len > 0);
+	uint64_t seq1 = d1->click_seq; /* the aggregator reuses its op */
+	clickn(r, 3); /* the same keys again, while their delta is in flight */
+	assert_int_equal(humans_now(c), 8);
+	complete(d1, STORE_ERR); /* the 5 must not be lost */
+	assert_int_equal(humans_now(c), 8);
+
+	struct store_op *d2 = next_op(); /* the retry carries all 8 */
+	assert_int_equal(d2->kind, STORE_OP_CLICK_DELTA);
+	assert_true(d2->click_seq > seq1);
+	assert_int_equal(humans_now(c), 8);
+	complete(d2, STORE_OK);
+	assert_int_equal(humans_now(c), 8);
+
+	struct store_op *m1 = next_op();
+	assert_int_equal(m1->kind, STORE_OP_CLICK_MERGE);
+	assert_int_equal(m1->nclicks, 2); /* one hour counter, one day combination */
+	assert_int_equal(m1->click_seq, d2->click_seq);
+	clickn(r, 2); /* pending while the merge is in flight */
+	assert_int_equal(humans_now(c), 10);
+	complete(m1, STORE_ERR); /* durable counts stay in memory */
+	assert_int_equal(humans_now(c), 10);
+
+	/* The next flush and merge go through; nothing doubles. */
+	struct store_op *d3 = next_op();
+	assert_int_equal(d3->kind, STORE_OP_CLICK_DELTA);
+	complete(d3, STORE_OK);
+	struct store_op *m2 = next_op();
+	assert_int_equal(m2->kind, STORE_OP_CLICK_MERGE);
+	assert_int_equal(humans_now(c), 10);
+	complete(m2, STORE_OK);
+	assert_int_equal(sc.merged_humans, 10);
+	assert_int_equal(humans_now(c), 10); /* now all from the tables */
+
+	struct clicks_stats st;
+	clicks_get_stats(c, &st);
+	assert_int_equal(st.recorded, 10);
+	assert_int_equal(st.flushed, 10);
+	assert_int_equal(st.flush_errors, 1);
+	assert_int_equal(st.merges, 1);
+	assert_int_equal(st.merge_errors, 1);
+	assert_int_equal(st.pending, 0);
+	assert_int_equal(st.unmerged_counters, 0);
+
+	/* Shutdown appends what is pending, and waits for it. */
+	clickn(r, 4);
+	pthread_t t;
+	struct store_op *last = NULL;
+	pthread_create(&t, NULL, stop_thread, c);
+	for (;;) { /* the aggregator may still flush or merge before stopping */
+		struct store_op *op = next_op();
+		if (op->kind == STORE_OP_CLICK_DELTA) {
+			last = op;
+			complete(op, STORE_OK);
+			break;
+		}
+		complete(op, STORE_OK);
+	}
+	pthread_join(t, NULL);
+	assert_non_null(last);
+	clicks_get_stats(c, &st);
+	assert_int_equal(st.flushed, 14);
+	clicks_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_flush_and_merge_paths),
+	};
+	return cmocka_run_group_tests_name("click_pipeline", tests, NULL, NULL);
+}
