@@ -40,6 +40,10 @@ void app_observe(struct http_exchange *ex);
 int app_ready(const struct app *app, const char **why);
 void app_metrics_render(struct app *app, struct buf *out);
 void app_reply_metrics(struct http_exchange *ex, struct app *app);
+/* The link of code for the API: 0 with *out (one reference), or -1 after
+ * answering 404 (unknown), 410 (deleted) or 503 (store failing). */
+int app_find_link(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len,
+		  struct link **out);
 /* store_get through the worker's reader, timed into its metrics. */
 int app_store_get(struct app_worker *ws, const char *code, size_t len, struct link **out);
 /* All-time human and bot clicks of a link, committed or not; STORE_ERR

@@ -353,17 +353,9 @@ static int del(struct http_exchange *ex, struct app *app, const char *code, size
 
 static int get_one(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len)
 {
-	struct link *l = NULL;
-	int rc = app_store_get(ws, code, len, &l);
-	if (rc == STORE_NOTFOUND) {
-		reply_error(ex, 404, "not_found", "no link with this code");
-	} else if (rc != STORE_OK) {
-		reply_store_unavailable(ex);
-	} else {
-		if (l->deleted_at_ms)
-			reply_error(ex, 410, "gone", "this link was deleted");
-		else
-			send_link(ex, ws->app, 200, l, ws);
+	struct link *l;
+	if (app_find_link(ex, ws, code, len, &l) == 0) {
+		send_link(ex, ws->app, 200, l, ws);
 		link_unref(l);
 	}
 	return HTTP_DONE;

@@ -209,6 +209,28 @@ static void worker_release(void *wstate)
 	ws->reader = NULL; /* ws itself stays readable for a last scrape */
 }
 
+int app_find_link(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len,
+		  struct link **out)
+{
+	struct link *l = NULL;
+	int rc = app_store_get(ws, code, len, &l);
+	if (rc == STORE_NOTFOUND) {
+		reply_error(ex, 404, "not_found", "no link with this code");
+		return -1;
+	}
+	if (rc != STORE_OK) {
+		reply_store_unavailable(ex);
+		return -1;
+	}
+	if (l->deleted_at_ms) {
+		link_unref(l);
+		reply_error(ex, 410, "gone", "this link was deleted");
+		return -1;
+	}
+	*out = l;
+	return 0;
+}
+
 int app_store_get(struct app_worker *ws, const char *code, size_t len, struct link **out)
 {
 	if (!ws->reader)

@@ -139,23 +139,11 @@ int stats_handle(struct http_exchange *ex, struct app_worker *ws, const char *co
 		reply_error(ex, 404, "analytics_off", "click analytics are turned off (--analytics 0)");
 		return HTTP_DONE;
 	}
-	struct link *l = NULL;
-	int rc = app_store_get(ws, code, len, &l);
-	if (rc == STORE_NOTFOUND) {
-		reply_error(ex, 404, "not_found", "no link with this code");
+	struct link *l;
+	if (app_find_link(ex, ws, code, len, &l) != 0)
 		return HTTP_DONE;
-	}
-	if (rc != STORE_OK) {
-		reply_store_unavailable(ex);
-		return HTTP_DONE;
-	}
 	int64_t link_id = l->id, created = l->created_at_ms;
-	int deleted = l->deleted_at_ms != 0;
 	link_unref(l);
-	if (deleted) {
-		reply_error(ex, 410, "gone", "this link was deleted");
-		return HTTP_DONE;
-	}
 
 	const char *v;
 	long vl = app_query_param(req, "interval", &v);

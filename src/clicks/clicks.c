@@ -638,12 +638,7 @@ static void *aggregator_main(void *arg)
 	pthread_mutex_lock(&c->lock);
 	while (!c->stopping) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += DRAIN_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		time_deadline_in(&ts, DRAIN_MS);
 		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
 		drain_locked(c);
 		uint64_t now = time_mono_ms();

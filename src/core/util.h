@@ -49,6 +49,9 @@ int64_t time_now_ms(void);
 uint64_t time_mono_ms(void);
 /* Monotonic clock, nanoseconds. */
 uint64_t time_mono_ns(void);
+struct timespec;
+/* The CLOCK_REALTIME instant ms from now, for pthread_cond_timedwait(). */
+void time_deadline_in(struct timespec *ts, long ms);
 
 /* Case-insensitive ASCII comparison of two byte ranges. */
 int ascii_casecmp_n(const char *a, size_t alen, const char *b, size_t blen);

@@ -68,12 +68,7 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&al->lock);
 	while (!al->stopping) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		time_deadline_in(&ts, 200);
 		pthread_cond_timedwait(&al->cond, &al->lock, &ts);
 		pthread_mutex_unlock(&al->lock);
 		flush_slots(al);
