@@ -111,6 +111,9 @@ print(f"ratio shortd/nginx: req/s {st.median(raw):.2f} (min {min(raw):.2f}, max 
 ok = st.median(per_core) >= 1.15
 print(f"target per core >= 1.15x nginx: {'met' if ok else 'NOT met'}; "
       f"p99 < 1 ms at {int(sys.argv[2]) if len(sys.argv) > 2 else 64} connections: {'met' if med(1) < 1 else 'NOT met'}")
+off = [(r[6] / r[8]) / (r[3] / r[5]) for r in rows]
+print(f"ratio shortd --analytics 0 / nginx per server core: median {st.median(off):.2f} "
+      f"(min {min(off):.2f}, max {max(off):.2f})")
 an = [r[0] / r[6] for r in rows]
 an_core = [(r[0] / r[2]) / (r[6] / r[8]) for r in rows]
 print(f"analytics on/off: req/s {st.median(an):.2f} (min {min(an):.2f}, max {max(an):.2f}); "
