@@ -34,7 +34,7 @@ BIN     := shortd
 
 PYTEST  := /usr/bin/python3 -m pytest
 
-.PHONY: all run deps test unit blackbox clean bench-quick help-markdown
+.PHONY: all run deps test unit blackbox clean bench-quick fuzz fuzz-replay
 
 all: $(BIN)
 
@@ -59,6 +59,31 @@ $(BUILD)/tests/%: tests/unit/%.c $(OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# libFuzzer harnesses (Debian's clang), with ASan and UBSan.
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
+	      -fno-sanitize-recover=undefined
+FUZZ_TIME  ?= 300
+
+$(BUILD)/fuzz/fuzz_http_parser: tests/fuzz/fuzz_http_parser.c src/http/http_parser.c src/http/http_parser.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) tests/fuzz/fuzz_http_parser.c src/http/http_parser.c -o $@
+
+# Replays every committed input once (CI does this; long runs are `make fuzz`).
+fuzz-replay: $(BUILD)/fuzz/fuzz_http_parser
+	@$(BUILD)/fuzz/fuzz_http_parser -runs=0 tests/fuzz/corpus/http_parser \
+		> $(BUILD)/fuzz/replay.log 2>&1 || { cat $(BUILD)/fuzz/replay.log; exit 1; }
+	@grep -E "^(INFO: seed corpus|Done)" $(BUILD)/fuzz/replay.log
+
+# Fuzzes for FUZZ_TIME seconds; new inputs go to build/fuzz/corpus (copy
+# the ones worth keeping, minimised with -merge=1, into tests/fuzz/corpus).
+fuzz: $(BUILD)/fuzz/fuzz_http_parser
+	@mkdir -p $(BUILD)/fuzz/corpus
+	@$(BUILD)/fuzz/fuzz_http_parser -max_total_time=$(FUZZ_TIME) -max_len=4096 \
+		$(BUILD)/fuzz/corpus tests/fuzz/corpus/http_parser > $(BUILD)/fuzz/fuzz.log 2>&1 \
+		|| { tail -40 $(BUILD)/fuzz/fuzz.log; exit 1; }
+	@tail -1 $(BUILD)/fuzz/fuzz.log
+
 # Builds and starts shortd on 127.0.0.1:8080 with its data in ./data.
 run: deps
 	@$(MAKE) --no-print-directory $(BIN)
@@ -75,6 +100,7 @@ test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory WERROR=1 $(BIN) $(UNIT_BINS)
 	@$(MAKE) --no-print-directory WERROR=1 unit
+	@$(MAKE) --no-print-directory fuzz-replay
 	@$(MAKE) --no-print-directory WERROR=1 blackbox
 
 bench-quick:

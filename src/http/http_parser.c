@@ -123,6 +123,8 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 	/* RFC 9112 2.2: ignore empty lines before the request line. */
 	while (p + 1 < len && buf[p] == '\r' && buf[p + 1] == '\n')
 		p += 2;
+	if (p + 1 == len && buf[p] == '\r')
+		return HTTP_PARSE_AGAIN; /* the LF may be in the next read */
 	if (p < len && buf[p] == '\n')
 		FAIL(400, "bare LF line ending");
 

@@ -195,3 +195,14 @@ def test_garbage_never_crashes(server):
             server.raw(prefix[:cut], timeout=0.05, shut=True)
     assert server.proc.poll() is None
     assert server.request("GET", "/healthz").status == 200
+
+
+def test_empty_line_before_request_split_across_reads(server):
+    # RFC 9112 2.2 lets a client send an empty line before a request (old
+    # clients do after a body); its CR and LF may arrive apart. Found by
+    # the fuzzer: the lone CR used to be refused with 400.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=3) as s:
+        s.sendall(b"\r")
+        time.sleep(0.2)
+        s.sendall(b"\nGET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        assert read_all(s, 3).startswith(b"HTTP/1.1 200")
