@@ -69,20 +69,33 @@ $(BUILD)/fuzz/fuzz_http_parser: tests/fuzz/fuzz_http_parser.c src/http/http_pars
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) tests/fuzz/fuzz_http_parser.c src/http/http_parser.c -o $@
 
-# Replays every committed input once (CI does this; long runs are `make fuzz`).
-fuzz-replay: $(BUILD)/fuzz/fuzz_http_parser
-	@$(BUILD)/fuzz/fuzz_http_parser -runs=0 tests/fuzz/corpus/http_parser \
-		> $(BUILD)/fuzz/replay.log 2>&1 || { cat $(BUILD)/fuzz/replay.log; exit 1; }
-	@grep -E "^(INFO: seed corpus|Done)" $(BUILD)/fuzz/replay.log
+$(BUILD)/fuzz/fuzz_url: tests/fuzz/fuzz_url.c src/link/link.c src/link/link.h src/core/util.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) tests/fuzz/fuzz_url.c src/link/link.c src/core/util.c \
+		-o $@ $(PKG_LIBS)
 
-# Fuzzes for FUZZ_TIME seconds; new inputs go to build/fuzz/corpus (copy
-# the ones worth keeping, minimised with -merge=1, into tests/fuzz/corpus).
-fuzz: $(BUILD)/fuzz/fuzz_http_parser
-	@mkdir -p $(BUILD)/fuzz/corpus
-	@$(BUILD)/fuzz/fuzz_http_parser -max_total_time=$(FUZZ_TIME) -max_len=4096 \
-		$(BUILD)/fuzz/corpus tests/fuzz/corpus/http_parser > $(BUILD)/fuzz/fuzz.log 2>&1 \
-		|| { tail -40 $(BUILD)/fuzz/fuzz.log; exit 1; }
-	@tail -1 $(BUILD)/fuzz/fuzz.log
+FUZZERS := http_parser url
+
+# Replays every committed input once (CI does this; long runs are `make fuzz`).
+fuzz-replay: $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
+	@for f in $(FUZZERS); do \
+		$(BUILD)/fuzz/fuzz_$$f -runs=0 -artifact_prefix=$(BUILD)/fuzz/ tests/fuzz/corpus/$$f \
+			> $(BUILD)/fuzz/replay-$$f.log 2>&1 \
+			|| { cat $(BUILD)/fuzz/replay-$$f.log; exit 1; }; \
+		echo "fuzz $$f: $$(grep -E '^Done' $(BUILD)/fuzz/replay-$$f.log)"; \
+	done
+
+# Fuzzes each target for FUZZ_TIME seconds; new inputs go to
+# build/fuzz/corpus/TARGET (copy the ones worth keeping, minimised with
+# -merge=1, into tests/fuzz/corpus/TARGET).
+fuzz: $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
+	@for f in $(FUZZERS); do \
+		mkdir -p $(BUILD)/fuzz/corpus/$$f; \
+		$(BUILD)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_TIME) -max_len=4096 -artifact_prefix=$(BUILD)/fuzz/ \
+			$(BUILD)/fuzz/corpus/$$f tests/fuzz/corpus/$$f > $(BUILD)/fuzz/fuzz-$$f.log 2>&1 \
+			|| { tail -40 $(BUILD)/fuzz/fuzz-$$f.log; exit 1; }; \
+		echo "fuzz $$f: $$(tail -1 $(BUILD)/fuzz/fuzz-$$f.log)"; \
+	done
 
 # Builds and starts shortd on 127.0.0.1:8080 with its data in ./data.
 run: deps
