@@ -34,7 +34,7 @@ BIN     := shortd
 
 PYTEST  := /usr/bin/python3 -m pytest
 
-.PHONY: all run deps test unit blackbox clean bench-quick fuzz fuzz-replay
+.PHONY: all run deps test unit blackbox sanitize clean bench-quick fuzz fuzz-replay
 
 all: $(BIN)
 
@@ -108,13 +108,23 @@ unit: $(UNIT_BINS)
 blackbox: $(BIN)
 	SHORTD_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q -p no:cacheprovider tests/blackbox
 
-# The whole suite: warnings are errors, unit tests, then black-box tests.
+# The whole suite: warnings are errors; unit tests, fuzz corpora and
+# black-box tests, then all of it again under ASan, UBSan and LSan.
 test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory WERROR=1 $(BIN) $(UNIT_BINS)
 	@$(MAKE) --no-print-directory WERROR=1 unit
 	@$(MAKE) --no-print-directory fuzz-replay
 	@$(MAKE) --no-print-directory WERROR=1 blackbox
+	@$(MAKE) --no-print-directory sanitize
+
+# Unit and black-box tests against sanitized builds (in build/san). Any
+# report aborts the process or, in a server log, fails the test.
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+sanitize:
+	@$(MAKE) --no-print-directory SAN=1 WERROR=1 build/san/shortd
+	@$(SAN_ENV) $(MAKE) --no-print-directory SAN=1 WERROR=1 unit
+	$(SAN_ENV) SHORTD_BIN=$(CURDIR)/build/san/shortd $(PYTEST) -q -p no:cacheprovider tests/blackbox
 
 bench-quick:
 	@scripts/deps.sh bench

@@ -78,21 +78,34 @@ class Server:
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
         if self.proc is None or self.proc.poll() is not None:
+            self.check_sanitizers()
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
+            rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError("shortd did not stop in time: " + self.log())
         finally:
             self.logf.close()
+        self.check_sanitizers()
+        return rc
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+    def check_sanitizers(self):
+        """Under `make sanitize` a report in the log fails the test."""
+        log = self.log()
+        for mark in self.SANITIZER_MARKS:
+            assert mark not in log, f"sanitizer report in {self.log_path}:\n{log[-4000:]}"
+
 
     def kill(self):
         self.proc.kill()
         self.proc.wait()
         self.logf.close()
+        self.check_sanitizers()
 
     def request(self, method, path, body=None, headers=None, json_body=None, timeout=10):
         h = dict(headers or {})
