@@ -34,7 +34,7 @@ BIN     := shortd
 
 PYTEST  := /usr/bin/python3 -m pytest
 
-.PHONY: all run deps test unit blackbox sanitize clean bench-quick fuzz fuzz-replay
+.PHONY: all run deps test unit blackbox sanitize soak clean bench-quick fuzz fuzz-replay
 
 all: $(BIN)
 
@@ -125,6 +125,11 @@ sanitize:
 	@$(MAKE) --no-print-directory SAN=1 WERROR=1 build/san/shortd
 	@$(SAN_ENV) $(MAKE) --no-print-directory SAN=1 WERROR=1 unit
 	$(SAN_ENV) SHORTD_BIN=$(CURDIR)/build/san/shortd $(PYTEST) -q -p no:cacheprovider tests/blackbox
+
+# Long reliability runs (not part of make test): 1000 kill -9 cycles.
+soak: $(BIN)
+	SHORTD_CRASH_CYCLES=$${SHORTD_CRASH_CYCLES:-1000} SHORTD_BIN=$(CURDIR)/$(BIN) \
+		$(PYTEST) -q -s -p no:cacheprovider tests/blackbox/test_t0510_crash_loop.py
 
 bench-quick:
 	@scripts/deps.sh bench
