@@ -13,7 +13,8 @@
  * acknowledged write is on disk.
  *
  * Status codes, for every function here: STORE_OK, STORE_NOTFOUND,
- * STORE_CONFLICT (unique code taken), STORE_GONE (deleted), STORE_ERR.
+ * STORE_CONFLICT (unique code taken), STORE_GONE (deleted), STORE_ERR,
+ * STORE_FULL (a write found the disk full; nothing of it was stored).
  */
 #ifndef SHORTD_STORE_H
 #define SHORTD_STORE_H
@@ -30,6 +31,7 @@ enum store_status {
 	STORE_CONFLICT,
 	STORE_GONE,
 	STORE_ERR,
+	STORE_FULL, /* no space left for the write: nothing was stored */
 };
 
 enum store_op_kind {

@@ -171,7 +171,7 @@ static int op_insert(struct sqlite_store *ss, struct store_op *op)
 	if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
 		return STORE_CONFLICT;
 	log_error("unable to insert link '%s': %s", l->code, sqlite3_errmsg(ss->db));
-	return STORE_ERR;
+	return (ext & 0xff) == SQLITE_FULL ? STORE_FULL : STORE_ERR;
 }
 
 /* UPDATE/DELETE found no live row: tell "never existed" from "deleted". */
@@ -282,9 +282,15 @@ static int op_click_merge(struct sqlite_store *ss, struct store_op *op)
 	return step_done(ss, ss->click_seq, "record the click merge");
 }
 
-static void fail_op(struct store_op *op)
+/* STORE_FULL when the last error of db was a full disk, else STORE_ERR. */
+static int failure(sqlite3 *db)
 {
-	op->status = STORE_ERR;
+	return (sqlite3_extended_errcode(db) & 0xff) == SQLITE_FULL ? STORE_FULL : STORE_ERR;
+}
+
+static void fail_op(struct store_op *op, int status)
+{
+	op->status = status;
 	if (op->result) {
 		link_unref(op->result);
 		op->result = NULL;
@@ -299,12 +305,16 @@ static void run_batch(struct sqlite_store *ss, struct store_op *batch)
 		nops++;
 	hist_observe_value(&ss->batch_size, nops);
 	int ok = sqlite3_exec(ss->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
-	if (!ok)
+	/* What every op not run (or rolled back) gets once ok is 0. */
+	int fail_status = STORE_ERR;
+	if (!ok) {
 		log_error("unable to begin a transaction: %s", sqlite3_errmsg(ss->db));
+		fail_status = failure(ss->db);
+	}
 	for (struct store_op *op = batch; op; op = op->next) {
 		op->result = NULL;
 		if (!ok) {
-			op->status = STORE_ERR;
+			op->status = fail_status;
 			continue;
 		}
 		switch (op->kind) {
@@ -321,19 +331,22 @@ static void run_batch(struct sqlite_store *ss, struct store_op *batch)
 			op->status = op_modify(ss, op);
 			break;
 		}
-		if (op->status == STORE_ERR && sqlite3_get_autocommit(ss->db)) {
+		if ((op->status == STORE_ERR || op->status == STORE_FULL) &&
+		    sqlite3_get_autocommit(ss->db)) {
 			/* SQLite rolled the transaction back: nothing of this
 			 * batch is committed, and nothing more may run. */
 			ok = 0;
+			fail_status = op->status;
 			for (struct store_op *o = batch; o != op->next; o = o->next)
-				fail_op(o);
+				fail_op(o, fail_status);
 		}
 	}
 	if (ok && sqlite3_exec(ss->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		log_error("unable to commit: %s", sqlite3_errmsg(ss->db));
 		ok = 0;
+		int st = failure(ss->db);
 		for (struct store_op *op = batch; op; op = op->next)
-			fail_op(op);
+			fail_op(op, st);
 	}
 	if (!sqlite3_get_autocommit(ss->db))
 		sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
