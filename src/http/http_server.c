@@ -288,11 +288,6 @@ void http_respond_abort(struct http_exchange *ex)
 	c->out.len = c->resp_mark;
 }
 
-void http_respond_close(struct http_exchange *ex)
-{
-	ex_conn(ex)->close_after_write = 1;
-}
-
 void http_respond_finish(struct http_exchange *ex, const char *content_type, const char *body,
 			 size_t len)
 {
@@ -1079,9 +1074,4 @@ size_t http_exchange_peer_ip(const struct http_exchange *ex, char *out, size_t c
 	if (!addr || !inet_ntop(ss->ss_family, addr, out, (socklen_t)cap))
 		snprintf(out, cap, "unknown");
 	return strlen(out);
-}
-
-int http_worker_index(const struct http_worker *w)
-{
-	return w->idx;
 }

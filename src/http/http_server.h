@@ -122,8 +122,6 @@ void http_respond(struct http_exchange *ex, int status, const char *content_type
 		  const char *body, size_t len);
 /* Drops a response begun with http_respond_start() but not finished. */
 void http_respond_abort(struct http_exchange *ex);
-/* Closes the connection after this response (no keep-alive). */
-void http_respond_close(struct http_exchange *ex);
 
 const char *http_status_reason(int status);
 
@@ -131,8 +129,7 @@ const char *http_status_reason(int status);
 int http_exchange_status(const struct http_exchange *ex);
 /* The client's IP address as text (no port) into out; returns its length. */
 size_t http_exchange_peer_ip(const struct http_exchange *ex, char *out, size_t cap);
-/* Index of a worker (0..threads-1). */
-int http_worker_index(const struct http_worker *w);
+
 
 /* Tasks posted to a worker's loop from any thread. */
 struct http_task {
