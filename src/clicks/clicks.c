@@ -199,16 +199,9 @@ static uint64_t str_hash(uint64_t h, const char *v)
 	return (h ^ 0xff) * 0x100000001b3ULL;
 }
 
-/* splitmix64's finaliser: every output bit depends on every input bit.
- * (Link ids are Snowflake ids whose low bits are a small per-millisecond
- * sequence; a plain multiply left the bucket index nearly constant.) */
-static uint64_t mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
+/* Keys go through mix64 (core/util.h): link ids are Snowflake ids whose
+ * low bits are a small per-millisecond sequence, and a plain multiply
+ * left the bucket index nearly constant. */
 static uint64_t key_hash(const struct click_count *k)
 {
 	uint64_t h = mix64((uint64_t)k->link_id ^ mix64(((uint64_t)(uint32_t)k->bucket << 8) | k->kind));

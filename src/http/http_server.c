@@ -179,10 +179,7 @@ static void set_request_id(struct conn *c)
 			return;
 		}
 	}
-	uint64_t z = (c->w->rid_state += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	z ^= z >> 31;
+	uint64_t z = mix64(c->w->rid_state += 0x9e3779b97f4a7c15ULL);
 	static const char hex[] = "0123456789abcdef";
 	for (int i = 15; i >= 0; i--, z >>= 4)
 		ex->request_id[i] = hex[z & 15];
