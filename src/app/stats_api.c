@@ -45,37 +45,40 @@ static const char *dim_value(const struct click_count *k, enum dim d)
 	}
 }
 
+static int value_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct tally *)a)->value, ((const struct tally *)b)->value);
+}
+
 /* Sums the day rows by one dimension; the top 10 and "other". Bots count
- * only in the device breakdown (as "bot"). */
+ * only in the device breakdown (as "bot"). Rows are sorted by value and
+ * runs summed: O(n log n) however many distinct values a link has. */
 static json_t *top(const struct click_rows *rows, enum dim d)
 {
-	struct tally *t = NULL;
-	size_t n = 0, cap = 0;
+	struct tally *t = xmalloc((rows->n ? rows->n : 1) * sizeof(*t));
+	size_t n = 0;
 	for (size_t i = 0; i < rows->n; i++) {
 		const struct click_count *k = &rows->rows[i];
 		if (k->kind != STORE_CLICK_DAY || !k->humans)
 			continue;
 		if (d != DIM_DEVICE && strcmp(k->device, "bot") == 0)
 			continue;
-		const char *v = dim_value(k, d);
-		size_t j = 0;
-		while (j < n && strcmp(t[j].value, v) != 0)
-			j++;
-		if (j == n) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 16;
-				t = xrealloc(t, cap * sizeof(*t));
-			}
-			t[n].value = v;
-			t[n].clicks = 0;
-			n++;
-		}
-		t[j].clicks += k->humans;
+		t[n].value = dim_value(k, d);
+		t[n].clicks = k->humans;
+		n++;
 	}
-	qsort(t, n, sizeof(*t), tally_cmp);
+	qsort(t, n, sizeof(*t), value_cmp);
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (m && strcmp(t[m - 1].value, t[i].value) == 0)
+			t[m - 1].clicks += t[i].clicks;
+		else
+			t[m++] = t[i];
+	}
+	qsort(t, m, sizeof(*t), tally_cmp);
 	json_t *arr = json_array();
 	uint64_t other = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < m; i++) {
 		if (i < TOP_N)
 			json_array_append_new(arr, json_pack("{s:s,s:I}", "value", t[i].value, "clicks",
 							     (json_int_t)t[i].clicks));
