@@ -17,11 +17,19 @@ LDLIBS  = $(PKG_LIBS) -pthread
 ifeq ($(WERROR),1)
 ALL_CFLAGS += -Werror
 endif
-# make SAN=1: AddressSanitizer and UndefinedBehaviorSanitizer
+# make SAN=1: AddressSanitizer and UndefinedBehaviorSanitizer (with fault
+# injection compiled in, so the fault tests also run sanitized).
 ifeq ($(SAN),1)
-ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+	      -DSHORTD_FAULTS
 LDFLAGS += -fsanitize=address,undefined
 BUILD   ?= build/san
+endif
+# make FAULTS=1: a test build that fails writes, syncs, commits and
+# allocations on demand (src/core/fault.h).
+ifeq ($(FAULTS),1)
+ALL_CFLAGS += -DSHORTD_FAULTS
+BUILD   ?= build/fault
 endif
 BUILD   ?= build
 
@@ -106,7 +114,8 @@ unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 blackbox: $(BIN)
-	SHORTD_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q -p no:cacheprovider tests/blackbox
+	@$(MAKE) --no-print-directory FAULTS=1 build/fault/shortd
+	SHORTD_BIN=$(CURDIR)/$(BIN) SHORTD_FAULT_BIN=$(CURDIR)/build/fault/shortd $(PYTEST) -q -p no:cacheprovider tests/blackbox
 
 # The whole suite: warnings are errors; unit tests, fuzz corpora and
 # black-box tests, then all of it again under ASan, UBSan and LSan.
@@ -124,7 +133,7 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stac
 sanitize:
 	@$(MAKE) --no-print-directory SAN=1 WERROR=1 build/san/shortd
 	@$(SAN_ENV) $(MAKE) --no-print-directory SAN=1 WERROR=1 unit
-	$(SAN_ENV) SHORTD_BIN=$(CURDIR)/build/san/shortd $(PYTEST) -q -p no:cacheprovider tests/blackbox
+	$(SAN_ENV) SHORTD_BIN=$(CURDIR)/build/san/shortd SHORTD_FAULT_BIN=$(CURDIR)/build/san/shortd $(PYTEST) -q -p no:cacheprovider tests/blackbox
 
 # Long reliability runs (not part of make test): 1000 kill -9 cycles.
 soak: $(BIN)

@@ -15,6 +15,7 @@
 #include "version.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -298,6 +299,8 @@ int main(int argc, char **argv)
 		log_threshold = lvl;
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	/* JSON is request-path memory: a failed allocation answers 503 (util.h). */
+	json_set_alloc_funcs(try_malloc, free);
 	int rc = serve(&cfg);
 	curl_global_cleanup();
 	config_release(&cfg);

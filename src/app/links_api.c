@@ -238,6 +238,7 @@ static void on_reply(struct http_task *t)
 	struct pending *p = (struct pending *)((char *)t - offsetof(struct pending, task));
 	struct http_exchange *ex = p->ex;
 	struct app *app = p->app;
+	alloc_failures = 0;
 	switch (p->op.status) {
 	case STORE_OK:
 		if (p->op.kind == STORE_OP_DELETE)
@@ -282,14 +283,26 @@ static void on_reply(struct http_task *t)
 	http_resume(ex);
 }
 
-static struct pending *pending_new(struct http_exchange *ex, struct app *app, enum store_op_kind k)
+/* Queues a write of l (its reference passes to the write); HTTP_ASYNC, or
+ * HTTP_DONE with 503 when there is no memory for it. */
+static int start_write(struct http_exchange *ex, struct app *app, enum store_op_kind k,
+		       struct link *l, unsigned fields, int random_code)
 {
-	struct pending *p = xcalloc(1, sizeof(*p));
+	struct pending *p = try_calloc(1, sizeof(*p));
+	if (!p) {
+		link_unref(l);
+		reply_error(ex, 503, "out_of_memory", "out of memory, try again");
+		return HTTP_DONE;
+	}
 	p->ex = ex;
 	p->app = app;
 	p->op.kind = k;
+	p->op.link = l;
+	p->op.fields = fields;
+	p->random_code = random_code;
 	p->task.run = on_reply;
-	return p;
+	submit(p);
+	return HTTP_ASYNC;
 }
 
 static int create(struct http_exchange *ex, struct app *app)
@@ -317,12 +330,9 @@ static int create(struct http_exchange *ex, struct app *app)
 	l->created_at_ms = l->updated_at_ms = time_now_ms();
 	l->expires_at_ms = in.expires_at_ms;
 	l->redirect = in.has_redirect ? in.redirect : app->cfg->redirect_status;
-	struct pending *p = pending_new(ex, app, STORE_OP_INSERT);
-	p->random_code = in.alias == NULL;
-	p->op.link = l;
+	int random = in.alias == NULL;
 	input_release(&in);
-	submit(p);
-	return HTTP_ASYNC;
+	return start_write(ex, app, STORE_OP_INSERT, l, 0, random);
 }
 
 static int patch(struct http_exchange *ex, struct app *app, const char *code, size_t len)
@@ -336,23 +346,17 @@ static int patch(struct http_exchange *ex, struct app *app, const char *code, si
 	l->updated_at_ms = time_now_ms();
 	l->expires_at_ms = in.expires_at_ms;
 	l->redirect = in.redirect;
-	struct pending *p = pending_new(ex, app, STORE_OP_UPDATE);
-	p->op.link = l;
-	p->op.fields = (in.url.len ? STORE_F_URL : 0u) | (in.has_expires ? STORE_F_EXPIRES : 0u) |
-		       (in.has_redirect ? STORE_F_REDIRECT : 0u);
+	unsigned fields = (in.url.len ? STORE_F_URL : 0u) | (in.has_expires ? STORE_F_EXPIRES : 0u) |
+			  (in.has_redirect ? STORE_F_REDIRECT : 0u);
 	input_release(&in);
-	submit(p);
-	return HTTP_ASYNC;
+	return start_write(ex, app, STORE_OP_UPDATE, l, fields, 0);
 }
 
 static int del(struct http_exchange *ex, struct app *app, const char *code, size_t len)
 {
 	struct link *l = link_new(code, len, "", 0);
 	l->deleted_at_ms = l->updated_at_ms = time_now_ms();
-	struct pending *p = pending_new(ex, app, STORE_OP_DELETE);
-	p->op.link = l;
-	submit(p);
-	return HTTP_ASYNC;
+	return start_write(ex, app, STORE_OP_DELETE, l, 0, 0);
 }
 
 static int get_one(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len)

@@ -20,8 +20,18 @@ static const char nosniff[] = "nosniff";
 void reply_json(struct http_exchange *ex, int status, json_t *j, const char *extra_header,
 		const char *extra_value)
 {
-	char *body = json_dumps(j, JSON_COMPACT);
+	char *body = alloc_failures ? NULL : json_dumps(j, JSON_COMPACT);
 	json_decref(j);
+	if (!body) {
+		/* Some allocation for this answer failed (alloc_failures, or
+		 * the dump itself): a partial body would be a lie. */
+		static const char oom[] =
+			"{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory, try again\"}}\n";
+		http_respond_start(ex, 503);
+		http_respond_header(ex, "X-Content-Type-Options", nosniff, sizeof(nosniff) - 1);
+		http_respond_finish(ex, "application/json", oom, sizeof(oom) - 1);
+		return;
+	}
 	http_respond_start(ex, status);
 	http_respond_header(ex, "X-Content-Type-Options", nosniff, sizeof(nosniff) - 1);
 	if (extra_header && http_respond_header(ex, extra_header, extra_value, strlen(extra_value)))
@@ -181,6 +191,7 @@ static int route(struct http_exchange *ex, struct app_worker *ws)
 
 static int handle(struct http_exchange *ex, void *wstate)
 {
+	alloc_failures = 0;
 	int r = route(ex, wstate);
 	if (r == HTTP_DONE)
 		app_observe(ex);

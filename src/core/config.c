@@ -3,6 +3,7 @@
  * file, environment, flags). See config.h.
  */
 #include "config.h"
+#include "fault.h"
 #include "log.h"
 #include "util.h"
 
@@ -165,8 +166,8 @@ static int load_env(struct config *cfg, char *err, size_t errlen)
 		if (strncmp(*e, "SHORTD_", 7) != 0)
 			continue;
 		const char *eq = strchr(*e, '=');
-		if (!eq)
-			continue;
+		if (!eq || (FAULTS_COMPILED && strncmp(*e, "SHORTD_FAULT_FILE=", 18) == 0))
+			continue; /* a test build's fault control (core/fault.h) */
 		const struct option_def *o = NULL;
 		for (size_t i = 0; i < ARRAY_LEN(options); i++) {
 			char name[64];

@@ -3,6 +3,7 @@
  * See util.h for the out-of-memory policy.
  */
 #include "util.h"
+#include "fault.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,36 @@ void *xrealloc(void *p, size_t n)
 	if (!p)
 		oom(n);
 	return p;
+}
+
+__thread unsigned long alloc_failures;
+
+static void *tried(void *p)
+{
+	if (!p)
+		alloc_failures++;
+	return p;
+}
+
+void *try_malloc(size_t n)
+{
+	if (fault_hit(FAULT_ALLOC))
+		return tried(NULL);
+	return tried(malloc(n ? n : 1));
+}
+
+void *try_calloc(size_t count, size_t n)
+{
+	if (fault_hit(FAULT_ALLOC))
+		return tried(NULL);
+	return tried(calloc(count ? count : 1, n ? n : 1));
+}
+
+void *try_realloc(void *p, size_t n)
+{
+	if (fault_hit(FAULT_ALLOC))
+		return tried(NULL);
+	return tried(realloc(p, n ? n : 1));
 }
 
 char *xstrdup(const char *s)

@@ -5,6 +5,13 @@
  * allocation is small and bounded by configured limits, so a failed
  * allocation means the machine is out of memory. x*alloc() log the failure
  * and abort(); callers never check for NULL.
+ *
+ * The exception is the request path, where one client's request must not
+ * take the process down: the connection and request buffers, pending
+ * writes and JSON (jansson allocates through try_malloc) use try_*(),
+ * which return NULL, count the failure in alloc_failures (per thread) and
+ * leave the request to be answered 503 or its connection closed. Test
+ * builds fail them on demand (core/fault.h, point "alloc").
  */
 #ifndef SHORTD_UTIL_H
 #define SHORTD_UTIL_H
@@ -29,6 +36,11 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t n);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+
+extern __thread unsigned long alloc_failures;
+void *try_malloc(size_t n);
+void *try_calloc(size_t count, size_t n);
+void *try_realloc(void *p, size_t n);
 char *xstrndup(const char *s, size_t n);
 
 /* A growable byte buffer. buf_init() sets up a caller-owned struct,

@@ -377,11 +377,19 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 		size_t cap = c->in_cap ? c->in_cap * 2 : IN_INITIAL;
 		if (cap > IN_MAX)
 			cap = IN_MAX;
-		char *old = c->in;
-		c->in = xrealloc(c->in, cap);
-		c->in_cap = cap;
-		if (c->in != old && c->phase == PH_BODY)
-			c->head_moved = 1;
+		char *old = c->in, *in = try_realloc(c->in, cap);
+		if (!in && c->in_cap == c->in_len) {
+			/* No memory and no room: libuv reports UV_ENOBUFS to
+			 * on_read, which closes the connection. */
+			*b = uv_buf_init(NULL, 0);
+			return;
+		}
+		if (in) {
+			c->in = in;
+			c->in_cap = cap;
+			if (c->in != old && c->phase == PH_BODY)
+				c->head_moved = 1;
+		}
 	}
 	*b = uv_buf_init(c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
 }
@@ -713,6 +721,10 @@ static const char busy_response[] =
 	"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
 	"Content-Length: 82\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
 	"{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many open connections\"}}\n";
+static const char nomem_response[] =
+	"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+	"Content-Length: 72\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+	"{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory, try again\"}}\n";
 
 static void on_busy_closed(uv_handle_t *h)
 {
@@ -726,19 +738,23 @@ static void on_connection(uv_stream_t *listener, int status)
 	if (status < 0)
 		return;
 	long open = atomic_fetch_add_explicit(&srv->open_conns, 1, memory_order_relaxed);
-	if (open >= srv->cfg.max_conns || w->stopping) {
+	struct conn *c = NULL;
+	if (open >= srv->cfg.max_conns || w->stopping || !(c = try_calloc(1, sizeof(*c)))) {
 		atomic_fetch_sub_explicit(&srv->open_conns, 1, memory_order_relaxed);
 		metric_add(&w->stats.own_errors[6], 1); /* 503, see HTTP_OWN_STATUSES */
 		uv_tcp_t *t = xmalloc(sizeof(*t));
 		uv_tcp_init(&w->loop, t);
 		if (uv_accept(listener, (uv_stream_t *)t) == 0) {
-			uv_buf_t b = uv_buf_init((char *)busy_response, sizeof(busy_response) - 1);
+			const char *r = open >= srv->cfg.max_conns || w->stopping ? busy_response
+										  : nomem_response;
+			size_t rlen = r == busy_response ? sizeof(busy_response) - 1
+							 : sizeof(nomem_response) - 1;
+			uv_buf_t b = uv_buf_init((char *)r, (unsigned)rlen);
 			uv_try_write((uv_stream_t *)t, &b, 1);
 		}
 		uv_close((uv_handle_t *)t, on_busy_closed);
 		return;
 	}
-	struct conn *c = xcalloc(1, sizeof(*c));
 	uv_tcp_init(&w->loop, &c->tcp);
 	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
 		atomic_fetch_sub_explicit(&srv->open_conns, 1, memory_order_relaxed);

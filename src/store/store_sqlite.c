@@ -18,6 +18,8 @@
  * full, I/O error), the rest of the batch is failed, not run in autocommit.
  */
 #include "store.h"
+#include "sqlite_fault_vfs.h"
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -341,6 +343,13 @@ static void run_batch(struct sqlite_store *ss, struct store_op *batch)
 				fail_op(o, fail_status);
 		}
 	}
+	enum fault_kind fk = ok ? fault_hit(FAULT_COMMIT) : FAULT_NONE;
+	if (fk) {
+		log_error("unable to commit: injected fault");
+		ok = 0;
+		for (struct store_op *op = batch; op; op = op->next)
+			fail_op(op, fk == FAULT_ENOSPC ? STORE_FULL : STORE_ERR);
+	}
 	if (ok && sqlite3_exec(ss->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		log_error("unable to commit: %s", sqlite3_errmsg(ss->db));
 		ok = 0;
@@ -429,7 +438,7 @@ static int sqlite_open(struct store *s, const char *data_dir, int commit_batch, 
 	pthread_cond_init(&ss->cond, NULL);
 	if (sqlite3_open_v2(ss->path, &ss->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
+			    sqlite_fault_vfs()) != SQLITE_OK) {
 		snprintf(err, errlen, "unable to open database '%s': %s", ss->path,
 			 ss->db ? sqlite3_errmsg(ss->db) : "out of memory");
 		goto fail;
@@ -520,7 +529,8 @@ static int sqlite_reader_open(struct store *s, struct store_reader **out)
 	struct sqlite_store *ss = s->impl;
 	struct store_reader *r = xcalloc(1, sizeof(*r));
 	char err[256];
-	if (sqlite3_open_v2(ss->path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	if (sqlite3_open_v2(ss->path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    sqlite_fault_vfs()) !=
 		    SQLITE_OK ||
 	    exec(r->db, "PRAGMA query_only=1", err, sizeof(err)) ||
 	    exec(r->db, "PRAGMA mmap_size=1073741824", err, sizeof(err)) ||

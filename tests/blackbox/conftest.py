@@ -12,6 +12,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("SHORTD_BIN") or os.path.join(ROOT, "shortd")
+# A build with fault injection compiled in (make FAULTS=1, or the sanitize
+# build); the fault tests need it.
+FAULT_BIN = os.environ.get("SHORTD_FAULT_BIN")
 
 
 def free_port():
@@ -36,7 +39,8 @@ class Response:
 class Server:
     """One shortd process. args are extra command-line options."""
 
-    def __init__(self, workdir, *args, env=None, data=None, port=None):
+    def __init__(self, workdir, *args, env=None, data=None, port=None, binary=None):
+        self.binary = binary or BIN
         self.workdir = str(workdir)
         self.data = data or os.path.join(self.workdir, "data")
         self.port = port or free_port()
@@ -49,7 +53,7 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
 
     def command(self):
-        return [BIN, "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
+        return [self.binary, "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
                 "--threads", "2", *self.args]
 
     def start(self, wait=True):
