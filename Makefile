@@ -133,7 +133,7 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stac
 sanitize:
 	@$(MAKE) --no-print-directory SAN=1 WERROR=1 build/san/shortd
 	@$(SAN_ENV) $(MAKE) --no-print-directory SAN=1 WERROR=1 unit
-	$(SAN_ENV) SHORTD_BIN=$(CURDIR)/build/san/shortd SHORTD_FAULT_BIN=$(CURDIR)/build/san/shortd $(PYTEST) -q -p no:cacheprovider tests/blackbox
+	$(SAN_ENV) SHORTD_SANITIZED=1 SHORTD_BIN=$(CURDIR)/build/san/shortd SHORTD_FAULT_BIN=$(CURDIR)/build/san/shortd $(PYTEST) -q -p no:cacheprovider tests/blackbox
 
 # Long reliability runs (not part of make test): 1000 kill -9 cycles.
 soak: $(BIN)

@@ -197,6 +197,7 @@ static int serve(const struct config *cfg)
 		.threads = threads,
 		.max_conns = cfg->max_conns,
 		.header_timeout_ms = cfg->header_timeout_s * 1000,
+		.send_timeout_ms = cfg->send_timeout_s * 1000,
 		.keepalive_timeout_ms = cfg->keepalive_timeout_s * 1000,
 		.access_log = cfg->access_log,
 	};

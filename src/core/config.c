@@ -50,6 +50,8 @@ static const struct option_def options[] = {
 	INT(max_conns, "max-conns", "10000", 1, 1000000, "open connections before answering 503"),
 	INT(header_timeout_s, "header-timeout-s", "10", 1, 3600,
 	    "time to receive a request's headers (and its body) before 408"),
+	INT(send_timeout_s, "send-timeout-s", "30", 1, 3600,
+	    "a client that reads no part of a response for this long is disconnected"),
 	INT(keepalive_timeout_s, "keepalive-timeout-s", "60", 1, 3600,
 	    "idle keep-alive connections are closed after this"),
 	INT(drain_s, "drain-s", "10", 0, 3600, "on SIGTERM, time to finish in-flight requests"),

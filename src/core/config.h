@@ -33,6 +33,7 @@ struct config {
 	int redirect_status;
 	int max_conns;
 	int header_timeout_s;
+	int send_timeout_s;
 	int keepalive_timeout_s;
 	int drain_s;
 	int commit_batch;

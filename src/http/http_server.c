@@ -34,7 +34,10 @@
 #define IN_MAX (HTTP_MAX_HEAD + HTTP_MAX_BODY + 16384)
 #define SWEEP_MS 250
 #define LINGER_MS 2000
-#define SEND_TIMEOUT_MS 30000
+/* A pipelined batch stops producing answers once this much output waits:
+ * the rest is parsed after it is written, so a client that sends many
+ * requests and reads slowly holds at most this much of our memory. */
+#define OUT_HIGH (64 * 1024)
 
 enum phase { PH_HEAD = 0, PH_BODY, PH_WAIT, PH_LINGER };
 
@@ -99,7 +102,8 @@ struct http_server {
 	struct access_log *access_log;
 };
 
-static void conn_process(struct conn *c);
+static int conn_process(struct conn *c);
+static void conn_run(struct conn *c);
 static void conn_flush(struct conn *c);
 static void conn_close(struct conn *c);
 
@@ -463,8 +467,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	if (c->in_len == c->pos && c->phase == PH_HEAD)
 		c->req_start_ms = uv_now(&c->w->loop);
 	c->in_len += (size_t)nread;
-	conn_process(c);
-	conn_flush(c);
+	conn_run(c);
 }
 
 /* ---- writing ----------------------------------------------------------- */
@@ -480,17 +483,8 @@ static void on_write(uv_write_t *req, int status)
 		conn_close(c);
 		return;
 	}
-	if (c->out.len) {
-		conn_flush(c);
-		return;
-	}
-	if (c->close_after_write && c->phase != PH_WAIT) {
-		conn_linger(c);
-		return;
-	}
 	/* Requests that arrived while we were writing are parsed now. */
-	conn_process(c);
-	conn_flush(c);
+	conn_run(c);
 }
 
 static void conn_flush(struct conn *c)
@@ -566,10 +560,13 @@ static void conn_compact(struct conn *c)
 	c->pos = 0;
 }
 
-static void conn_process(struct conn *c)
+/* Parses and answers buffered requests; 1 if it stopped because OUT_HIGH
+ * bytes of answers wait to be written. */
+static int conn_process(struct conn *c)
 {
 	struct http_server *srv = c->w->srv;
-	while (!c->closed && !c->close_after_write && c->phase != PH_WAIT && c->phase != PH_LINGER) {
+	while (!c->closed && !c->close_after_write && c->phase != PH_WAIT && c->phase != PH_LINGER &&
+	       c->out.len < OUT_HIGH) {
 		char *base = c->in + c->pos;
 		size_t avail = c->in_len - c->pos;
 		int status;
@@ -668,6 +665,18 @@ static void conn_process(struct conn *c)
 	if (c->phase == PH_HEAD && c->pos == c->in_len) {
 		c->pos = c->in_len = 0;
 	}
+	return !c->closed && !c->close_after_write && c->out.len >= OUT_HIGH;
+}
+
+/* Answers what is buffered and writes it out, again while a batch stopped
+ * at OUT_HIGH and its output left at once. */
+static void conn_run(struct conn *c)
+{
+	int full;
+	do {
+		full = conn_process(c);
+		conn_flush(c);
+	} while (full && !c->closed && !c->writing);
 }
 
 void http_resume(struct http_exchange *ex)
@@ -679,8 +688,7 @@ void http_resume(struct http_exchange *ex)
 		conn_close(c);
 		return;
 	}
-	conn_process(c);
-	conn_flush(c);
+	conn_run(c);
 }
 
 /* ---- connection life cycle ------------------------------------------------ */
@@ -804,7 +812,7 @@ static void on_sweep(uv_timer_t *t)
 		if (c->closed || c->phase == PH_WAIT)
 			continue;
 		if (c->writing) {
-			if (now - c->write_start_ms > SEND_TIMEOUT_MS)
+			if (now - c->write_start_ms > (uint64_t)srv->cfg.send_timeout_ms)
 				conn_close(c);
 			continue;
 		}

@@ -68,6 +68,7 @@ struct http_server_config {
 	int threads;
 	int max_conns;
 	int header_timeout_ms;
+	int send_timeout_ms; /* a write blocked this long closes the connection */
 	int keepalive_timeout_ms;
 	const char *access_log; /* file, "-" for stderr, NULL or "" for none */
 };

@@ -15,6 +15,8 @@ BIN = os.environ.get("SHORTD_BIN") or os.path.join(ROOT, "shortd")
 # A build with fault injection compiled in (make FAULTS=1, or the sanitize
 # build); the fault tests need it.
 FAULT_BIN = os.environ.get("SHORTD_FAULT_BIN")
+# Under ASan memory figures mean nothing (shadow memory, quarantine).
+SANITIZED = os.environ.get("SHORTD_SANITIZED") == "1"
 
 
 def free_port():

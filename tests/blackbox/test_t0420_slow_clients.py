@@ -1,0 +1,204 @@
+"""Slow and many clients: 1,000 slow connections (slow headers, slow
+bodies, slow readers) while normal clients keep being answered; the header
+and send timeouts close the slow ones; connection floods beyond the cap get
+503 at once; memory stays bounded."""
+import resource
+import selectors
+import socket
+import threading
+import time
+
+from conftest import SANITIZED, Server
+
+# this process holds 1,000 sockets too
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if _soft < 4096 <= _hard or (_soft < 4096 and _hard == resource.RLIM_INFINITY):
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, _hard))
+
+REDIRECT = b"GET /slow-target HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def metric(s, name):
+    for line in s.request("GET", "/metrics").body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no metric {name}")
+
+
+class NormalClient(threading.Thread):
+    """Redirects on fresh connections until stopped; counts the answers."""
+
+    def __init__(self, server):
+        super().__init__(daemon=True)
+        self.server = server
+        self.ok = self.failed = 0
+        self.errors = []
+        self.stop_event = threading.Event()
+
+    def run(self):
+        while not self.stop_event.is_set():
+            try:
+                r = self.server.request("GET", "/slow-target", timeout=5)
+                if r.status == 302:
+                    self.ok += 1
+                else:
+                    self.failed += 1
+                    self.errors.append(r.status)
+            except OSError as e:
+                self.failed += 1
+                self.errors.append(repr(e))
+            time.sleep(0.01)
+
+    def finish(self):
+        self.stop_event.set()
+        self.join()
+
+
+def connect_many(port, n, first=b"", rcvbuf=None):
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.connect(("127.0.0.1", port))
+        if first:
+            s.sendall(first)
+        s.setblocking(False)
+        socks.append(s)
+    return socks
+
+
+def drip_until_closed(groups, drip_every, deadline_s):
+    """Sends each group's drip bytes every drip_every seconds and reads
+    whatever comes back until every socket is closed by the server (or
+    the deadline passes). Returns {socket: bytes received}."""
+    sel = selectors.DefaultSelector()
+    got = {}
+    for socks, _ in groups:
+        for s in socks:
+            sel.register(s, selectors.EVENT_READ)
+            got[s] = b""
+    open_socks = set(got)
+    end = time.monotonic() + deadline_s
+    next_drip = time.monotonic()
+    while open_socks and time.monotonic() < end:
+        if time.monotonic() >= next_drip:
+            for socks, drip in groups:
+                if not drip:
+                    continue
+                for s in socks:
+                    if s in open_socks:
+                        try:
+                            s.send(drip)
+                        except OSError:
+                            pass
+            next_drip += drip_every
+        for key, _ in sel.select(timeout=0.05):
+            s = key.fileobj
+            try:
+                data = s.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if data:
+                got[s] += data
+            else:
+                sel.unregister(s)
+                open_socks.discard(s)
+    sel.close()
+    return got, open_socks
+
+
+def test_slow_headers_bodies_and_readers(tmp_path):
+    s = Server(tmp_path, "--header-timeout-s", "4", "--send-timeout-s", "4",
+               "--analytics", "0").start()
+    try:
+        s.create("https://example.com/target", alias="slow-target")
+        rss0 = rss_kib(s.proc.pid)
+        normal = NormalClient(s)
+        normal.start()
+        slow_heads = connect_many(s.port, 475, b"GET /slow-target HTTP/1.1\r\nHost: t\r\n")
+        slow_bodies = connect_many(
+            s.port, 475,
+            b"POST /api/v1/links HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{")
+        # slow readers: many pipelined requests, a tiny receive window, and
+        # never a read until the server gives up on them
+        readers = connect_many(s.port, 50, b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n" * 1000,
+                               rcvbuf=4096)
+        # all of them held at once (the scrape is one more)
+        deadline = time.monotonic() + 3
+        while metric(s, "shortd_http_connections_open") < 1001 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert metric(s, "shortd_http_connections_open") >= 1001
+        rss_peak = rss_kib(s.proc.pid)
+        got, still_open = drip_until_closed(
+            [(slow_heads, b"X-Slow: 1\r\n"), (slow_bodies, b" ")], 0.5, 20)
+        normal.finish()
+        assert not still_open, f"{len(still_open)} slow connections were never closed"
+        for sock in slow_heads + slow_bodies:
+            assert b" 408 " in got[sock].split(b"\r\n")[0], got[sock][:200]
+        # the slow readers: the send timeout closed them
+        deadline = time.monotonic() + 20
+        while metric(s, "shortd_http_connections_open") > 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert metric(s, "shortd_http_connections_open") <= 1
+        for sock in readers:
+            sock.close()
+        print(f"\n1000 slow clients: normal requests ok {normal.ok}, failed {normal.failed}; "
+              f"RSS {rss0} KiB before, {rss_peak} KiB with 1000 slow connections")
+        assert normal.failed == 0, normal.errors[:5]
+        assert normal.ok > 20
+        if not SANITIZED:
+            assert rss_peak - rss0 < 64 * 1024
+    finally:
+        s.stop()
+
+
+def test_connection_flood_beyond_the_cap(tmp_path):
+    s = Server(tmp_path, "--max-conns", "200", "--analytics", "0").start()
+    try:
+        s.create("https://example.com/target", alias="slow-target")
+        rss0 = rss_kib(s.proc.pid)
+        flood = connect_many(s.port, 1000)
+        got, still_open = drip_until_closed([(flood, b"")], 1, 3)
+        refused = [sk for sk in flood if sk not in still_open]
+        # the connections over the cap were answered 503 and closed at once
+        assert len(refused) >= 790, len(refused)
+        for sk in refused:
+            assert got[sk].startswith(b"HTTP/1.1 503 "), got[sk][:100]
+            assert b"too_many_connections" in got[sk]
+        rss_peak = rss_kib(s.proc.pid)
+        # the held ones still work
+        held = list(still_open)
+        for sk in held[:50]:
+            sk.setblocking(True)
+            sk.settimeout(5)
+            sk.sendall(REDIRECT)
+            assert sk.recv(4096).startswith(b"HTTP/1.1 302 ")
+        for sk in flood:
+            sk.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if s.request("GET", "/slow-target").status == 302:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert s.request("GET", "/slow-target").status == 302
+        print(f"\nflood of 1000 over a cap of 200: {len(refused)} answered 503 and closed; "
+              f"RSS {rss0} KiB before, {rss_peak} KiB during")
+        if not SANITIZED:
+            assert rss_peak - rss0 < 32 * 1024
+    finally:
+        s.stop()
