@@ -82,7 +82,19 @@ $(BUILD)/fuzz/fuzz_url: tests/fuzz/fuzz_url.c src/link/link.c src/link/link.h sr
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) tests/fuzz/fuzz_url.c src/link/link.c src/core/util.c \
 		-o $@ $(PKG_LIBS)
 
-FUZZERS := http_parser url
+$(BUILD)/fuzz/fuzz_json_body: tests/fuzz/fuzz_json_body.c src/link/link_input.c src/link/link_input.h \
+		src/link/link.c src/link/link.h src/core/util.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) tests/fuzz/fuzz_json_body.c src/link/link_input.c \
+		src/link/link.c src/core/util.c -o $@ $(PKG_LIBS)
+
+$(BUILD)/fuzz/fuzz_code: tests/fuzz/fuzz_code.c src/link/link.c src/link/link.h src/core/idgen.c \
+		src/core/util.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) tests/fuzz/fuzz_code.c src/link/link.c src/core/idgen.c \
+		src/core/util.c -o $@ $(PKG_LIBS)
+
+FUZZERS := http_parser url json_body code
 
 # Replays every committed input once (CI does this; long runs are `make fuzz`).
 fuzz-replay: $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)

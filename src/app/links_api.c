@@ -11,6 +11,7 @@
  */
 #include "app_internal.h"
 #include "core/log.h"
+#include "link/link_input.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,6 @@
 
 #define LIST_DEFAULT 50
 #define LIST_MAX 1000
-#define TTL_MAX_S 315360000LL /* ten years */
 #define CODE_ATTEMPTS 5
 
 struct pending {
@@ -30,17 +30,6 @@ struct pending {
 	int attempts;
 };
 
-/* Parsed and validated request body of POST or PATCH. */
-struct link_input {
-	json_t *root;
-	struct buf url; /* normalised; len 0 if absent */
-	const char *alias;
-	int has_expires;
-	int64_t expires_at_ms; /* 0: never */
-	int has_redirect;
-	int redirect;
-};
-
 /* A random code that is not a reserved word (a route like /healthz). */
 static int random_code(char *code, size_t n)
 {
@@ -49,12 +38,6 @@ static int random_code(char *code, size_t n)
 			return -1;
 	} while (link_code_reserved(code, n));
 	return 0;
-}
-
-static void input_release(struct link_input *in)
-{
-	json_decref(in->root);
-	buf_release(&in->url);
 }
 
 static int content_type_ok(const struct http_request *req)
@@ -71,123 +54,26 @@ static int content_type_ok(const struct http_request *req)
 	return ascii_casecmp_n(h->value, n, "application/json", 16) == 0;
 }
 
-/* Parses the body into in; on failure the error reply is written and -1
- * returned. */
+/* Parses the body into in (released by the caller in any case); on
+ * failure the error reply is written and -1 returned. */
 static int parse_input(struct http_exchange *ex, struct app *app, int is_patch,
 		       struct link_input *in)
 {
 	const struct http_request *req = ex->req;
-	memset(in, 0, sizeof(*in));
-	buf_init(&in->url);
+	struct link_input_error err;
 	if (!content_type_ok(req)) {
+		memset(in, 0, sizeof(*in));
 		reply_error(ex, 415, "unsupported_media_type", "Content-Type must be application/json (with curl: -H 'Content-Type: application/json')");
 		return -1;
 	}
-	if (req->body_len == 0) {
-		reply_error(ex, 400, "invalid_json", "request body must be a JSON object");
-		return -1;
-	}
-	json_error_t jerr;
-	in->root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-	if (!in->root) {
-		char msg[300];
-		snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s", jerr.line,
-			 jerr.column, jerr.text);
-		reply_error(ex, 400, "invalid_json", msg);
-		return -1;
-	}
-	if (!json_is_object(in->root)) {
-		reply_error(ex, 400, "invalid_json", "request body must be a JSON object");
-		return -1;
-	}
-	const char *key;
-	json_t *v;
-	int64_t now = time_now_ms();
-	int has_ttl = 0;
-	json_object_foreach(in->root, key, v)
-	{
-		if (strcmp(key, "url") == 0) {
-			const char *why;
-			if (!json_is_string(v)) {
-				reply_field_error(ex, "url", "must be a string");
-				return -1;
-			}
-			if (link_url_normalize(json_string_value(v), json_string_length(v), &app->policy,
-					       &in->url, &why) != 0) {
-				reply_field_error(ex, "url", why);
-				return -1;
-			}
-		} else if (strcmp(key, "alias") == 0 && !is_patch) {
-			const char *why;
-			if (json_is_null(v))
-				continue;
-			if (!json_is_string(v)) {
-				reply_field_error(ex, "alias", "must be a string");
-				return -1;
-			}
-			if (link_alias_check(json_string_value(v), json_string_length(v), &why) != 0) {
-				reply_field_error(ex, "alias", why);
-				return -1;
-			}
-			in->alias = json_string_value(v);
-		} else if (strcmp(key, "expires_at") == 0) {
-			in->has_expires = 1;
-			if (json_is_null(v)) {
-				in->expires_at_ms = 0;
-				continue;
-			}
-			if (!json_is_string(v) ||
-			    time_parse_rfc3339(json_string_value(v), json_string_length(v),
-					       &in->expires_at_ms) != 0) {
-				reply_field_error(ex, "expires_at",
-						  "must be an RFC 3339 date-time such as 2030-01-31T12:00:00Z, or null");
-				return -1;
-			}
-			if (in->expires_at_ms <= now) {
-				reply_field_error(ex, "expires_at", "must be in the future");
-				return -1;
-			}
-		} else if (strcmp(key, "ttl_s") == 0) {
-			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-			    json_integer_value(v) > TTL_MAX_S) {
-				reply_field_error(ex, "ttl_s",
-						  "must be an integer number of seconds from 1 to 315360000");
-				return -1;
-			}
-			has_ttl = 1;
-			in->expires_at_ms = now + (int64_t)json_integer_value(v) * 1000;
-		} else if (strcmp(key, "redirect") == 0) {
-			json_int_t r = json_is_integer(v) ? json_integer_value(v) : 0;
-			if (r != 301 && r != 302 && r != 307 && r != 308) {
-				reply_field_error(ex, "redirect", "must be 301, 302, 307 or 308");
-				return -1;
-			}
-			in->has_redirect = 1;
-			in->redirect = (int)r;
-		} else {
-			char msg[128];
-			snprintf(msg, sizeof(msg), "unknown field%s",
-				 is_patch && (strcmp(key, "alias") == 0 || strcmp(key, "code") == 0)
-					 ? " (a link's code cannot be changed)"
-					 : "");
-			reply_field_error(ex, key, msg);
-			return -1;
-		}
-	}
-	if (has_ttl && in->has_expires) {
-		reply_field_error(ex, "ttl_s", "give expires_at or ttl_s, not both");
-		return -1;
-	}
-	in->has_expires |= has_ttl;
-	if (!is_patch && in->url.len == 0) {
-		reply_field_error(ex, "url", "is required");
-		return -1;
-	}
-	if (is_patch && in->url.len == 0 && !in->has_expires && !in->has_redirect) {
-		reply_error(ex, 400, "invalid_json", "nothing to change: give url, expires_at, ttl_s or redirect");
-		return -1;
-	}
-	return 0;
+	if (link_input_parse(req->body, req->body_len, is_patch, &app->policy, time_now_ms(), in,
+			     &err) == 0)
+		return 0;
+	if (err.field)
+		reply_field_error(ex, err.field, err.msg);
+	else
+		reply_error(ex, 400, "invalid_json", err.msg);
+	return -1;
 }
 
 /* The link as JSON; with a worker (reads), its all-time click counts. */
@@ -309,7 +195,7 @@ static int create(struct http_exchange *ex, struct app *app)
 {
 	struct link_input in;
 	if (parse_input(ex, app, 0, &in) != 0) {
-		input_release(&in);
+		link_input_release(&in);
 		return HTTP_DONE;
 	}
 	char code[LINK_CODE_MAX];
@@ -320,7 +206,7 @@ static int create(struct http_exchange *ex, struct app *app)
 	} else {
 		code_len = (size_t)app->cfg->code_length;
 		if (random_code(code, code_len) != 0) {
-			input_release(&in);
+			link_input_release(&in);
 			reply_error(ex, 503, "rng_unavailable", "no randomness available, try again");
 			return HTTP_DONE;
 		}
@@ -331,7 +217,7 @@ static int create(struct http_exchange *ex, struct app *app)
 	l->expires_at_ms = in.expires_at_ms;
 	l->redirect = in.has_redirect ? in.redirect : app->cfg->redirect_status;
 	int random = in.alias == NULL;
-	input_release(&in);
+	link_input_release(&in);
 	return start_write(ex, app, STORE_OP_INSERT, l, 0, random);
 }
 
@@ -339,7 +225,7 @@ static int patch(struct http_exchange *ex, struct app *app, const char *code, si
 {
 	struct link_input in;
 	if (parse_input(ex, app, 1, &in) != 0) {
-		input_release(&in);
+		link_input_release(&in);
 		return HTTP_DONE;
 	}
 	struct link *l = link_new(code, len, in.url.p ? in.url.p : "", in.url.len);
@@ -348,7 +234,7 @@ static int patch(struct http_exchange *ex, struct app *app, const char *code, si
 	l->redirect = in.redirect;
 	unsigned fields = (in.url.len ? STORE_F_URL : 0u) | (in.has_expires ? STORE_F_EXPIRES : 0u) |
 			  (in.has_redirect ? STORE_F_REDIRECT : 0u);
-	input_release(&in);
+	link_input_release(&in);
 	return start_write(ex, app, STORE_OP_UPDATE, l, fields, 0);
 }
 
