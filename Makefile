@@ -3,7 +3,7 @@
 # root) by scripts/deps.sh.
 
 CC      ?= cc
-PKGS    := libuv sqlite3 jansson libcurl libidn2 libmaxminddb
+PKGS    := libuv sqlite3 jansson libcurl libidn2 libmaxminddb libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -105,6 +105,23 @@ static int parse_listen(const char *s, char *host, size_t cap, int *port)
 	return 0;
 }
 
+/* On a database without keys, says how to make the first one. */
+static void hint_first_key(struct store *s, const struct config *cfg)
+{
+	struct store_reader *r;
+	struct api_key *keys;
+	int n = -1;
+	if (store_reader_open(s, &r) != STORE_OK)
+		return;
+	if (store_key_list(s, r, &keys, &n) == STORE_OK)
+		free(keys);
+	store_reader_close(s, r);
+	if (n == 0)
+		log_warn("no API keys yet: the API answers 401 until you make the first admin key with "
+			 "`./shortd key create --name admin --role admin --data %s` (it prints the key once)",
+			 cfg->data_dir);
+}
+
 static int serve(const struct config *cfg)
 {
 	char host[256], err[512];
@@ -176,6 +193,7 @@ static int serve(const struct config *cfg)
 		return 1;
 	}
 	idgen_init(&app.idgen, (unsigned)cfg->node_id, time_now_ms);
+	hint_first_key(&app.store, cfg);
 	app.cache = cache_new((size_t)cfg->cache_mb << 20, (uint64_t)cfg->cache_ttl_s * 1000,
 			      (uint64_t)cfg->negative_ttl_s * 1000);
 
@@ -274,6 +292,8 @@ int main(int argc, char **argv)
 		config_print_markdown(stdout); /* the options table of docs/operations.md */
 		return 0;
 	}
+	if (argc > 1 && strcmp(argv[1], "key") == 0)
+		return app_key_command(argc - 1, argv + 1);
 	int first = 1;
 	if (argc > 1 && strcmp(argv[1], "serve") == 0)
 		first = 2;

@@ -30,6 +30,7 @@ enum app_route {
 	ROUTE_HEALTHZ,
 	ROUTE_READYZ,
 	ROUTE_METRICS,
+	ROUTE_KEYS,
 	ROUTE_COUNT
 };
 
@@ -69,6 +70,9 @@ struct app_worker {
 	struct app_metrics metrics;
 	int idx;
 };
+
+/* `shortd key ...` (argv[0] is "key"): the exit status. */
+int app_key_command(int argc, char **argv);
 
 /* The handler table for http_server_create(); handler.app must be set. */
 extern const struct http_handler app_http_handler;

@@ -28,8 +28,9 @@ json_t *link_to_json(const struct app *app, const struct link *l);
 int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char *code,
 		    size_t len);
 int links_handle(struct http_exchange *ex, struct app_worker *ws, const char *rest, size_t len);
-/* GET /api/v1/links/{code}/stats */
-int stats_handle(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len);
+/* GET /api/v1/links/{code}/stats, for links within scope */
+int stats_handle(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len,
+		 int64_t scope);
 
 /* The raw value of name=value in the query (no percent-decoding);
  * returns its length, or -1 when absent. */
@@ -40,10 +41,28 @@ void app_observe(struct http_exchange *ex);
 int app_ready(const struct app *app, const char **why);
 void app_metrics_render(struct app *app, struct buf *out);
 void app_reply_metrics(struct http_exchange *ex, struct app *app);
-/* The link of code for the API: 0 with *out (one reference), or -1 after
- * answering 404 (unknown), 410 (deleted) or 503 (store failing). */
+/* Who calls the API (auth.c): a key, or anonymous (role 0, id 0). */
+struct principal {
+	int64_t id; /* api_keys.id; 0: anonymous */
+	int role;   /* enum apikey_role; 0: anonymous */
+};
+/* 0 with *p (anonymous when no key was sent), or -1 after answering 401 (a
+ * malformed, unknown or revoked key) or 503. */
+int app_authenticate(struct http_exchange *ex, struct app_worker *ws, struct principal *p);
+/* 0 if p holds a key (an admin key, with admin_only); else -1 after
+ * answering 401 or 403. */
+int app_require(struct http_exchange *ex, const struct principal *p, int admin_only);
+/* Whose links p may see and change: STORE_ANY_OWNER (admin) or its own. */
+int64_t principal_scope(const struct principal *p);
+/* /api/v1/keys[/{id}] (keys_api.c); a key as the API shows it (no secret) */
+json_t *app_key_to_json(const struct api_key *k);
+int keys_handle(struct http_exchange *ex, struct app_worker *ws, const char *rest, size_t len);
+
+/* The link of code for the API, if scope (an owner, or STORE_ANY_OWNER)
+ * may see it: 0 with *out (one reference), or -1 after answering 404
+ * (unknown, or another owner's), 410 (deleted) or 503 (store failing). */
 int app_find_link(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len,
-		  struct link **out);
+		  int64_t scope, struct link **out);
 /* store_get through the worker's reader, timed into its metrics. */
 int app_store_get(struct app_worker *ws, const char *code, size_t len, struct link **out);
 /* All-time human and bot clicks of a link, committed or not; STORE_ERR

@@ -20,6 +20,7 @@
 #define LIST_DEFAULT 50
 #define LIST_MAX 1000
 #define CODE_ATTEMPTS 5
+#define IDEM_KEY_MAX 255
 
 struct pending {
 	struct store_op op;
@@ -28,7 +29,11 @@ struct pending {
 	struct app *app;
 	int random_code;
 	int attempts;
+	char idem_key[IDEM_KEY_MAX + 1]; /* op.idem_key points here */
 };
+
+static int idem_replay(struct http_exchange *ex, struct app_worker *ws, int64_t owner,
+		       const char *key, const uint8_t body_hash[32]);
 
 /* A random code that is not a reserved word (a route like /healthz). */
 static int random_code(char *code, size_t n)
@@ -133,6 +138,11 @@ static void on_reply(struct http_task *t)
 			send_link(ex, app, p->op.kind == STORE_OP_INSERT ? 201 : 200, p->op.result, NULL);
 		break;
 	case STORE_CONFLICT:
+		/* A concurrent create with the same Idempotency-Key won: answer
+		 * as its retry would be answered. */
+		if (p->op.idem_key &&
+		    idem_replay(ex, ex->wstate, p->op.link->owner, p->idem_key, p->op.idem_hash) != 0)
+			break;
 		if (p->random_code && ++p->attempts < CODE_ATTEMPTS) {
 			/* A generated code collided: draw another and retry. */
 			char code[LINK_CODE_MAX];
@@ -171,28 +181,96 @@ static void on_reply(struct http_task *t)
 
 /* Queues a write of l (its reference passes to the write); HTTP_ASYNC, or
  * HTTP_DONE with 503 when there is no memory for it. */
-static int start_write(struct http_exchange *ex, struct app *app, enum store_op_kind k,
-		       struct link *l, unsigned fields, int random_code)
+/* A write of l (its reference passes to the write) by owner scope, or
+ * NULL after answering 503 when there is no memory for it. */
+static struct pending *pending_new(struct http_exchange *ex, struct app *app,
+				   enum store_op_kind k, struct link *l, int64_t scope)
 {
 	struct pending *p = try_calloc(1, sizeof(*p));
 	if (!p) {
 		link_unref(l);
 		reply_error(ex, 503, "out_of_memory", "out of memory, try again");
-		return HTTP_DONE;
+		return NULL;
 	}
 	p->ex = ex;
 	p->app = app;
 	p->op.kind = k;
 	p->op.link = l;
-	p->op.fields = fields;
-	p->random_code = random_code;
+	p->op.owner = scope;
 	p->task.run = on_reply;
+	return p;
+}
+
+static int start_write(struct http_exchange *ex, struct app *app, enum store_op_kind k,
+		       struct link *l, unsigned fields, int64_t scope)
+{
+	struct pending *p = pending_new(ex, app, k, l, scope);
+	if (!p)
+		return HTTP_DONE;
+	p->op.fields = fields;
 	submit(p);
 	return HTTP_ASYNC;
 }
 
-static int create(struct http_exchange *ex, struct app *app)
+/* The Idempotency-Key header: 0 and the key in out ("" if absent), or -1
+ * after answering 400. */
+static int idem_key_of(struct http_exchange *ex, char out[IDEM_KEY_MAX + 1])
 {
+	out[0] = '\0';
+	const struct http_header *h = http_find_header(ex->req, "idempotency-key");
+	if (!h)
+		return 0;
+	int ok = h->value_len >= 1 && h->value_len <= IDEM_KEY_MAX;
+	for (size_t i = 0; ok && i < h->value_len; i++)
+		ok = h->value[i] > 0x20 && h->value[i] < 0x7f;
+	if (!ok) {
+		reply_field_error(ex, "Idempotency-Key",
+				  "must be 1 to 255 visible ASCII characters (a UUID, say)");
+		return -1;
+	}
+	memcpy(out, h->value, h->value_len);
+	out[h->value_len] = '\0';
+	return 0;
+}
+
+/* A create with an Idempotency-Key already used by owner: 1 after
+ * answering with the first result (or 422 if the body differs), 0 if the
+ * key is unused, -1 after answering 503. */
+static int idem_replay(struct http_exchange *ex, struct app_worker *ws, int64_t owner,
+		       const char *key, const uint8_t body_hash[32])
+{
+	struct link *l = NULL;
+	uint8_t hash[32];
+	int rc = ws->reader ? store_idem_get(&ws->app->store, ws->reader, owner, key,
+					     time_now_ms(), &l, hash)
+			    : STORE_ERR;
+	if (rc == STORE_NOTFOUND)
+		return 0;
+	if (rc != STORE_OK) {
+		reply_store_unavailable(ex);
+		return -1;
+	}
+	if (memcmp(hash, body_hash, 32) != 0)
+		reply_error(ex, 422, "idempotency_key_reused",
+			    "this Idempotency-Key was used with a different request body");
+	else
+		send_link(ex, ws->app, 201, l, NULL);
+	link_unref(l);
+	return 1;
+}
+
+static int create(struct http_exchange *ex, struct app_worker *ws, const struct principal *who)
+{
+	struct app *app = ws->app;
+	char idem[IDEM_KEY_MAX + 1];
+	uint8_t body_hash[32];
+	if (idem_key_of(ex, idem) != 0)
+		return HTTP_DONE;
+	if (idem[0]) {
+		apikey_sha256(ex->req->body, ex->req->body_len, body_hash);
+		if (idem_replay(ex, ws, who->id, idem, body_hash) != 0)
+			return HTTP_DONE;
+	}
 	struct link_input in;
 	if (parse_input(ex, app, 0, &in) != 0) {
 		link_input_release(&in);
@@ -216,12 +294,24 @@ static int create(struct http_exchange *ex, struct app *app)
 	l->created_at_ms = l->updated_at_ms = time_now_ms();
 	l->expires_at_ms = in.expires_at_ms;
 	l->redirect = in.has_redirect ? in.redirect : app->cfg->redirect_status;
+	l->owner = who->id;
 	int random = in.alias == NULL;
 	link_input_release(&in);
-	return start_write(ex, app, STORE_OP_INSERT, l, 0, random);
+	struct pending *p = pending_new(ex, app, STORE_OP_INSERT, l, who->id);
+	if (!p)
+		return HTTP_DONE;
+	p->random_code = random;
+	if (idem[0]) {
+		memcpy(p->idem_key, idem, sizeof(idem));
+		p->op.idem_key = p->idem_key;
+		memcpy(p->op.idem_hash, body_hash, 32);
+	}
+	submit(p);
+	return HTTP_ASYNC;
 }
 
-static int patch(struct http_exchange *ex, struct app *app, const char *code, size_t len)
+static int patch(struct http_exchange *ex, struct app *app, const char *code, size_t len,
+		 int64_t scope)
 {
 	struct link_input in;
 	if (parse_input(ex, app, 1, &in) != 0) {
@@ -235,27 +325,29 @@ static int patch(struct http_exchange *ex, struct app *app, const char *code, si
 	unsigned fields = (in.url.len ? STORE_F_URL : 0u) | (in.has_expires ? STORE_F_EXPIRES : 0u) |
 			  (in.has_redirect ? STORE_F_REDIRECT : 0u);
 	link_input_release(&in);
-	return start_write(ex, app, STORE_OP_UPDATE, l, fields, 0);
+	return start_write(ex, app, STORE_OP_UPDATE, l, fields, scope);
 }
 
-static int del(struct http_exchange *ex, struct app *app, const char *code, size_t len)
+static int del(struct http_exchange *ex, struct app *app, const char *code, size_t len,
+	       int64_t scope)
 {
 	struct link *l = link_new(code, len, "", 0);
 	l->deleted_at_ms = l->updated_at_ms = time_now_ms();
-	return start_write(ex, app, STORE_OP_DELETE, l, 0, 0);
+	return start_write(ex, app, STORE_OP_DELETE, l, 0, scope);
 }
 
-static int get_one(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len)
+static int get_one(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len,
+		   int64_t scope)
 {
 	struct link *l;
-	if (app_find_link(ex, ws, code, len, &l) == 0) {
+	if (app_find_link(ex, ws, code, len, scope, &l) == 0) {
 		send_link(ex, ws->app, 200, l, ws);
 		link_unref(l);
 	}
 	return HTTP_DONE;
 }
 
-static int list(struct http_exchange *ex, struct app_worker *ws)
+static int list(struct http_exchange *ex, struct app_worker *ws, int64_t scope)
 {
 	const struct http_request *req = ex->req;
 	const char *v;
@@ -283,8 +375,8 @@ static int list(struct http_exchange *ex, struct app_worker *ws)
 	}
 	struct link **links = NULL;
 	int n = 0;
-	if (!ws->reader || store_list(&ws->app->store, ws->reader, (int64_t)before, limit + 1,
-				      &links, &n) != STORE_OK) {
+	if (!ws->reader || store_list(&ws->app->store, ws->reader, scope, (int64_t)before,
+				      limit + 1, &links, &n) != STORE_OK) {
 		reply_store_unavailable(ex);
 		return HTTP_DONE;
 	}
@@ -306,14 +398,20 @@ int links_handle(struct http_exchange *ex, struct app_worker *ws, const char *re
 {
 	enum http_method m = ex->req->method;
 	struct app *app = ws->app;
+	struct principal who;
 	if (len == 0) {
 		ex->route = m == HTTP_POST ? ROUTE_LINK_CREATE : ROUTE_LINK_LIST;
 		switch (m) {
 		case HTTP_GET:
 		case HTTP_HEAD:
-			return list(ex, ws);
+			if (app_authenticate(ex, ws, &who) || app_require(ex, &who, 0))
+				return HTTP_DONE;
+			return list(ex, ws, principal_scope(&who));
 		case HTTP_POST:
-			return create(ex, app);
+			if (app_authenticate(ex, ws, &who) ||
+			    (!app->cfg->allow_anonymous && app_require(ex, &who, 0)))
+				return HTTP_DONE;
+			return create(ex, ws, &who);
 		case HTTP_OPTIONS:
 			reply_options(ex, "GET, HEAD, POST, OPTIONS");
 			return HTTP_DONE;
@@ -328,8 +426,11 @@ int links_handle(struct http_exchange *ex, struct app_worker *ws, const char *re
 	if (slash && (size_t)(code + clen - slash) == 6 && memcmp(slash, "/stats", 6) == 0 &&
 	    link_code_syntax_ok(code, (size_t)(slash - code))) {
 		ex->route = ROUTE_LINK_STATS;
-		if (m == HTTP_GET || m == HTTP_HEAD)
-			return stats_handle(ex, ws, code, (size_t)(slash - code));
+		if (m == HTTP_GET || m == HTTP_HEAD) {
+			if (app_authenticate(ex, ws, &who) || app_require(ex, &who, 0))
+				return HTTP_DONE;
+			return stats_handle(ex, ws, code, (size_t)(slash - code), principal_scope(&who));
+		}
 		if (m == HTTP_OPTIONS)
 			reply_options(ex, "GET, HEAD, OPTIONS");
 		else
@@ -341,19 +442,23 @@ int links_handle(struct http_exchange *ex, struct app_worker *ws, const char *re
 		reply_error(ex, 404, "not_found", "no such resource");
 		return HTTP_DONE;
 	}
-	switch (m) {
-	case HTTP_GET:
-	case HTTP_HEAD:
-		return get_one(ex, ws, code, clen);
-	case HTTP_PATCH:
-		return patch(ex, app, code, clen);
-	case HTTP_DELETE:
-		return del(ex, app, code, clen);
-	case HTTP_OPTIONS:
+	if (m == HTTP_OPTIONS) {
 		reply_options(ex, "GET, HEAD, PATCH, DELETE, OPTIONS");
 		return HTTP_DONE;
-	default:
+	}
+	if (m != HTTP_GET && m != HTTP_HEAD && m != HTTP_PATCH && m != HTTP_DELETE) {
 		reply_method_not_allowed(ex, "GET, HEAD, PATCH, DELETE, OPTIONS");
 		return HTTP_DONE;
+	}
+	if (app_authenticate(ex, ws, &who) || app_require(ex, &who, 0))
+		return HTTP_DONE;
+	int64_t scope = principal_scope(&who);
+	switch (m) {
+	case HTTP_PATCH:
+		return patch(ex, app, code, clen, scope);
+	case HTTP_DELETE:
+		return del(ex, app, code, clen, scope);
+	default:
+		return get_one(ex, ws, code, clen, scope);
 	}
 }

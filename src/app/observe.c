@@ -22,6 +22,7 @@ static const char *const route_names[ROUTE_COUNT] = {
 	[ROUTE_LINK_DELETE] = "link_delete", [ROUTE_LINK_STATS] = "link_stats",
 	[ROUTE_ROOT] = "root",		     [ROUTE_HEALTHZ] = "healthz",
 	[ROUTE_READYZ] = "readyz",	     [ROUTE_METRICS] = "metrics",
+	[ROUTE_KEYS] = "keys",
 };
 
 static int status_index(int status)

@@ -5,6 +5,7 @@
  *   GET|HEAD /                      service name and version
  *   GET|HEAD /healthz               liveness
  *   /api/v1/links[/{code}]          links API (links_api.c)
+ *   /api/v1/keys[/{id}]             API keys, admin only (keys_api.c)
  *   GET|HEAD /{code}                redirect (redirect.c)
  * Anything else is 404; a known path with another method is 405 with Allow.
  */
@@ -22,6 +23,12 @@ void reply_json(struct http_exchange *ex, int status, json_t *j, const char *ext
 {
 	char *body = alloc_failures ? NULL : json_dumps(j, JSON_COMPACT);
 	json_decref(j);
+	if (body && alloc_failures) {
+		/* jansson 2.14 can finish a dump whose appends failed: never
+		 * send what it made then. */
+		free(body);
+		body = NULL;
+	}
 	if (!body) {
 		/* Some allocation for this answer failed (alloc_failures, or
 		 * the dump itself): a partial body would be a lie. */
@@ -178,6 +185,9 @@ static int route(struct http_exchange *ex, struct app_worker *ws)
 	if (req->path_len >= 13 && memcmp(req->path, "/api/v1/links", 13) == 0 &&
 	    (req->path_len == 13 || req->path[13] == '/'))
 		return links_handle(ex, ws, req->path + 13, req->path_len - 13);
+	if (req->path_len >= 12 && memcmp(req->path, "/api/v1/keys", 12) == 0 &&
+	    (req->path_len == 12 || req->path[12] == '/'))
+		return keys_handle(ex, ws, req->path + 12, req->path_len - 12);
 	/* /{code}: the hot path. */
 	if (req->path_len > 1 && link_code_syntax_ok(req->path + 1, req->path_len - 1)) {
 		ex->route = ROUTE_REDIRECT;
@@ -221,10 +231,14 @@ static void worker_release(void *wstate)
 }
 
 int app_find_link(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len,
-		  struct link **out)
+		  int64_t scope, struct link **out)
 {
 	struct link *l = NULL;
 	int rc = app_store_get(ws, code, len, &l);
+	if (rc == STORE_OK && scope != STORE_ANY_OWNER && l->owner != scope) {
+		link_unref(l);
+		rc = STORE_NOTFOUND;
+	}
 	if (rc == STORE_NOTFOUND) {
 		reply_error(ex, 404, "not_found", "no link with this code");
 		return -1;

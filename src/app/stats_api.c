@@ -134,7 +134,8 @@ int app_click_totals(struct app_worker *ws, int64_t link_id, uint64_t *humans, u
 	return STORE_OK;
 }
 
-int stats_handle(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len)
+int stats_handle(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len,
+		 int64_t scope)
 {
 	struct app *app = ws->app;
 	const struct http_request *req = ex->req;
@@ -143,7 +144,7 @@ int stats_handle(struct http_exchange *ex, struct app_worker *ws, const char *co
 		return HTTP_DONE;
 	}
 	struct link *l;
-	if (app_find_link(ex, ws, code, len, &l) != 0)
+	if (app_find_link(ex, ws, code, len, scope, &l) != 0)
 		return HTTP_DONE;
 	int64_t link_id = l->id, created = l->created_at_ms;
 	link_unref(l);

@@ -58,6 +58,8 @@ static const struct option_def options[] = {
 	INT(commit_batch, "commit-batch", "1024", 1, 100000,
 	    "most writes committed in one transaction (group commit)"),
 	INT(analytics, "analytics", "1", 0, 1, "1: count clicks (stats API), 0: do not"),
+	INT(allow_anonymous, "allow-anonymous", "0", 0, 1,
+	    "1: POST /api/v1/links works without an API key (with --anon-create-rate per IP)"),
 	INT(flush_ms, "flush-ms", "1000", 10, 60000,
 	    "click counters are committed this often (the loss window on a crash)"),
 	INT(merge_s, "click-merge-s", "60", 1, 3600,

@@ -38,6 +38,7 @@ struct config {
 	int drain_s;
 	int commit_batch;
 	int analytics;        /* 1: record clicks */
+	int allow_anonymous;  /* 1: creates without an API key */
 	int flush_ms;
 	int merge_s;
 };

@@ -37,6 +37,7 @@ struct link {
 	int64_t updated_at_ms;
 	int64_t expires_at_ms; /* 0: never */
 	int64_t deleted_at_ms; /* 0: not deleted */
+	int64_t owner;         /* api_keys.id of the creating key; 0: anonymous */
 	uint32_t code_len;
 	uint32_t url_len;
 	char *code; /* NUL-terminated, stored inline after the struct */

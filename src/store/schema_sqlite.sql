@@ -85,3 +85,33 @@ CREATE TABLE click_flush (
 	seq INTEGER NOT NULL
 );
 INSERT INTO click_flush (id, seq) VALUES (1, 0);
+
+-- API keys, link owners and idempotent creates.
+--
+-- api_keys: one row per API key (auth/apikey.h). key_id is the public part
+--   of the key, UNIQUE: how a request finds its row; hash is SHA-256 of the
+--   whole key, which itself is never stored; role 'admin' or 'user';
+--   revoked_at NULL = valid (revoked rows stay: links keep their owner).
+-- links.owner: api_keys.id of the key that created the link; 0 for an
+--   anonymous create (--allow-anonymous) or a link older than keys. Index
+--   links_owner: a user key's listing, newest first.
+-- links.idem_key, idem_hash: the create's Idempotency-Key and SHA-256 of
+--   its body. Unique per owner while set; a key is honoured for 24 hours,
+--   after which the next create with it clears it from the old row.
+
+-- migration 3
+CREATE TABLE api_keys (
+	id         INTEGER PRIMARY KEY,
+	key_id     TEXT    NOT NULL,
+	name       TEXT    NOT NULL,
+	role       TEXT    NOT NULL CHECK (role IN ('admin', 'user')),
+	hash       BLOB    NOT NULL,
+	created_at INTEGER NOT NULL,
+	revoked_at INTEGER
+);
+CREATE UNIQUE INDEX api_keys_key_id ON api_keys (key_id);
+ALTER TABLE links ADD COLUMN owner INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE links ADD COLUMN idem_key TEXT;
+ALTER TABLE links ADD COLUMN idem_hash BLOB;
+CREATE INDEX links_owner ON links (owner, id);
+CREATE UNIQUE INDEX links_idem ON links (owner, idem_key) WHERE idem_key IS NOT NULL;

@@ -53,10 +53,27 @@ int store_get(struct store *s, struct store_reader *r, const char *code, size_t 
 	return s->ops->get(r, code, len, out);
 }
 
-int store_list(struct store *s, struct store_reader *r, int64_t before_id, int limit,
-	       struct link ***out, int *n)
+int store_list(struct store *s, struct store_reader *r, int64_t owner, int64_t before_id,
+	       int limit, struct link ***out, int *n)
 {
-	return s->ops->list(r, before_id, limit, out, n);
+	return s->ops->list(r, owner, before_id, limit, out, n);
+}
+
+int store_key_get(struct store *s, struct store_reader *r, const char *key_id,
+		  struct api_key *out)
+{
+	return s->ops->key_get(r, key_id, out);
+}
+
+int store_key_list(struct store *s, struct store_reader *r, struct api_key **out, int *n)
+{
+	return s->ops->key_list(r, out, n);
+}
+
+int store_idem_get(struct store *s, struct store_reader *r, int64_t owner, const char *idem_key,
+		   int64_t now_ms, struct link **out, uint8_t hash[32])
+{
+	return s->ops->idem_get(r, owner, idem_key, now_ms, out, hash);
 }
 
 void store_submit(struct store *s, struct store_op *op)

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/apikey.h"
 #include "core/metrics.h"
 #include "link/link.h"
 
@@ -40,7 +41,14 @@ enum store_op_kind {
 	STORE_OP_DELETE,
 	STORE_OP_CLICK_DELTA, /* append one batch of click counters (a blob) */
 	STORE_OP_CLICK_MERGE, /* add counters to the click tables, drop merged deltas */
+	STORE_OP_KEY_INSERT,  /* a new API key (op->key) */
+	STORE_OP_KEY_REVOKE,  /* revoke key op->key->id at op->key->revoked_at_ms */
 };
+
+/* Reading links of every owner (store_list, store_op.owner). */
+#define STORE_ANY_OWNER (-1)
+/* How long an Idempotency-Key is honoured. */
+#define STORE_IDEM_TTL_MS (24LL * 3600 * 1000)
 
 /* Click counters, as stored.
  * STORE_CLICK_HOUR: bucket is an hour (Unix ms / 3600000); humans, bots.
@@ -80,6 +88,14 @@ struct store_op {
 	 * deleted_at_ms. CLICK_*: unused. */
 	struct link *link;
 	unsigned fields;
+	/* UPDATE, DELETE: only a link of this owner (else STORE_NOTFOUND), or
+	 * STORE_ANY_OWNER. */
+	int64_t owner;
+	/* INSERT: the Idempotency-Key (NULL: none) and SHA-256 of the body. */
+	const char *idem_key;
+	uint8_t idem_hash[32];
+	/* KEY_*: the key (owned by the submitter). */
+	struct api_key *key;
 	/* CLICK_DELTA: the encoded batch (owned by the submitter) and its
 	 * number. CLICK_MERGE: counters to add (owned by the submitter); deltas
 	 * up to click_seq are then dropped, and click_seq recorded. */
@@ -114,10 +130,19 @@ struct store_ops {
 	int (*reader_open)(struct store *s, struct store_reader **out);
 	void (*reader_close)(struct store_reader *r);
 	int (*get)(struct store_reader *r, const char *code, size_t len, struct link **out);
-	/* Live (not deleted) links with id < before_id (0: from the newest),
-	 * newest first; *out is an array the caller frees with
-	 * store_links_free(). */
-	int (*list)(struct store_reader *r, int64_t before_id, int limit, struct link ***out, int *n);
+	/* Live (not deleted) links of owner (or STORE_ANY_OWNER) with id <
+	 * before_id (0: from the newest), newest first; *out is an array the
+	 * caller frees with store_links_free(). */
+	int (*list)(struct store_reader *r, int64_t owner, int64_t before_id, int limit,
+		    struct link ***out, int *n);
+	/* The key whose public id is key_id (revoked or not). */
+	int (*key_get)(struct store_reader *r, const char *key_id, struct api_key *out);
+	/* Every key, newest first; *out is an array the caller frees. */
+	int (*key_list)(struct store_reader *r, struct api_key **out, int *n);
+	/* The link created by owner with this Idempotency-Key in the last
+	 * STORE_IDEM_TTL_MS before now_ms, and the hash of its body. */
+	int (*idem_get)(struct store_reader *r, int64_t owner, const char *idem_key, int64_t now_ms,
+			struct link **out, uint8_t hash[32]);
 	void (*submit)(struct store *s, struct store_op *op);
 	int (*writable)(struct store *s);
 	/* Counters of link_id in hours [from_hour, to_hour] (and their days
@@ -146,8 +171,13 @@ int store_reader_open(struct store *s, struct store_reader **out);
 void store_reader_close(struct store *s, struct store_reader *r);
 int store_get(struct store *s, struct store_reader *r, const char *code, size_t len,
 	      struct link **out);
-int store_list(struct store *s, struct store_reader *r, int64_t before_id, int limit,
-	       struct link ***out, int *n);
+int store_list(struct store *s, struct store_reader *r, int64_t owner, int64_t before_id,
+	       int limit, struct link ***out, int *n);
+int store_key_get(struct store *s, struct store_reader *r, const char *key_id,
+		  struct api_key *out);
+int store_key_list(struct store *s, struct store_reader *r, struct api_key **out, int *n);
+int store_idem_get(struct store *s, struct store_reader *r, int64_t owner, const char *idem_key,
+		   int64_t now_ms, struct link **out, uint8_t hash[32]);
 void store_submit(struct store *s, struct store_op *op);
 void store_links_free(struct link **links, int n);
 int store_writable(struct store *s);

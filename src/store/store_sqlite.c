@@ -36,12 +36,15 @@ static const char schema_sql[] =
 #include "schema_sqlite.sql.h"
 	;
 
-#define LINK_COLUMNS "id, code, url, redirect, created_at, updated_at, expires_at, deleted_at"
+#define LINK_COLUMNS \
+	"id, code, url, redirect, created_at, updated_at, expires_at, deleted_at, owner"
+#define KEY_COLUMNS "id, key_id, name, role, hash, created_at, revoked_at"
 
 struct sqlite_store {
 	char *path;
 	sqlite3 *db; /* the writer's */
-	sqlite3_stmt *insert, *update, *del, *exists;
+	sqlite3_stmt *insert, *update, *del, *exists, *idem_expire, *key_insert, *key_revoke,
+		*key_exists;
 	sqlite3_stmt *click_hour, *click_day, *click_seq, *delta_add, *delta_drop;
 	/* writer-owned measurements */
 	struct histogram commit_latency, batch_size;
@@ -57,7 +60,7 @@ struct sqlite_store {
 
 struct store_reader {
 	sqlite3 *db;
-	sqlite3_stmt *get, *list;
+	sqlite3_stmt *get, *list, *list_owner, *key_get, *key_list, *idem_get;
 	sqlite3_stmt *hours, *days, *seq, *deltas;
 };
 
@@ -145,13 +148,42 @@ static struct link *row_to_link(sqlite3_stmt *st)
 	l->updated_at_ms = sqlite3_column_int64(st, 5);
 	l->expires_at_ms = sqlite3_column_int64(st, 6); /* NULL reads as 0 */
 	l->deleted_at_ms = sqlite3_column_int64(st, 7);
+	l->owner = sqlite3_column_int64(st, 8);
 	return l;
 }
+
+static void row_to_key(sqlite3_stmt *st, struct api_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->id = sqlite3_column_int64(st, 0);
+	snprintf(k->key_id, sizeof(k->key_id), "%s", (const char *)sqlite3_column_text(st, 1));
+	snprintf(k->name, sizeof(k->name), "%s", (const char *)sqlite3_column_text(st, 2));
+	k->role = apikey_role_parse((const char *)sqlite3_column_text(st, 3));
+	if (sqlite3_column_bytes(st, 4) == (int)sizeof(k->hash))
+		memcpy(k->hash, sqlite3_column_blob(st, 4), sizeof(k->hash));
+	k->created_at_ms = sqlite3_column_int64(st, 5);
+	k->revoked_at_ms = sqlite3_column_int64(st, 6);
+}
+
+static int step_done(struct sqlite_store *ss, sqlite3_stmt *st, const char *what);
 
 static int op_insert(struct sqlite_store *ss, struct store_op *op)
 {
 	struct link *l = op->link;
 	sqlite3_stmt *st = ss->insert;
+	if (op->idem_key) {
+		/* An expired use of this Idempotency-Key gives it up. */
+		sqlite3_stmt *x = ss->idem_expire;
+		sqlite3_bind_int64(x, 1, l->owner);
+		sqlite3_bind_text(x, 2, op->idem_key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(x, 3, l->created_at_ms - STORE_IDEM_TTL_MS);
+		int status = step_done(ss, x, "expire an idempotency key");
+		if (status != STORE_OK)
+			return status;
+		sqlite3_bind_text(st, 9, op->idem_key, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 10, op->idem_hash, sizeof(op->idem_hash), SQLITE_STATIC);
+	}
+	sqlite3_bind_int64(st, 8, l->owner);
 	sqlite3_bind_int64(st, 1, l->id);
 	sqlite3_bind_text(st, 2, l->code, (int)l->code_len, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, l->url, (int)l->url_len, SQLITE_STATIC);
@@ -177,15 +209,22 @@ static int op_insert(struct sqlite_store *ss, struct store_op *op)
 }
 
 /* UPDATE/DELETE found no live row: tell "never existed" from "deleted". */
-static int missing_status(struct sqlite_store *ss, const struct link *l)
+/* Why an UPDATE or DELETE of a live, owned link matched nothing: no such
+ * code, another owner's (NOTFOUND, so codes of others stay invisible), or
+ * deleted (GONE). */
+static int missing_status(struct sqlite_store *ss, const struct store_op *op)
 {
 	sqlite3_stmt *st = ss->exists;
-	sqlite3_bind_text(st, 1, l->code, (int)l->code_len, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, op->link->code, (int)op->link->code_len, SQLITE_STATIC);
+	int rc = sqlite3_step(st), status;
 	if (rc == SQLITE_ROW)
-		return STORE_GONE;
-	return rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERR;
+		status = op->owner != STORE_ANY_OWNER && sqlite3_column_int64(st, 0) != op->owner
+				 ? STORE_NOTFOUND
+				 : STORE_GONE;
+	else
+		status = rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERR;
+	sqlite3_reset(st);
+	return status;
 }
 
 static int op_modify(struct sqlite_store *ss, struct store_op *op)
@@ -205,10 +244,12 @@ static int op_modify(struct sqlite_store *ss, struct store_op *op)
 		sqlite3_bind_int(st, 6, !!(op->fields & STORE_F_REDIRECT));
 		sqlite3_bind_int(st, 7, l->redirect);
 		sqlite3_bind_int64(st, 8, l->updated_at_ms);
+		sqlite3_bind_int64(st, 9, op->owner);
 	} else {
 		st = ss->del;
 		sqlite3_bind_text(st, 1, l->code, (int)l->code_len, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, l->deleted_at_ms);
+		sqlite3_bind_int64(st, 3, op->owner);
 	}
 	int rc = sqlite3_step(st), status;
 	if (rc == SQLITE_ROW) {
@@ -219,7 +260,7 @@ static int op_modify(struct sqlite_store *ss, struct store_op *op)
 		log_error("unable to change link '%s': %s", l->code, sqlite3_errmsg(ss->db));
 		status = STORE_ERR;
 	} else {
-		status = op->result ? STORE_OK : missing_status(ss, l);
+		status = op->result ? STORE_OK : missing_status(ss, op);
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -284,6 +325,45 @@ static int op_click_merge(struct sqlite_store *ss, struct store_op *op)
 	return step_done(ss, ss->click_seq, "record the click merge");
 }
 
+static int op_key_insert(struct sqlite_store *ss, struct store_op *op)
+{
+	const struct api_key *k = op->key;
+	sqlite3_stmt *st = ss->key_insert;
+	sqlite3_bind_int64(st, 1, k->id);
+	sqlite3_bind_text(st, 2, k->key_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, k->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, apikey_role_name(k->role), -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, k->hash, sizeof(k->hash), SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, k->created_at_ms);
+	int rc = sqlite3_step(st);
+	int ext = sqlite3_extended_errcode(ss->db);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_DONE)
+		return STORE_OK;
+	if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+		return STORE_CONFLICT;
+	log_error("unable to insert an API key: %s", sqlite3_errmsg(ss->db));
+	return (ext & 0xff) == SQLITE_FULL ? STORE_FULL : STORE_ERR;
+}
+
+static int op_key_revoke(struct sqlite_store *ss, struct store_op *op)
+{
+	sqlite3_stmt *st = ss->key_revoke;
+	sqlite3_bind_int64(st, 1, op->key->id);
+	sqlite3_bind_int64(st, 2, op->key->revoked_at_ms);
+	int status = step_done(ss, st, "revoke an API key");
+	if (status != STORE_OK || sqlite3_changes(ss->db) == 1)
+		return status;
+	st = ss->key_exists;
+	sqlite3_bind_int64(st, 1, op->key->id);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return STORE_GONE; /* revoked before */
+	return rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERR;
+}
+
 /* STORE_FULL when the last error of db was a full disk, else STORE_ERR. */
 static int failure(sqlite3 *db)
 {
@@ -328,6 +408,12 @@ static void run_batch(struct sqlite_store *ss, struct store_op *batch)
 			break;
 		case STORE_OP_CLICK_MERGE:
 			op->status = op_click_merge(ss, op);
+			break;
+		case STORE_OP_KEY_INSERT:
+			op->status = op_key_insert(ss, op);
+			break;
+		case STORE_OP_KEY_REVOKE:
+			op->status = op_key_revoke(ss, op);
 			break;
 		default:
 			op->status = op_modify(ss, op);
@@ -449,20 +535,35 @@ static int sqlite_open(struct store *s, const char *data_dir, int commit_batch, 
 	    migrate(ss->db, err, errlen) != 0)
 		goto fail;
 	if (prepare(ss->db,
-		    "INSERT INTO links (id, code, url, redirect, created_at, updated_at, expires_at)"
-		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		    "INSERT INTO links (id, code, url, redirect, created_at, updated_at, expires_at,"
+		    " owner, idem_key, idem_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 		    &ss->insert, err, errlen) ||
 	    prepare(ss->db,
 		    "UPDATE links SET url = CASE WHEN ?2 THEN ?3 ELSE url END,"
 		    " expires_at = CASE WHEN ?4 THEN ?5 ELSE expires_at END,"
 		    " redirect = CASE WHEN ?6 THEN ?7 ELSE redirect END, updated_at = ?8"
-		    " WHERE code = ?1 AND deleted_at IS NULL RETURNING " LINK_COLUMNS,
+		    " WHERE code = ?1 AND deleted_at IS NULL AND (?9 < 0 OR owner = ?9)"
+		    " RETURNING " LINK_COLUMNS,
 		    &ss->update, err, errlen) ||
 	    prepare(ss->db,
 		    "UPDATE links SET deleted_at = ?2, updated_at = ?2"
-		    " WHERE code = ?1 AND deleted_at IS NULL RETURNING " LINK_COLUMNS,
+		    " WHERE code = ?1 AND deleted_at IS NULL AND (?3 < 0 OR owner = ?3)"
+		    " RETURNING " LINK_COLUMNS,
 		    &ss->del, err, errlen) ||
-	    prepare(ss->db, "SELECT 1 FROM links WHERE code = ?1", &ss->exists, err, errlen) ||
+	    prepare(ss->db, "SELECT owner FROM links WHERE code = ?1", &ss->exists, err, errlen) ||
+	    prepare(ss->db,
+		    "UPDATE links SET idem_key = NULL, idem_hash = NULL"
+		    " WHERE owner = ?1 AND idem_key = ?2 AND created_at < ?3",
+		    &ss->idem_expire, err, errlen) ||
+	    prepare(ss->db,
+		    "INSERT INTO api_keys (id, key_id, name, role, hash, created_at)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+		    &ss->key_insert, err, errlen) ||
+	    prepare(ss->db,
+		    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+		    &ss->key_revoke, err, errlen) ||
+	    prepare(ss->db, "SELECT 1 FROM api_keys WHERE id = ?1", &ss->key_exists, err,
+		    errlen) ||
 	    prepare(ss->db,
 		    "INSERT INTO click_hours (link_id, hour, humans, bots) VALUES (?1, ?2, ?3, ?4)"
 		    " ON CONFLICT (link_id, hour) DO UPDATE SET humans = humans + excluded.humans,"
@@ -510,6 +611,10 @@ static void sqlite_close(struct store *s)
 	sqlite3_finalize(ss->update);
 	sqlite3_finalize(ss->del);
 	sqlite3_finalize(ss->exists);
+	sqlite3_finalize(ss->idem_expire);
+	sqlite3_finalize(ss->key_insert);
+	sqlite3_finalize(ss->key_revoke);
+	sqlite3_finalize(ss->key_exists);
 	sqlite3_finalize(ss->click_hour);
 	sqlite3_finalize(ss->click_day);
 	sqlite3_finalize(ss->click_seq);
@@ -523,6 +628,8 @@ static void sqlite_close(struct store *s)
 	free(ss);
 	s->impl = NULL;
 }
+
+static void sqlite_reader_close(struct store_reader *r);
 
 static int sqlite_reader_open(struct store *s, struct store_reader **out)
 {
@@ -541,6 +648,18 @@ static int sqlite_reader_open(struct store *s, struct store_reader **out)
 		    " ORDER BY id DESC LIMIT ?2",
 		    &r->list, err, sizeof(err)) ||
 	    prepare(r->db,
+		    "SELECT " LINK_COLUMNS " FROM links WHERE owner = ?3 AND id < ?1"
+		    " AND deleted_at IS NULL ORDER BY id DESC LIMIT ?2",
+		    &r->list_owner, err, sizeof(err)) ||
+	    prepare(r->db, "SELECT " KEY_COLUMNS " FROM api_keys WHERE key_id = ?1", &r->key_get,
+		    err, sizeof(err)) ||
+	    prepare(r->db, "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY id DESC", &r->key_list,
+		    err, sizeof(err)) ||
+	    prepare(r->db,
+		    "SELECT " LINK_COLUMNS ", idem_hash FROM links"
+		    " WHERE owner = ?1 AND idem_key = ?2 AND created_at >= ?3",
+		    &r->idem_get, err, sizeof(err)) ||
+	    prepare(r->db,
 		    "SELECT hour, humans, bots FROM click_hours WHERE link_id = ?1"
 		    " AND hour BETWEEN ?2 AND ?3",
 		    &r->hours, err, sizeof(err)) ||
@@ -552,13 +671,7 @@ static int sqlite_reader_open(struct store *s, struct store_reader **out)
 	    prepare(r->db, "SELECT seq, data FROM click_deltas WHERE seq > ?1 ORDER BY seq",
 		    &r->deltas, err, sizeof(err))) {
 		log_error("unable to open a database reader: %s", r->db ? sqlite3_errmsg(r->db) : "");
-		sqlite3_finalize(r->get);
-		sqlite3_finalize(r->list);
-		sqlite3_finalize(r->hours);
-		sqlite3_finalize(r->days);
-		sqlite3_finalize(r->seq);
-		sqlite3_close(r->db);
-		free(r);
+		sqlite_reader_close(r);
 		return STORE_ERR;
 	}
 	sqlite3_busy_timeout(r->db, 5000);
@@ -570,12 +683,10 @@ static void sqlite_reader_close(struct store_reader *r)
 {
 	if (!r)
 		return;
-	sqlite3_finalize(r->get);
-	sqlite3_finalize(r->list);
-	sqlite3_finalize(r->hours);
-	sqlite3_finalize(r->days);
-	sqlite3_finalize(r->seq);
-	sqlite3_finalize(r->deltas);
+	sqlite3_stmt *all[] = {r->get,	    r->list,  r->list_owner, r->key_get, r->key_list,
+			       r->idem_get, r->hours, r->days,	     r->seq,	 r->deltas};
+	for (size_t i = 0; i < ARRAY_LEN(all); i++)
+		sqlite3_finalize(all[i]);
 	sqlite3_close(r->db);
 	free(r);
 }
@@ -599,12 +710,14 @@ static int sqlite_get(struct store_reader *r, const char *code, size_t len, stru
 	return status;
 }
 
-static int sqlite_list(struct store_reader *r, int64_t before_id, int limit, struct link ***out,
-		       int *n)
+static int sqlite_list(struct store_reader *r, int64_t owner, int64_t before_id, int limit,
+		       struct link ***out, int *n)
 {
-	sqlite3_stmt *st = r->list;
+	sqlite3_stmt *st = owner == STORE_ANY_OWNER ? r->list : r->list_owner;
 	sqlite3_bind_int64(st, 1, before_id > 0 ? before_id : INT64_MAX);
 	sqlite3_bind_int(st, 2, limit);
+	if (owner != STORE_ANY_OWNER)
+		sqlite3_bind_int64(st, 3, owner);
 	struct link **v = xcalloc((size_t)limit + 1, sizeof(*v));
 	int count = 0, rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && count < limit)
@@ -618,6 +731,70 @@ static int sqlite_list(struct store_reader *r, int64_t before_id, int limit, str
 	*out = v;
 	*n = count;
 	return STORE_OK;
+}
+
+static int sqlite_key_get(struct store_reader *r, const char *key_id, struct api_key *out)
+{
+	sqlite3_stmt *st = r->key_get;
+	sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st), status = STORE_OK;
+	if (rc == SQLITE_ROW)
+		row_to_key(st, out);
+	else if (rc == SQLITE_DONE)
+		status = STORE_NOTFOUND;
+	else {
+		log_error("unable to read an API key: %s", sqlite3_errmsg(r->db));
+		status = STORE_ERR;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return status;
+}
+
+static int sqlite_key_list(struct store_reader *r, struct api_key **out, int *n)
+{
+	sqlite3_stmt *st = r->key_list;
+	size_t cap = 16, count = 0;
+	struct api_key *v = xmalloc(cap * sizeof(*v));
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap)
+			v = xrealloc(v, (cap *= 2) * sizeof(*v));
+		row_to_key(st, &v[count++]);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		log_error("unable to list API keys: %s", sqlite3_errmsg(r->db));
+		free(v);
+		return STORE_ERR;
+	}
+	*out = v;
+	*n = (int)count;
+	return STORE_OK;
+}
+
+static int sqlite_idem_get(struct store_reader *r, int64_t owner, const char *idem_key,
+			   int64_t now_ms, struct link **out, uint8_t hash[32])
+{
+	sqlite3_stmt *st = r->idem_get;
+	sqlite3_bind_int64(st, 1, owner);
+	sqlite3_bind_text(st, 2, idem_key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_ms - STORE_IDEM_TTL_MS);
+	int rc = sqlite3_step(st), status = STORE_OK;
+	if (rc == SQLITE_ROW) {
+		*out = row_to_link(st);
+		memset(hash, 0, 32);
+		if (sqlite3_column_bytes(st, 9) == 32)
+			memcpy(hash, sqlite3_column_blob(st, 9), 32);
+	} else if (rc == SQLITE_DONE) {
+		status = STORE_NOTFOUND;
+	} else {
+		log_error("unable to read an idempotency key: %s", sqlite3_errmsg(r->db));
+		status = STORE_ERR;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return status;
 }
 
 static struct click_count *rows_push(struct click_rows *out, size_t *cap)
@@ -746,6 +923,9 @@ const struct store_ops store_sqlite_ops = {
 	.reader_close = sqlite_reader_close,
 	.get = sqlite_get,
 	.list = sqlite_list,
+	.key_get = sqlite_key_get,
+	.key_list = sqlite_key_list,
+	.idem_get = sqlite_idem_get,
 	.submit = sqlite_submit,
 	.writable = sqlite_writable,
 	.clicks_read = sqlite_clicks_read,

@@ -43,6 +43,7 @@ class Server:
 
     def __init__(self, workdir, *args, env=None, data=None, port=None, binary=None):
         self.binary = binary or BIN
+        self.key = None  # an admin key, made before the first start
         self.workdir = str(workdir)
         self.data = data or os.path.join(self.workdir, "data")
         self.port = port or free_port()
@@ -58,7 +59,17 @@ class Server:
         return [self.binary, "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
                 "--threads", "2", *self.args]
 
+    def make_key(self, role="admin", name="test"):
+        """Creates an API key with the CLI; returns the key."""
+        r = subprocess.run([self.binary, "key", "create", "--name", name, "--role", role,
+                            "--data", self.data], capture_output=True, text=True,
+                           env=self.env, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
     def start(self, wait=True):
+        if self.key is None:
+            self.key = self.make_key()
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdout=self.logf, stderr=self.logf,
                                      env=self.env)
@@ -113,8 +124,13 @@ class Server:
         self.logf.close()
         self.check_sanitizers()
 
-    def request(self, method, path, body=None, headers=None, json_body=None, timeout=10):
+    def request(self, method, path, body=None, headers=None, json_body=None, timeout=10,
+                key=True):
+        """key: True sends the admin key, a string sends that key, False none."""
         h = dict(headers or {})
+        if key and path.startswith("/api/") and not any(
+                k.lower() in ("authorization", "x-api-key") for k in h):
+            h["Authorization"] = "Bearer " + (self.key if key is True else key)
         if json_body is not None:
             body = json.dumps(json_body).encode()
             h.setdefault("Content-Type", "application/json")
@@ -134,6 +150,11 @@ class Server:
         r = self.request("POST", "/api/v1/links", json_body=fields)
         assert r.status == 201, r
         return r.json()
+
+    def auth(self, data):
+        """data with the admin key added after every "Host: t" line."""
+        return data.replace(b"\r\nHost: t\r\n",
+                            b"\r\nHost: t\r\nAuthorization: Bearer %s\r\n" % self.key.encode())
 
     def raw(self, data, timeout=3, shut=False):
         """Sends raw bytes; returns everything read until the server closes

@@ -34,8 +34,8 @@ def test_pipelined_creates_keep_order(server):
     body = b'{"url":"https://example.com/p"}'
     post = (b"POST /api/v1/links HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-    resps = parse_responses(server.raw(post + get("x-missing") + post +
-                                       get("x-missing", "Connection: close\r\n")))
+    resps = parse_responses(server.raw(server.auth(post + get("x-missing") + post +
+                                                   get("x-missing", "Connection: close\r\n"))))
     assert [r[0] for r in resps] == [201, 404, 201, 404]
 
 
@@ -69,12 +69,13 @@ def test_chunked_body_and_expect_continue(server):
         b"\r\n0\r\nX-Trailer: t\r\n\r\n"
     req = (b"POST /api/v1/links HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks)
-    resps = parse_responses(server.raw(req))
+    resps = parse_responses(server.raw(server.auth(req)))
     assert resps[0][0] == 201 and b"chunked" in resps[0][2]
     with socket.create_connection(("127.0.0.1", server.port), timeout=3) as s:
-        s.sendall(b"POST /api/v1/links HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                  b"Expect: 100-continue\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
-                  % len(body))
+        s.sendall(server.auth(
+            b"POST /api/v1/links HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+            % len(body)))
         interim = s.recv(100)
         assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
         s.sendall(body)

@@ -102,7 +102,7 @@ ACCEPTED = [
 
 @pytest.mark.parametrize("name,raw,status", ACCEPTED, ids=[c[0] for c in ACCEPTED])
 def test_accepted(server, name, raw, status):
-    resps = parse_responses(server.raw(raw + FOLLOW, timeout=2))
+    resps = parse_responses(server.raw(server.auth(raw) + FOLLOW, timeout=2))
     assert resps[0][0] == status, (name, resps[0])
     # the follow-up on the same connection is served too
     assert len(resps) == 2 and resps[1][0] == 200, (name, resps)

@@ -89,8 +89,8 @@ def test_sigterm_drains_in_flight_and_exits_0(tmp_path):
     # A request whose body is still arriving when SIGTERM comes must be served.
     body = json.dumps({"url": "https://example.com/late"}).encode()
     c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
-    c.sendall(b"POST /api/v1/links HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-              b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+    c.sendall(s.auth(b"POST /api/v1/links HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body)) + body[:10])
     idle = socket.create_connection(("127.0.0.1", s.port), timeout=5)
     idle.sendall(f"GET /{code} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
     time.sleep(0.2)

@@ -52,7 +52,8 @@ def test_disk_full_and_recovery(tmp_path, small_fs):
             assert r.status == 302 and r.headers["location"] == acked[alias]
         assert s.request("GET", "/readyz").status == 503
         # another create still fails cleanly
-        r = s.request("POST", "/api/v1/links", json_body={"url": "https://example.com/again"})
+        r = s.request("POST", "/api/v1/links",
+                      json_body={"url": "https://example.com/again/" + "x" * 4000})
         assert r.status == 507
         # free space: creates work again, and the service is ready again
         ballast.unlink()

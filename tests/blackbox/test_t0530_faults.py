@@ -156,7 +156,8 @@ def attempt_create(s, i):
     conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
     try:
         conn.request("POST", "/api/v1/links", body=b'{"url":"https://example.com/oom/%d"}' % i,
-                     headers={"Content-Type": "application/json"})
+                     headers={"Content-Type": "application/json",
+                              "Authorization": "Bearer " + s.key})
         r = conn.getresponse()
         body = r.read()
         return r.status, body

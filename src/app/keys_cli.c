@@ -1,0 +1,202 @@
+/*
+ * keys_cli: `shortd key create|list|revoke`, API keys from the command line
+ * (the first admin key must come from here). It opens the database the
+ * server uses (--data, or --config, or SHORTD_DATA); SQLite lets it do so
+ * while the server runs, and the server sees the change on its next
+ * request.
+ */
+#include "app.h"
+#include "core/config.h"
+#include "core/idgen.h"
+#include "core/log.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+	"usage: shortd key create --name NAME --role admin|user [--data DIR]\n"
+	"       shortd key list [--data DIR]\n"
+	"       shortd key revoke ID [--data DIR]\n"
+	"(also --config FILE; SHORTD_DATA works as for the server)\n";
+
+struct wait_op {
+	struct store_op op;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done;
+};
+
+static void on_done(struct store_op *op)
+{
+	struct wait_op *w = op->ctx;
+	pthread_mutex_lock(&w->lock);
+	w->done = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Submits a key op and waits for its commit; the op's status. */
+static int run_op(struct store *s, enum store_op_kind kind, struct api_key *k)
+{
+	struct wait_op w = {.op = {.kind = kind, .key = k, .status = STORE_ERR, .done = on_done}};
+	w.op.ctx = &w;
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	store_submit(s, &w.op);
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	pthread_mutex_destroy(&w.lock);
+	pthread_cond_destroy(&w.cond);
+	return w.op.status;
+}
+
+static int key_create(struct store *s, const char *name, const char *role)
+{
+	struct api_key k = {0};
+	k.role = role ? apikey_role_parse(role) : 0;
+	if (!name || !name[0] || strlen(name) > APIKEY_NAME_MAX || !k.role) {
+		fprintf(stderr, "shortd key create: give --name (1 to 64 bytes) and --role admin|user\n");
+		return 2;
+	}
+	snprintf(k.name, sizeof(k.name), "%s", name);
+	struct idgen g;
+	idgen_init(&g, 1023, time_now_ms); /* node 1023: no server's by default */
+	k.id = idgen_next(&g);
+	k.created_at_ms = time_now_ms();
+	char secret[APIKEY_LEN + 1];
+	if (apikey_generate(&k, secret, sizeof(secret)) != 0) {
+		fprintf(stderr, "shortd key create: no randomness available\n");
+		return 1;
+	}
+	int rc = run_op(s, STORE_OP_KEY_INSERT, &k);
+	if (rc != STORE_OK) {
+		fprintf(stderr, "shortd key create: the key could not be stored (see the log)\n");
+		return 1;
+	}
+	printf("%s\n", secret);
+	fprintf(stderr,
+		"created %s key '%s' (id %s). It is shown only this once: keep it.\n"
+		"Use it with: curl -H 'Authorization: Bearer %s' ...\n",
+		apikey_role_name(k.role), k.name, k.key_id, secret);
+	return 0;
+}
+
+static int key_list(struct store *s)
+{
+	struct store_reader *r;
+	struct api_key *keys;
+	int n;
+	if (store_reader_open(s, &r) != STORE_OK)
+		return 1;
+	int rc = store_key_list(s, r, &keys, &n);
+	store_reader_close(s, r);
+	if (rc != STORE_OK)
+		return 1;
+	printf("%-12s %-6s %-24s %-24s %s\n", "ID", "ROLE", "CREATED", "REVOKED", "NAME");
+	for (int i = 0; i < n; i++) {
+		char created[32], revoked[32] = "-";
+		time_format_rfc3339(keys[i].created_at_ms, created, sizeof(created));
+		if (keys[i].revoked_at_ms)
+			time_format_rfc3339(keys[i].revoked_at_ms, revoked, sizeof(revoked));
+		printf("%-12s %-6s %-24s %-24s %s\n", keys[i].key_id,
+		       apikey_role_name(keys[i].role), created, revoked, keys[i].name);
+	}
+	free(keys);
+	return 0;
+}
+
+static int key_revoke(struct store *s, const char *id)
+{
+	struct store_reader *r;
+	struct api_key k;
+	if (!id) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (store_reader_open(s, &r) != STORE_OK)
+		return 1;
+	int rc = store_key_get(s, r, id, &k);
+	store_reader_close(s, r);
+	if (rc == STORE_OK) {
+		k.revoked_at_ms = time_now_ms();
+		rc = run_op(s, STORE_OP_KEY_REVOKE, &k);
+	}
+	switch (rc) {
+	case STORE_OK:
+		fprintf(stderr, "revoked key %s ('%s')\n", k.key_id, k.name);
+		return 0;
+	case STORE_NOTFOUND:
+		fprintf(stderr, "shortd key revoke: no key with id '%s'\n", id);
+		return 1;
+	case STORE_GONE:
+		fprintf(stderr, "shortd key revoke: key '%s' was revoked before\n", id);
+		return 1;
+	default:
+		fprintf(stderr, "shortd key revoke: the store failed (see the log)\n");
+		return 1;
+	}
+}
+
+int app_key_command(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+		fputs(usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *sub = argv[1], *name = NULL, *role = NULL, *id = NULL;
+	/* --name, --role and the id are ours; the rest is for config_load */
+	char **rest = xcalloc((size_t)argc + 1, sizeof(*rest));
+	int nrest = 0;
+	rest[nrest++] = argv[0];
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+			name = argv[++i];
+		else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
+			role = argv[++i];
+		else if (argv[i][0] != '-' && !id && (i == 2 || argv[i - 1][0] != '-'))
+			id = argv[i];
+		else
+			rest[nrest++] = argv[i];
+	}
+	struct config cfg;
+	char err[512];
+	int rc = config_load(&cfg, nrest, rest, 1, err, sizeof(err));
+	free(rest);
+	if (rc != CONFIG_OK) {
+		if (rc == CONFIG_ERR)
+			fprintf(stderr, "shortd key: %s\n%s", err, usage);
+		config_release(&cfg);
+		return rc == CONFIG_ERR ? 2 : 0;
+	}
+	if (strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "revoke") != 0) {
+		fprintf(stderr, "shortd key: unknown command '%s'\n%s", sub, usage);
+		config_release(&cfg);
+		return 2;
+	}
+	if (id && strcmp(sub, "revoke") != 0) {
+		fprintf(stderr, "shortd key %s: unexpected argument '%s'\n", sub, id);
+		config_release(&cfg);
+		return 2;
+	}
+	log_threshold = LOG_LEVEL_WARN;
+	struct store s;
+	if (store_open(&s, "sqlite", cfg.data_dir, cfg.commit_batch, err, sizeof(err)) != STORE_OK) {
+		fprintf(stderr, "shortd key: %s\n", err);
+		config_release(&cfg);
+		return 1;
+	}
+	if (strcmp(sub, "create") == 0)
+		rc = key_create(&s, name, role);
+	else if (strcmp(sub, "list") == 0)
+		rc = key_list(&s);
+	else
+		rc = key_revoke(&s, id);
+	store_close(&s);
+	config_release(&cfg);
+	return rc;
+}
