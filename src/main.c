@@ -152,6 +152,19 @@ static int serve(const struct config *cfg)
 		fprintf(stderr, "shortd: invalid base URL '%s': %s\n", app.base_url, why);
 		return 2;
 	}
+	if (trusted_proxies_parse(cfg->trusted_proxies, &app.proxies, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shortd: %s\n", err);
+		return 2;
+	}
+	if (app_cors_parse(cfg->cors_origins, &app.cors) != 0) {
+		fprintf(stderr, "shortd: --cors-origins: each origin must be * or scheme://host[:port]\n");
+		trusted_proxies_release(&app.proxies);
+		return 2;
+	}
+	app.limits[APP_LIMIT_IP] = rl_limit_make(cfg->ip_rate, 1, cfg->ip_burst);
+	app.limits[APP_LIMIT_NOTFOUND] = rl_limit_make(cfg->notfound_rate, 60, cfg->notfound_rate);
+	app.limits[APP_LIMIT_CREATE] = rl_limit_make(cfg->create_rate, 60, cfg->create_burst);
+	app.limits[APP_LIMIT_ANON] = rl_limit_make(cfg->anon_create_rate, 60, cfg->anon_create_burst);
 
 	/* Each connection is a descriptor: lift the soft limit to the hard
 	 * one (a 1024 default would undercut --max-conns). */
@@ -178,6 +191,8 @@ static int serve(const struct config *cfg)
 			geo = geoip_open_auto(&used);
 		else if (!(geo = geoip_open(cfg->geoip, err, sizeof(err)))) {
 			fprintf(stderr, "shortd: %s\n", err);
+			trusted_proxies_release(&app.proxies);
+			app_cors_release(&app.cors);
 			return 2;
 		}
 		if (geo)
@@ -190,8 +205,11 @@ static int serve(const struct config *cfg)
 	    STORE_OK) {
 		log_error("%s", err);
 		geoip_close(geo);
+		trusted_proxies_release(&app.proxies);
+		app_cors_release(&app.cors);
 		return 1;
 	}
+	app.rl = rl_table_new((size_t)cfg->ratelimit_entries);
 	idgen_init(&app.idgen, (unsigned)cfg->node_id, time_now_ms);
 	hint_first_key(&app.store, cfg);
 	app.cache = cache_new((size_t)cfg->cache_mb << 20, (uint64_t)cfg->cache_ttl_s * 1000,
@@ -280,6 +298,9 @@ out_store:
 	free(app.workers);
 	if (app.cache)
 		cache_free(app.cache);
+	rl_table_free(app.rl);
+	trusted_proxies_release(&app.proxies);
+	app_cors_release(&app.cors);
 	uv_loop_close(uv_default_loop());
 	if (rc == 0)
 		log_info("shut down cleanly");

@@ -13,8 +13,21 @@
 #include "core/idgen.h"
 #include "core/metrics.h"
 #include "http/http_server.h"
+#include "app/clientip.h"
 #include "link/link.h"
+#include "ratelimit/ratelimit.h"
 #include "store/store.h"
+
+#include <stdatomic.h>
+
+/* The rate limiters (guard.c). */
+enum { APP_LIMIT_IP, APP_LIMIT_NOTFOUND, APP_LIMIT_CREATE, APP_LIMIT_ANON, APP_LIMITERS };
+
+/* --cors-origins, parsed. */
+struct app_cors {
+	char **v;
+	size_t n;
+};
 
 /* Routes, as labelled in metrics. */
 enum app_route {
@@ -57,6 +70,11 @@ struct app {
 	char base_url[1024];       /* no trailing '/' */
 	struct http_server *srv;
 	struct http_server *metrics_srv; /* NULL unless --metrics-listen */
+	struct rl_table *rl;             /* every limiter's buckets */
+	struct rl_limit limits[APP_LIMITERS];
+	_Atomic uint64_t limited[APP_LIMITERS]; /* requests refused 429, by limiter */
+	struct trusted_proxies proxies;
+	struct app_cors cors;
 	int nworkers;
 	/* One per HTTP worker, allocated by main before the workers start
 	 * (so a scrape never sees a missing one) and freed after they end. */
@@ -69,7 +87,16 @@ struct app_worker {
 	struct click_ring *clicks; /* NULL with --analytics 0 */
 	struct app_metrics metrics;
 	int idx;
+	/* The request being handled now, synchronously (set by app_guard):
+	 * its client, and where its RateLimit headers start in ex->extra. */
+	struct sockaddr_storage client;
+	uint16_t rl_mark;
 };
+
+/* --cors-origins: 0, or -1 if an entry is not * or scheme://host[:port]. */
+int app_cors_parse(const char *list, struct app_cors *out);
+void app_cors_release(struct app_cors *c);
+const char *app_limiter_name(int limiter);
 
 /* `shortd key ...` (argv[0] is "key"): the exit status. */
 int app_key_command(int argc, char **argv);

@@ -54,6 +54,16 @@ int app_authenticate(struct http_exchange *ex, struct app_worker *ws, struct pri
 int app_require(struct http_exchange *ex, const struct principal *p, int admin_only);
 /* Whose links p may see and change: STORE_ANY_OWNER (admin) or its own. */
 int64_t principal_scope(const struct principal *p);
+/* guard.c: client address, per-IP limit, CORS and RateLimit headers for
+ * this request; 0 to go on, -1 once answered (429, or a CORS preflight). */
+int app_guard(struct http_exchange *ex, struct app_worker *ws);
+/* 1 after answering 429 if the client asked for unknown codes too often. */
+int app_notfound_blocked(struct http_exchange *ex, struct app_worker *ws);
+/* Counts a 404 for the client. */
+void app_notfound_count(struct app_worker *ws);
+/* The create limit of who (none for admin keys): 0, or -1 after 429. */
+int app_create_guard(struct http_exchange *ex, struct app_worker *ws, const struct principal *who);
+
 /* /api/v1/keys[/{id}] (keys_api.c); a key as the API shows it (no secret) */
 json_t *app_key_to_json(const struct api_key *k);
 int keys_handle(struct http_exchange *ex, struct app_worker *ws, const char *rest, size_t len);

@@ -264,7 +264,7 @@ static int create(struct http_exchange *ex, struct app_worker *ws, const struct 
 	struct app *app = ws->app;
 	char idem[IDEM_KEY_MAX + 1];
 	uint8_t body_hash[32];
-	if (idem_key_of(ex, idem) != 0)
+	if (app_create_guard(ex, ws, who) != 0 || idem_key_of(ex, idem) != 0)
 		return HTTP_DONE;
 	if (idem[0]) {
 		apikey_sha256(ex->req->body, ex->req->body_len, body_hash);

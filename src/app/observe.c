@@ -120,6 +120,18 @@ void app_metrics_render(struct app *app, struct buf *o)
 		"Access log lines dropped because the log could not keep up.", hs.access_log_dropped);
 	gauge(o, "shortd_draining", "1 while shutting down.", (uint64_t)http_server_draining(app->srv));
 
+	metrics_family(o, "shortd_rate_limited_total", "counter",
+		       "Requests answered 429, by limiter (ip, notfound, create, anon_create).");
+	for (int i = 0; i < APP_LIMITERS; i++) {
+		char lim[48];
+		snprintf(lim, sizeof(lim), "limiter=\"%s\"", app_limiter_name(i));
+		metrics_sample(o, "shortd_rate_limited_total", lim,
+			       atomic_load_explicit(&app->limited[i], memory_order_relaxed));
+	}
+	if (app->rl)
+		gauge(o, "shortd_rate_limit_clients", "Clients the rate limiters hold a debt for.",
+		      rl_table_used(app->rl, (int64_t)(time_mono_ns() / 1000)));
+
 	struct cache_stats cs;
 	cache_get_stats(app->cache, &cs);
 	counter(o, "shortd_cache_hits_total", "Redirect lookups answered by the cache.", cs.hits);

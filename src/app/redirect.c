@@ -31,8 +31,11 @@ int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char 
 {
 	struct app *app = ws->app;
 	struct link *l = NULL;
+	if (app_notfound_blocked(ex, ws))
+		return HTTP_DONE;
 	int rc = cache_get(app->cache, code, len, time_mono_ms(), load, ws, &l);
 	if (rc == CACHE_NOTFOUND) {
+		app_notfound_count(ws);
 		reply_error(ex, 404, "not_found", "no link with this code");
 		return HTTP_DONE;
 	}
@@ -64,7 +67,7 @@ int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char 
 			const struct http_header *ref = http_find_header(ex->req, "referer");
 			clicks_record(ws->clicks, l->id, now, ua ? ua->value : "", ua ? ua->value_len : 0,
 				      ref ? ref->value : NULL, ref ? ref->value_len : 0,
-				      (const struct sockaddr *)&ex->peer);
+				      (const struct sockaddr *)&ws->client);
 		}
 		break;
 	}

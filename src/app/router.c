@@ -17,6 +17,8 @@
 #include <string.h>
 
 static const char nosniff[] = "nosniff";
+static const char no_referrer[] = "no-referrer";
+static const char csp[] = "default-src 'none'; frame-ancestors 'none'";
 
 void reply_json(struct http_exchange *ex, int status, json_t *j, const char *extra_header,
 		const char *extra_value)
@@ -41,6 +43,8 @@ void reply_json(struct http_exchange *ex, int status, json_t *j, const char *ext
 	}
 	http_respond_start(ex, status);
 	http_respond_header(ex, "X-Content-Type-Options", nosniff, sizeof(nosniff) - 1);
+	http_respond_header(ex, "Referrer-Policy", no_referrer, sizeof(no_referrer) - 1);
+	http_respond_header(ex, "Content-Security-Policy", csp, sizeof(csp) - 1);
 	if (extra_header && http_respond_header(ex, extra_header, extra_value, strlen(extra_value)))
 		log_error("refused to write header '%s' with a line break", extra_header);
 	size_t len = strlen(body);
@@ -202,6 +206,10 @@ static int route(struct http_exchange *ex, struct app_worker *ws)
 static int handle(struct http_exchange *ex, void *wstate)
 {
 	alloc_failures = 0;
+	if (app_guard(ex, wstate) != 0) {
+		app_observe(ex);
+		return HTTP_DONE;
+	}
 	int r = route(ex, wstate);
 	if (r == HTTP_DONE)
 		app_observe(ex);

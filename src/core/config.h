@@ -39,6 +39,15 @@ struct config {
 	int commit_batch;
 	int analytics;        /* 1: record clicks */
 	int allow_anonymous;  /* 1: creates without an API key */
+	int ip_rate, ip_burst;             /* per second, per client IP */
+	int notfound_rate;                 /* per minute, burst the same */
+	int create_rate, create_burst;     /* per minute, per user key */
+	int anon_create_rate, anon_create_burst; /* per minute, per client IP */
+	int ratelimit_entries;
+	char *trusted_proxies;
+	char *cors_origins;
+	char *blocklist;
+	int deny_private_targets;
 	int flush_ms;
 	int merge_s;
 };

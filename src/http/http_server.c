@@ -301,6 +301,7 @@ void http_respond_finish(struct http_exchange *ex, const char *content_type, con
 		buf_append(&c->out, c->ex.request_id, c->ex.request_id_len);
 		buf_append(&c->out, "\r\n", 2);
 	}
+	buf_append(&c->out, c->ex.extra, c->ex.extra_len);
 	if (content_type) {
 		buf_puts(&c->out, "Content-Type: ");
 		buf_puts(&c->out, content_type);
@@ -325,6 +326,21 @@ void http_respond_finish(struct http_exchange *ex, const char *content_type, con
 		access_log_line(c, c->req.method != HTTP_HEAD ? len : 0);
 }
 
+int http_exchange_header(struct http_exchange *ex, const char *name, const char *value)
+{
+	size_t nlen = strlen(name), vlen = strlen(value);
+	if (strpbrk(value, "\r\n") || ex->extra_len + nlen + vlen + 4 > sizeof(ex->extra))
+		return -1;
+	char *p = ex->extra + ex->extra_len;
+	memcpy(p, name, nlen);
+	p[nlen] = ':';
+	p[nlen + 1] = ' ';
+	memcpy(p + nlen + 2, value, vlen);
+	memcpy(p + nlen + 2 + vlen, "\r\n", 2);
+	ex->extra_len = (uint16_t)(ex->extra_len + nlen + vlen + 4);
+	return 0;
+}
+
 void http_respond(struct http_exchange *ex, int status, const char *content_type, const char *body,
 		  size_t len)
 {
@@ -336,6 +352,7 @@ void http_respond(struct http_exchange *ex, int status, const char *content_type
  * and the connection closes, since what follows on it cannot be trusted. */
 static void conn_error(struct conn *c, int status, const char *code, const char *msg)
 {
+	c->ex.extra_len = 0; /* the server's own answer: nothing of the handler's */
 	char body[512];
 	int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code,
 			 msg);
@@ -596,6 +613,7 @@ static int conn_process(struct conn *c)
 			}
 			c->phase = PH_BODY;
 			set_request_id(c);
+			c->ex.extra_len = 0;
 			c->req_start_ms = c->req_start_ms ? c->req_start_ms : uv_now(&c->w->loop);
 			if (c->req.chunked) {
 				http_chunked_init(&c->chunk);

@@ -51,6 +51,8 @@ struct http_handler {
 
 #define HTTP_REQUEST_ID_MAX 64
 
+#define HTTP_EXTRA_MAX 512
+
 struct http_exchange {
 	struct http_request *req;
 	struct http_worker *worker;
@@ -60,7 +62,16 @@ struct http_exchange {
 	uint8_t request_id_len;
 	char request_id[HTTP_REQUEST_ID_MAX + 1]; /* from X-Request-Id if sane, else generated */
 	struct sockaddr_storage peer;             /* the client's address */
+	/* Header lines, CRLF-ended, that go on this request's response
+	 * whatever it turns out to be (rate-limit state, CORS): see
+	 * http_exchange_header(). Emptied when a request starts. */
+	uint16_t extra_len;
+	char extra[HTTP_EXTRA_MAX];
 };
+
+/* Adds "name: value" to every response of this request. 0, or -1 if the
+ * value holds CR, LF or NUL or the room (HTTP_EXTRA_MAX) is used up. */
+int http_exchange_header(struct http_exchange *ex, const char *name, const char *value);
 
 struct http_server_config {
 	const char *host; /* numeric IPv4 or IPv6 (without brackets) */

@@ -55,9 +55,13 @@ class Server:
         self.log_path = os.path.join(self.workdir, f"shortd-{self.port}.log")
         self.base = f"http://127.0.0.1:{self.port}"
 
+    # Every test client is 127.0.0.1: the per-IP limits are off unless a
+    # test sets them (test_t0810_rate_limits.py does).
+    DEFAULT_ARGS = ["--ip-rate", "0", "--notfound-rate", "0"]
+
     def command(self):
         return [self.binary, "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
-                "--threads", "2", *self.args]
+                "--threads", "2", *self.DEFAULT_ARGS, *self.args]
 
     def make_key(self, role="admin", name="test"):
         """Creates an API key with the CLI; returns the key."""

@@ -1,0 +1,217 @@
+/*
+ * guard: what every request passes before its handler, and the limits a
+ * handler asks for on its own.
+ *
+ *  - the client's address (clientip.h: the peer, or the forwarded client
+ *    behind --trusted-proxies), kept in the worker for the handler;
+ *  - the per-IP limit (--ip-rate, --ip-burst) on every route: over it, 429;
+ *  - on /api/: CORS (--cors-origins; preflights answered here) and the
+ *    RateLimit-Limit, -Remaining and -Reset headers on every answer;
+ *  - the 404 limit (--notfound-rate): a client that found nothing too often
+ *    gets 429 for any code until its budget refills, so scanning for codes
+ *    costs a minute per 30 guesses;
+ *  - the create limit per user key (--create-rate, --create-burst) or, for
+ *    anonymous creates, per IP (--anon-create-*); admin keys are not limited.
+ * Limits live in one rl_table (ratelimit.h), keyed by limiter and client.
+ */
+#include "app_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const limiter_names[APP_LIMITERS] = {"ip", "notfound", "create",
+							 "anon_create"};
+
+const char *app_limiter_name(int i)
+{
+	return limiter_names[i];
+}
+
+static int64_t now_us(void)
+{
+	return (int64_t)(time_mono_ns() / 1000);
+}
+
+static uint64_t ip_key(struct app_worker *ws, int limiter)
+{
+	uint8_t b[8];
+	size_t n = client_limit_key(&ws->client, b);
+	return rl_key((unsigned)limiter, b, n);
+}
+
+/* RateLimit-* headers for r, replacing any this request already has. */
+static void rl_headers(struct http_exchange *ex, struct app_worker *ws, const struct rl_result *r)
+{
+	char v[24];
+	ex->extra_len = ws->rl_mark;
+	snprintf(v, sizeof(v), "%lld", (long long)r->limit);
+	http_exchange_header(ex, "RateLimit-Limit", v);
+	snprintf(v, sizeof(v), "%lld", (long long)r->remaining);
+	http_exchange_header(ex, "RateLimit-Remaining", v);
+	snprintf(v, sizeof(v), "%lld", (long long)r->reset_s);
+	http_exchange_header(ex, "RateLimit-Reset", v);
+}
+
+static void too_many(struct http_exchange *ex, struct app_worker *ws, int limiter,
+		     const struct rl_result *r)
+{
+	atomic_fetch_add_explicit(&ws->app->limited[limiter], 1, memory_order_relaxed);
+	rl_headers(ex, ws, r);
+	char after[24], msg[160];
+	long long wait = r->retry_after_s > 0 ? r->retry_after_s : 1;
+	snprintf(after, sizeof(after), "%lld", wait);
+	snprintf(msg, sizeof(msg), "too many %s: retry in %lld s",
+		 limiter == APP_LIMIT_NOTFOUND ? "unknown codes asked for"
+		 : limiter == APP_LIMIT_IP     ? "requests"
+					       : "creates",
+		 wait);
+	reply_json(ex, 429,
+		   json_pack("{s:{s:s,s:s,s:s}}", "error", "code", "rate_limited", "message", msg,
+			     "limit", limiter_names[limiter]),
+		   "Retry-After", after);
+}
+
+static int origin_allowed(const struct app *app, const struct http_header *o)
+{
+	if (!o || !app->cors.n)
+		return 0;
+	for (size_t i = 0; i < app->cors.n; i++) {
+		const char *c = app->cors.v[i];
+		if (strcmp(c, "*") == 0 || ascii_casecmp_n(o->value, o->value_len, c, strlen(c)) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* CORS headers of an API request; 1 if it was a preflight, now answered. */
+static int cors(struct http_exchange *ex, const struct app *app)
+{
+	const struct http_request *req = ex->req;
+	const struct http_header *o = http_find_header(req, "origin");
+	if (!origin_allowed(app, o))
+		return 0;
+	char origin[256];
+	snprintf(origin, sizeof(origin), "%.*s", (int)o->value_len, o->value);
+	if (http_exchange_header(ex, "Access-Control-Allow-Origin", origin) != 0)
+		return 0;
+	http_exchange_header(ex, "Vary", "Origin");
+	if (req->method == HTTP_OPTIONS && http_find_header(req, "access-control-request-method")) {
+		http_exchange_header(ex, "Access-Control-Allow-Methods",
+				     "GET, HEAD, POST, PATCH, DELETE");
+		http_exchange_header(ex, "Access-Control-Allow-Headers",
+				     "Authorization, Content-Type, Idempotency-Key, X-API-Key, "
+				     "X-Request-Id");
+		http_exchange_header(ex, "Access-Control-Max-Age", "600");
+		http_respond(ex, 204, NULL, NULL, 0);
+		return 1;
+	}
+	http_exchange_header(ex, "Access-Control-Expose-Headers",
+			     "Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, "
+			     "RateLimit-Reset, X-Request-Id");
+	return 0;
+}
+
+int app_guard(struct http_exchange *ex, struct app_worker *ws)
+{
+	struct app *app = ws->app;
+	const struct http_request *req = ex->req;
+	client_addr(&app->proxies, req, &ex->peer, &ws->client);
+	int api = req->path_len >= 5 && memcmp(req->path, "/api/", 5) == 0;
+	if (api && cors(ex, app)) {
+		ex->route = ROUTE_OTHER;
+		return -1;
+	}
+	ws->rl_mark = ex->extra_len;
+	if (!app->limits[APP_LIMIT_IP].interval_us)
+		return 0;
+	struct rl_result r;
+	rl_take(app->rl, &app->limits[APP_LIMIT_IP], ip_key(ws, APP_LIMIT_IP), now_us(), &r);
+	if (!r.allowed) {
+		too_many(ex, ws, APP_LIMIT_IP, &r);
+		return -1;
+	}
+	if (api)
+		rl_headers(ex, ws, &r);
+	return 0;
+}
+
+int app_notfound_blocked(struct http_exchange *ex, struct app_worker *ws)
+{
+	struct app *app = ws->app;
+	const struct rl_limit *lim = &app->limits[APP_LIMIT_NOTFOUND];
+	if (!lim->interval_us ||
+	    rl_would_allow(app->rl, lim, ip_key(ws, APP_LIMIT_NOTFOUND), now_us()))
+		return 0;
+	struct rl_result r;
+	/* over budget: count it (it is refused anyway) for the headers */
+	rl_take(app->rl, lim, ip_key(ws, APP_LIMIT_NOTFOUND), now_us(), &r);
+	too_many(ex, ws, APP_LIMIT_NOTFOUND, &r);
+	return 1;
+}
+
+void app_notfound_count(struct app_worker *ws)
+{
+	struct app *app = ws->app;
+	const struct rl_limit *lim = &app->limits[APP_LIMIT_NOTFOUND];
+	struct rl_result r;
+	if (lim->interval_us)
+		rl_take(app->rl, lim, ip_key(ws, APP_LIMIT_NOTFOUND), now_us(), &r);
+}
+
+int app_create_guard(struct http_exchange *ex, struct app_worker *ws, const struct principal *who)
+{
+	struct app *app = ws->app;
+	if (who->role == APIKEY_ADMIN)
+		return 0;
+	int limiter = who->role ? APP_LIMIT_CREATE : APP_LIMIT_ANON;
+	const struct rl_limit *lim = &app->limits[limiter];
+	if (!lim->interval_us)
+		return 0;
+	uint64_t key = who->role ? rl_key(APP_LIMIT_CREATE, &who->id, sizeof(who->id))
+				 : ip_key(ws, APP_LIMIT_ANON);
+	struct rl_result r;
+	rl_take(app->rl, lim, key, now_us(), &r);
+	if (!r.allowed) {
+		too_many(ex, ws, limiter, &r);
+		return -1;
+	}
+	rl_headers(ex, ws, &r);
+	return 0;
+}
+
+int app_cors_parse(const char *list, struct app_cors *out)
+{
+	out->v = NULL;
+	out->n = 0;
+	const char *p = list ? list : "";
+	while (*p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t n = strcspn(p, ", ");
+		if (!n)
+			break;
+		/* an origin: * or scheme://host[:port], no path */
+		const char *host = n > 8 && strncmp(p, "https://", 8) == 0  ? p + 8
+				   : n > 7 && strncmp(p, "http://", 7) == 0 ? p + 7
+									    : NULL;
+		int ok = (n == 1 && *p == '*') ||
+			 (host && host < p + n && !memchr(host, '/', (size_t)(p + n - host)));
+		if (!ok || n >= 256) {
+			app_cors_release(out);
+			return -1;
+		}
+		out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
+		out->v[out->n++] = xstrndup(p, n);
+		p += n;
+	}
+	return 0;
+}
+
+void app_cors_release(struct app_cors *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i]);
+	free(c->v);
+	c->v = NULL;
+	c->n = 0;
+}

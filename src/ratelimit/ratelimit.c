@@ -1,0 +1,168 @@
+/*
+ * ratelimit: see ratelimit.h for the algorithm and the memory bound.
+ */
+#include "ratelimit.h"
+#include "core/util.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SHARDS 64
+
+struct slot {
+	uint64_t key; /* 0: never used */
+	int64_t tat_us;
+};
+
+struct shard {
+	pthread_mutex_t lock;
+	struct slot *slots;
+	size_t mask; /* slots - 1, a power of two */
+} __attribute__((aligned(64)));
+
+struct rl_table {
+	struct shard shards[SHARDS];
+};
+
+struct rl_limit rl_limit_make(long rate, long period_s, long burst)
+{
+	struct rl_limit l = {0, 0};
+	if (rate <= 0)
+		return l;
+	l.interval_us = (int64_t)period_s * 1000000 / rate;
+	if (l.interval_us < 1)
+		l.interval_us = 1;
+	l.burst = burst > 0 ? burst : 1;
+	return l;
+}
+
+struct rl_table *rl_table_new(size_t entries)
+{
+	struct rl_table *t;
+	if (posix_memalign((void **)&t, 64, sizeof(*t)) != 0)
+		abort();
+	size_t per = RL_WAYS;
+	while (per * SHARDS < entries)
+		per *= 2;
+	for (int i = 0; i < SHARDS; i++) {
+		pthread_mutex_init(&t->shards[i].lock, NULL);
+		t->shards[i].slots = xcalloc(per, sizeof(struct slot));
+		t->shards[i].mask = per - 1;
+	}
+	return t;
+}
+
+void rl_table_free(struct rl_table *t)
+{
+	if (!t)
+		return;
+	for (int i = 0; i < SHARDS; i++) {
+		pthread_mutex_destroy(&t->shards[i].lock);
+		free(t->shards[i].slots);
+	}
+	free(t);
+}
+
+uint64_t rl_key(unsigned limiter, const void *bytes, size_t n)
+{
+	/* FNV-1a over the bytes, then mixed with the limiter: not a secret
+	 * hash, but an attacker only chooses keys within its own addresses. */
+	uint64_t h = 0xcbf29ce484222325ULL ^ limiter;
+	const unsigned char *p = bytes;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	h = mix64(h + limiter);
+	return h ? h : 1;
+}
+
+/* The slot of key in its shard (locked by the caller): its own, or a free
+ * one, or the one with the smallest TAT, which it takes over. */
+static struct slot *find(struct shard *sh, uint64_t key, int64_t now_us)
+{
+	size_t base = (size_t)(key >> 6);
+	struct slot *victim = NULL;
+	for (size_t i = 0; i < RL_WAYS; i++) {
+		struct slot *s = &sh->slots[(base + i) & sh->mask];
+		if (s->key == key)
+			return s;
+		if (!victim || s->tat_us < victim->tat_us)
+			victim = s;
+	}
+	/* victim->tat_us <= now_us means free: nothing is lost */
+	(void)now_us;
+	victim->key = key;
+	victim->tat_us = 0;
+	return victim;
+}
+
+static void fill(struct rl_result *out, const struct rl_limit *lim, int64_t tat, int64_t now_us,
+		 int allowed)
+{
+	int64_t window = lim->interval_us * lim->burst;
+	int64_t debt = tat > now_us ? tat - now_us : 0;
+	out->allowed = allowed;
+	out->limit = lim->burst;
+	out->remaining = debt >= window ? 0 : (window - debt) / lim->interval_us;
+	out->reset_s = (debt + 999999) / 1000000;
+	out->retry_after_s = 0;
+	if (!allowed) {
+		/* allowed again once max(TAT, now) + T - now <= window */
+		int64_t wait = debt + lim->interval_us - window;
+		out->retry_after_s = wait > 0 ? (wait + 999999) / 1000000 : 1;
+	}
+}
+
+void rl_take(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int64_t now_us,
+	     struct rl_result *out)
+{
+	if (!lim->interval_us) {
+		memset(out, 0, sizeof(*out));
+		out->allowed = 1;
+		return;
+	}
+	struct shard *sh = &t->shards[key & (SHARDS - 1)];
+	pthread_mutex_lock(&sh->lock);
+	struct slot *s = find(sh, key, now_us);
+	int64_t start = s->tat_us > now_us ? s->tat_us : now_us;
+	int64_t next = start + lim->interval_us;
+	int allowed = next - now_us <= lim->interval_us * lim->burst;
+	if (allowed)
+		s->tat_us = next;
+	int64_t tat = s->tat_us;
+	pthread_mutex_unlock(&sh->lock);
+	fill(out, lim, tat, now_us, allowed);
+}
+
+int rl_would_allow(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int64_t now_us)
+{
+	if (!lim->interval_us)
+		return 1;
+	struct shard *sh = &t->shards[key & (SHARDS - 1)];
+	int64_t tat = 0;
+	size_t base = (size_t)(key >> 6);
+	pthread_mutex_lock(&sh->lock);
+	for (size_t i = 0; i < RL_WAYS; i++) {
+		struct slot *s = &sh->slots[(base + i) & sh->mask];
+		if (s->key == key) {
+			tat = s->tat_us;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&sh->lock);
+	int64_t start = tat > now_us ? tat : now_us;
+	return start + lim->interval_us - now_us <= lim->interval_us * lim->burst;
+}
+
+size_t rl_table_used(struct rl_table *t, int64_t now_us)
+{
+	size_t used = 0;
+	for (int i = 0; i < SHARDS; i++) {
+		struct shard *sh = &t->shards[i];
+		pthread_mutex_lock(&sh->lock);
+		for (size_t j = 0; j <= sh->mask; j++)
+			used += sh->slots[j].key && sh->slots[j].tat_us > now_us;
+		pthread_mutex_unlock(&sh->lock);
+	}
+	return used;
+}

@@ -1,0 +1,67 @@
+/*
+ * ratelimit: GCRA (the generic cell rate algorithm, a token bucket kept as
+ * one timestamp) per key, in process, in bounded memory.
+ *
+ * A limit is `rate` requests per `period`, with bursts of up to `burst`.
+ * Each key keeps only its theoretical arrival time (TAT): the moment its
+ * bucket would be full again. A request at `now` is allowed when
+ *     max(TAT, now) + T - now <= T * burst        (T = period / rate)
+ * and then TAT becomes max(TAT, now) + T. A key whose TAT has passed holds
+ * a full bucket, which is the same as holding nothing: such slots are free.
+ *
+ * Memory: a table of `entries` slots (16 bytes each: a 64-bit key hash and
+ * the TAT in microseconds) in 64 shards, each with its own lock. A key may
+ * sit in any of RL_WAYS slots after its hash; a new key takes a free slot
+ * there, or else evicts the slot with the smallest TAT (the client nearest
+ * to a full bucket), so memory never grows and a flood of new keys costs
+ * the least-indebted clients their debt, nothing more. Keys are hashes:
+ * two keys colliding in 64 bits share a bucket.
+ *
+ * Times are passed in (microseconds on any monotonic clock), so the math is
+ * tested with a fake clock.
+ */
+#ifndef SHORTD_RATELIMIT_H
+#define SHORTD_RATELIMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/metrics.h"
+
+#define RL_WAYS 8
+
+struct rl_limit {
+	int64_t interval_us; /* T: one request's worth of time; 0: no limit */
+	int64_t burst;       /* requests allowed at once */
+};
+
+/* rate per period_s, burst; rate 0 gives a limit that never limits. */
+struct rl_limit rl_limit_make(long rate, long period_s, long burst);
+
+/* What a check found, for the RateLimit-* and Retry-After headers. */
+struct rl_result {
+	int allowed;
+	int64_t limit;         /* the burst */
+	int64_t remaining;     /* requests left right now, after this one */
+	int64_t reset_s;       /* seconds until the bucket is full again */
+	int64_t retry_after_s; /* refused: seconds until one is allowed */
+};
+
+struct rl_table;
+
+/* entries: total slots (rounded up to a multiple of 64 * RL_WAYS). */
+struct rl_table *rl_table_new(size_t entries);
+void rl_table_free(struct rl_table *t);
+
+/* Counts one request of key against lim at now_us. */
+void rl_take(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int64_t now_us,
+	     struct rl_result *out);
+/* Whether a request would be allowed, without counting it. */
+int rl_would_allow(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int64_t now_us);
+/* Slots in use (TAT in the future) at now_us: for tests and metrics. */
+size_t rl_table_used(struct rl_table *t, int64_t now_us);
+
+/* A key for (limiter, bytes): limiters share one table. */
+uint64_t rl_key(unsigned limiter, const void *bytes, size_t n);
+
+#endif
