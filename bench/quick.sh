@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make bench-quick: redirect throughput of shortd against nginx answering
-# `return 302`, and of shortd with click analytics against shortd without,
-# each server pinned to core 0 with wrk on core 1, alternated for ROUNDS
-# rounds of DURATION seconds. Prints medians and the ratios.
+# `return 302`, of shortd with click analytics against shortd without, and
+# of shortd with its rate limiters on (at rates this load never reaches,
+# so every request pays for the check) against limiters off; each server
+# pinned to core 0 with wrk on core 1, alternated for ROUNDS rounds of
+# DURATION seconds. Prints medians and the ratios.
 # Environment: LINKS (100000), ROUNDS (3), DURATION (10), CONNS (64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +20,13 @@ trap cleanup EXIT
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
+# limiters on, at rates wrk on one core never reaches
+limits=(--ip-rate 100000000 --ip-burst 100000000 --notfound-rate 1000000)
+export SHORTD_KEY
+SHORTD_KEY=$(./shortd key create --name bench --role admin --data "$tmp/data" 2>/dev/null)
 sport=$(free_port)
 taskset -c 0 ./shortd --listen "127.0.0.1:$sport" --data "$tmp/data" --threads 1 --log-level warn \
-	2> "$tmp/shortd.log" &
+	"${limits[@]}" 2> "$tmp/shortd.log" &
 pids+=($!)
 shortd_pid=$!
 wait_port "$sport"
@@ -33,10 +39,18 @@ echo "seeded in $(( (t1 - t0) / 1000000 )) ms (python client, 64 connections)"
 # the same data, served without click analytics
 oport=$(free_port)
 taskset -c 0 ./shortd --listen "127.0.0.1:$oport" --data "$tmp/data" --threads 1 --log-level warn \
-	--analytics 0 2> "$tmp/shortd-off.log" &
+	--analytics 0 "${limits[@]}" 2> "$tmp/shortd-off.log" &
 pids+=($!)
 off_pid=$!
 wait_port "$oport"
+
+# the same data, with analytics, without rate limiters
+lport=$(free_port)
+taskset -c 0 ./shortd --listen "127.0.0.1:$lport" --data "$tmp/data" --threads 1 --log-level warn \
+	--ip-rate 0 --notfound-rate 0 2> "$tmp/shortd-nolimits.log" &
+pids+=($!)
+nolim_pid=$!
+wait_port "$lport"
 
 nport=$(free_port)
 mkdir -p "$tmp/nginx"
@@ -94,9 +108,10 @@ for r in $(seq "$ROUNDS"); do
 	# shellcheck disable=SC2086
 	read -r n_rps n_p99 n_cpu < <(run_wrk "$nport" $nginx_pids)
 	read -r o_rps o_p99 o_cpu < <(run_wrk "$oport" "$off_pid")
-	printf "round %d: shortd %7.0f req/s (p99 %.3f ms, %.2f cores)   nginx %7.0f req/s (p99 %.3f ms, %.2f cores)   shortd, analytics off %7.0f req/s (%.2f cores)\n" \
-		"$r" "$s_rps" "$s_p99" "$s_cpu" "$n_rps" "$n_p99" "$n_cpu" "$o_rps" "$o_cpu"
-	echo "$s_rps $s_p99 $s_cpu $n_rps $n_p99 $n_cpu $o_rps $o_p99 $o_cpu" >> "$tmp/results"
+	read -r l_rps l_p99 l_cpu < <(run_wrk "$lport" "$nolim_pid")
+	printf "round %d: shortd %7.0f req/s (p99 %.3f ms, %.2f cores)   nginx %7.0f req/s (p99 %.3f ms, %.2f cores)   analytics off %7.0f req/s (%.2f cores)   limits off %7.0f req/s (%.2f cores)\n" \
+		"$r" "$s_rps" "$s_p99" "$s_cpu" "$n_rps" "$n_p99" "$n_cpu" "$o_rps" "$o_cpu" "$l_rps" "$l_cpu"
+	echo "$s_rps $s_p99 $s_cpu $n_rps $n_p99 $n_cpu $o_rps $o_p99 $o_cpu $l_rps $l_p99 $l_cpu" >> "$tmp/results"
 done
 /usr/bin/python3 - "$tmp/results" "$CONNS" <<'PY'
 import statistics as st, sys
@@ -119,4 +134,9 @@ an_core = [(r[0] / r[2]) / (r[6] / r[8]) for r in rows]
 print(f"analytics on/off: req/s {st.median(an):.2f} (min {min(an):.2f}, max {max(an):.2f}); "
       f"per server core {st.median(an_core):.2f}; target >= 0.95: "
       f"{'met' if st.median(an_core) >= 0.95 else 'NOT met'}")
+lim = [r[0] / r[9] for r in rows]
+lim_core = [(r[0] / r[2]) / (r[9] / r[11]) for r in rows]
+print(f"rate limits on/off: req/s {st.median(lim):.2f} (min {min(lim):.2f}, max {max(lim):.2f}); "
+      f"per server core {st.median(lim_core):.2f}; target >= 0.95: "
+      f"{'met' if st.median(lim_core) >= 0.95 else 'NOT met'}")
 PY

@@ -1,10 +1,14 @@
 #!/usr/bin/python3
 """Seeds N links into a running shortd through its API (64 keep-alive
-connections) and writes their codes, one per line, to OUT.
+connections) and writes their codes, one per line, to OUT. The API key
+comes from SHORTD_KEY.
 usage: seed.py PORT N OUT"""
 import asyncio
 import json
+import os
 import sys
+
+AUTH = b"Authorization: Bearer %s\r\n" % os.environ["SHORTD_KEY"].encode()
 
 
 async def worker(port, jobs, codes):
@@ -16,7 +20,7 @@ async def worker(port, jobs, codes):
             break
         body = json.dumps({"url": f"https://example.com/bench/{i}"}).encode()
         writer.write(b"POST /api/v1/links HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                     + AUTH + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         head = await reader.readuntil(b"\r\n\r\n")
         n = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
         data = await reader.readexactly(n)

@@ -9,6 +9,7 @@
  * cannot open the database), 2 bad options.
  */
 #include "app/app.h"
+#include "link/blocklist.h"
 #include "clicks/geoip.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -27,7 +28,7 @@
 struct lifecycle {
 	uv_loop_t *loop;
 	struct app *app;
-	uv_signal_t sigterm, sigint;
+	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t drain_timer, poll_timer;
 	int signals;
 };
@@ -36,6 +37,7 @@ static void close_all(struct lifecycle *lc)
 {
 	uv_close((uv_handle_t *)&lc->sigterm, NULL);
 	uv_close((uv_handle_t *)&lc->sigint, NULL);
+	uv_close((uv_handle_t *)&lc->sighup, NULL);
 	uv_close((uv_handle_t *)&lc->drain_timer, NULL);
 	uv_close((uv_handle_t *)&lc->poll_timer, NULL);
 }
@@ -61,6 +63,27 @@ static void on_drain_timeout(uv_timer_t *t)
 	log_warn("drain time over: closing %ld open connections",
 		 http_server_open_conns(lc->app->srv));
 	http_server_force_close(lc->app->srv);
+}
+
+/* SIGHUP: read --blocklist again; a file that does not load leaves the
+ * previous list in force. */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	struct lifecycle *lc = s->data;
+	const char *path = lc->app->cfg->blocklist;
+	if (!path[0]) {
+		log_info("SIGHUP: no --blocklist to reload");
+		return;
+	}
+	struct blocklist *b;
+	char err[512];
+	if (blocklist_load(path, &b, err, sizeof(err)) != 0) {
+		log_error("SIGHUP: %s; the previous blocklist stays in force", err);
+		return;
+	}
+	log_info("SIGHUP: blocklist '%s' reloaded, %zu domains", path, blocklist_size(b));
+	blocklist_install(b);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -161,6 +184,18 @@ static int serve(const struct config *cfg)
 		trusted_proxies_release(&app.proxies);
 		return 2;
 	}
+	if (cfg->blocklist[0]) {
+		struct blocklist *b;
+		if (blocklist_load(cfg->blocklist, &b, err, sizeof(err)) != 0) {
+			fprintf(stderr, "shortd: %s\n", err);
+			trusted_proxies_release(&app.proxies);
+			app_cors_release(&app.cors);
+			return 2;
+		}
+		log_info("blocklist '%s': %zu domains (SIGHUP reloads it)", cfg->blocklist,
+			 blocklist_size(b));
+		blocklist_install(b);
+	}
 	app.limits[APP_LIMIT_IP] = rl_limit_make(cfg->ip_rate, 1, cfg->ip_burst);
 	app.limits[APP_LIMIT_NOTFOUND] = rl_limit_make(cfg->notfound_rate, 60, cfg->notfound_rate);
 	app.limits[APP_LIMIT_CREATE] = rl_limit_make(cfg->create_rate, 60, cfg->create_burst);
@@ -193,6 +228,7 @@ static int serve(const struct config *cfg)
 			fprintf(stderr, "shortd: %s\n", err);
 			trusted_proxies_release(&app.proxies);
 			app_cors_release(&app.cors);
+			blocklist_install(NULL);
 			return 2;
 		}
 		if (geo)
@@ -207,6 +243,7 @@ static int serve(const struct config *cfg)
 		geoip_close(geo);
 		trusted_proxies_release(&app.proxies);
 		app_cors_release(&app.cors);
+		blocklist_install(NULL);
 		return 1;
 	}
 	app.rl = rl_table_new((size_t)cfg->ratelimit_entries);
@@ -269,9 +306,11 @@ static int serve(const struct config *cfg)
 	struct lifecycle lc = {.loop = loop, .app = &app};
 	uv_signal_init(loop, &lc.sigterm);
 	uv_signal_init(loop, &lc.sigint);
-	lc.sigterm.data = lc.sigint.data = &lc;
+	uv_signal_init(loop, &lc.sighup);
+	lc.sigterm.data = lc.sigint.data = lc.sighup.data = &lc;
 	uv_signal_start(&lc.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&lc.sigint, on_signal, SIGINT);
+	uv_signal_start(&lc.sighup, on_sighup, SIGHUP);
 	uv_timer_init(loop, &lc.drain_timer);
 	uv_timer_init(loop, &lc.poll_timer);
 	lc.drain_timer.data = lc.poll_timer.data = &lc;
@@ -299,6 +338,7 @@ out_store:
 	if (app.cache)
 		cache_free(app.cache);
 	rl_table_free(app.rl);
+	blocklist_install(NULL);
 	trusted_proxies_release(&app.proxies);
 	app_cors_release(&app.cors);
 	uv_loop_close(uv_default_loop());

@@ -11,6 +11,7 @@
  */
 #include "app_internal.h"
 #include "core/log.h"
+#include "link/blocklist.h"
 #include "link/link_input.h"
 
 #include <stdlib.h>
@@ -72,8 +73,24 @@ static int parse_input(struct http_exchange *ex, struct app *app, int is_patch,
 		return -1;
 	}
 	if (link_input_parse(req->body, req->body_len, is_patch, &app->policy, time_now_ms(), in,
-			     &err) == 0)
-		return 0;
+			     &err) == 0) {
+		if (!in->url.len)
+			return 0;
+		/* well-formed, but not a place this service sends people */
+		const char *why;
+		struct blocklist *bl = blocklist_current();
+		int ok = link_target_allowed(in->url.p, bl, app->cfg->deny_private_targets, &why);
+		blocklist_unref(bl);
+		if (ok == 0)
+			return 0;
+		char msg[160];
+		snprintf(msg, sizeof(msg), "url: %s", why);
+		reply_json(ex, 403,
+			   json_pack("{s:{s:s,s:s,s:s}}", "error", "code", "target_blocked", "message",
+				     msg, "field", "url"),
+			   NULL, NULL);
+		return -1;
+	}
 	if (err.field)
 		reply_field_error(ex, err.field, err.msg);
 	else

@@ -153,24 +153,83 @@ static int host_name_ok(char *h)
 	return 1;
 }
 
+/* The script of a letter, among those whose letters look alike (Latin,
+ * Greek, Cyrillic, Armenian), or 0 for anything else (digits, '-', CJK...). */
+static int script_of(uint32_t cp)
+{
+	if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= 0xc0 && cp <= 0x24f) ||
+	    (cp >= 0x1e00 && cp <= 0x1eff))
+		return 1;
+	if ((cp >= 0x370 && cp <= 0x3ff) || (cp >= 0x1f00 && cp <= 0x1fff))
+		return 2;
+	if (cp >= 0x400 && cp <= 0x52f)
+		return 3;
+	if (cp >= 0x530 && cp <= 0x58f)
+		return 4;
+	return 0;
+}
+
+/* 1 if a label of the UTF-8 host mixes letters of two of those scripts:
+ * "раураl" (Cyrillic with a Latin l) posing as "paypal". */
+static int mixed_script(const char *u)
+{
+	int seen = 0;
+	for (const unsigned char *s = (const unsigned char *)u; *s;) {
+		if (*s == '.') {
+			seen = 0;
+			s++;
+			continue;
+		}
+		uint32_t cp = *s;
+		int len = 1;
+		if (*s >= 0xf0 && s[1] && s[2] && s[3]) {
+			cp = (uint32_t)(*s & 7) << 18 | (uint32_t)(s[1] & 63) << 12 |
+			     (uint32_t)(s[2] & 63) << 6 | (s[3] & 63);
+			len = 4;
+		} else if (*s >= 0xe0 && s[1] && s[2]) {
+			cp = (uint32_t)(*s & 15) << 12 | (uint32_t)(s[1] & 63) << 6 | (s[2] & 63);
+			len = 3;
+		} else if (*s >= 0xc0 && s[1]) {
+			cp = (uint32_t)(*s & 31) << 6 | (s[1] & 63);
+			len = 2;
+		}
+		int sc = script_of(cp);
+		if (sc) {
+			if (seen && seen != sc)
+				return 1;
+			seen = sc;
+		}
+		s += len;
+	}
+	return 0;
+}
+
 /* Labels that claim to be punycode ("xn--") must decode, or a lookalike
- * could hide behind an undecodable name. */
-static int punycode_labels_ok(const char *h)
+ * could hide behind an undecodable name; and no label may mix scripts.
+ * 0, or -1 with *why. */
+static int punycode_labels_ok(const char *h, const char **why)
 {
 	if (!strstr(h, "xn--"))
-		return 1;
+		return 0;
 	char *u = NULL;
 	int rc = idn2_to_unicode_8z8z(h, &u, 0);
 	if (rc != IDN2_OK) {
 		free(u);
-		return 0;
+		*why = "has invalid punycode in its host name";
+		return -1;
 	}
 	char *back = NULL;
 	rc = idn2_to_ascii_8z(u, &back, IDN2_NONTRANSITIONAL);
 	int ok = rc == IDN2_OK && strcmp(back, h) == 0;
-	free(u);
 	idn2_free(back);
-	return ok;
+	if (!ok)
+		*why = "has invalid punycode in its host name";
+	else if (mixed_script(u)) {
+		*why = "mixes alphabets in one part of its host name (a lookalike of another name)";
+		ok = 0;
+	}
+	free(u);
+	return ok ? 0 : -1;
 }
 
 static int default_port(const char *scheme)
@@ -301,10 +360,8 @@ int link_url_normalize(const char *in, size_t len, const struct url_policy *pol,
 			*why = "has an invalid host name";
 			return -1;
 		}
-		if (!punycode_labels_ok(host)) {
-			*why = "has invalid punycode in its host name";
+		if (punycode_labels_ok(host, why) != 0)
 			return -1;
-		}
 	} else {
 		for (char *c = host; *c; c++)
 			if (*c >= 'A' && *c <= 'Z')
@@ -319,7 +376,9 @@ int link_url_normalize(const char *in, size_t len, const struct url_policy *pol,
 		buf_printf(&tmp, ":%d", port);
 	for (size_t i = a_end; i < len; i++) {
 		unsigned char c = (unsigned char)in[i];
-		if (c >= 0x80)
+		/* non-ASCII, and ASCII that RFC 3986 does not allow anywhere in a
+		 * URL (what browsers encode too) */
+		if (c >= 0x80 || (c && strchr("\"<>`{}|^", c)))
 			buf_printf(&tmp, "%%%02X", c);
 		else
 			buf_append(&tmp, &in[i], 1);

@@ -1,0 +1,308 @@
+/*
+ * blocklist: see blocklist.h.
+ */
+#include "blocklist.h"
+#include "core/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <idn2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct blocklist {
+	atomic_int refs;
+	char **slots; /* open addressing; NULL: empty */
+	size_t mask;
+	size_t n;
+};
+
+static uint64_t hash_name(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+	return mix64(h);
+}
+
+static int lookup(const struct blocklist *b, const char *s, size_t n)
+{
+	if (!b->n)
+		return 0;
+	for (size_t i = hash_name(s, n) & b->mask;; i = (i + 1) & b->mask) {
+		const char *e = b->slots[i];
+		if (!e)
+			return 0;
+		if (strlen(e) == n && memcmp(e, s, n) == 0)
+			return 1;
+	}
+}
+
+static void insert(struct blocklist *b, char *name)
+{
+	size_t n = strlen(name);
+	if (lookup(b, name, n)) {
+		free(name);
+		return;
+	}
+	size_t i = hash_name(name, n) & b->mask;
+	while (b->slots[i])
+		i = (i + 1) & b->mask;
+	b->slots[i] = name;
+	b->n++;
+}
+
+static void grow(struct blocklist *b)
+{
+	size_t old = b->mask + 1;
+	char **slots = b->slots;
+	b->mask = old * 2 - 1;
+	b->slots = xcalloc(old * 2, sizeof(*b->slots));
+	b->n = 0;
+	for (size_t i = 0; i < old; i++)
+		if (slots[i])
+			insert(b, slots[i]);
+	free(slots);
+}
+
+/* One line's domain, in ASCII lowercase, or NULL (blank, comment) and
+ * *bad set when it is not a domain. */
+static char *parse_line(char *line, int *bad)
+{
+	*bad = 0;
+	char *hash = strchr(line, '#');
+	if (hash)
+		*hash = '\0';
+	char *s = line;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strcspn(s, " \t\r\n");
+	s[n] = '\0';
+	if (!n)
+		return NULL;
+	if (strncmp(s, "*.", 2) == 0)
+		s += 2;
+	n = strlen(s);
+	while (n && s[n - 1] == '.')
+		s[--n] = '\0';
+	char *ascii = NULL;
+	if (!n || idn2_to_ascii_8z(s, &ascii, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) != IDN2_OK) {
+		idn2_free(ascii);
+		*bad = 1;
+		return NULL;
+	}
+	char *out = xstrdup(ascii);
+	idn2_free(ascii);
+	size_t label = 0;
+	for (char *c = out;; c++) {
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c + 32);
+		if (*c == '.' || !*c) {
+			if (!label || c[-1] == '-')
+				*bad = 1;
+			if (!*c)
+				break;
+			label = 0;
+		} else if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+			   (*c == '-' && label)) {
+			label++;
+		} else {
+			*bad = 1;
+		}
+	}
+	if (*bad) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+int blocklist_load(const char *path, struct blocklist **out, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "--blocklist: cannot open '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	struct blocklist *b = xcalloc(1, sizeof(*b));
+	atomic_init(&b->refs, 1);
+	b->mask = 63;
+	b->slots = xcalloc(64, sizeof(*b->slots));
+	char line[1024];
+	int lineno = 0;
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		int bad;
+		char *name = parse_line(line, &bad);
+		if (bad) {
+			snprintf(err, errlen, "--blocklist: '%s' line %d is not a domain name", path,
+				 lineno);
+			fclose(f);
+			blocklist_unref(b);
+			return -1;
+		}
+		if (!name)
+			continue;
+		if ((b->n + 1) * 2 > b->mask + 1)
+			grow(b);
+		insert(b, name);
+	}
+	fclose(f);
+	*out = b;
+	return 0;
+}
+
+size_t blocklist_size(const struct blocklist *b)
+{
+	return b ? b->n : 0;
+}
+
+struct blocklist *blocklist_ref(struct blocklist *b)
+{
+	if (b)
+		atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+	return b;
+}
+
+void blocklist_unref(struct blocklist *b)
+{
+	if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	for (size_t i = 0; i <= b->mask; i++)
+		free(b->slots[i]);
+	free(b->slots);
+	free(b);
+}
+
+int blocklist_match(const struct blocklist *b, const char *host)
+{
+	if (!b || !b->n)
+		return 0;
+	for (const char *s = host; s; s = strchr(s, '.') ? strchr(s, '.') + 1 : NULL)
+		if (*s && lookup(b, s, strlen(s)))
+			return 1;
+	return 0;
+}
+
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct blocklist *live;
+
+struct blocklist *blocklist_current(void)
+{
+	pthread_mutex_lock(&live_lock);
+	struct blocklist *b = blocklist_ref(live);
+	pthread_mutex_unlock(&live_lock);
+	return b;
+}
+
+void blocklist_install(struct blocklist *b)
+{
+	pthread_mutex_lock(&live_lock);
+	struct blocklist *old = live;
+	live = b;
+	pthread_mutex_unlock(&live_lock);
+	blocklist_unref(old);
+}
+
+/* ---- the 403 rules ---------------------------------------------------- */
+
+static int in4(const uint8_t a[4], uint32_t net, int bits)
+{
+	uint32_t v = (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
+	uint32_t mask = bits ? ~0u << (32 - bits) : 0;
+	return (v & mask) == (net & mask);
+}
+
+/* Not a public unicast IPv4 address (RFC 6890 special-purpose blocks). */
+static int private4(const uint8_t a[4])
+{
+	static const struct {
+		uint32_t net;
+		int bits;
+	} blocks[] = {
+		{0x00000000, 8},  {0x0a000000, 8},  {0x64400000, 10}, {0x7f000000, 8},
+		{0xa9fe0000, 16}, {0xac100000, 12}, {0xc0000000, 24}, {0xc0000200, 24},
+		{0xc0a80000, 16}, {0xc6120000, 15}, {0xc6336400, 24}, {0xcb007100, 24},
+		{0xe0000000, 4},  {0xf0000000, 4},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(blocks); i++)
+		if (in4(a, blocks[i].net, blocks[i].bits))
+			return 1;
+	return 0;
+}
+
+static int private6(const uint8_t a[16])
+{
+	static const uint8_t zero[16], mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff},
+				      nat64[12] = {0, 0x64, 0xff, 0x9b};
+	if (memcmp(a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1))
+		return 1; /* :: and ::1 */
+	if (memcmp(a, mapped, 12) == 0 || memcmp(a, nat64, 12) == 0)
+		return private4(a + 12);
+	if (a[0] == 0x20 && a[1] == 0x02) /* 6to4 embeds an IPv4 address */
+		return private4(a + 2);
+	if ((a[0] & 0xfe) == 0xfc)       /* fc00::/7 unique local */
+		return 1;
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) /* fe80::/10 link-local */
+		return 1;
+	if (a[0] == 0xff) /* multicast */
+		return 1;
+	if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x0d && a[3] == 0xb8)
+		return 1; /* 2001:db8::/32 documentation */
+	return 0;
+}
+
+int link_target_allowed(const char *url, const struct blocklist *bl, int deny_private,
+			const char **why)
+{
+	/* url is normalised: scheme://host[:port]... with a lowercase host */
+	const char *h = strstr(url, "://");
+	if (!h) {
+		*why = "is not a URL";
+		return -1;
+	}
+	h += 3;
+	char host[300];
+	size_t n = strcspn(h, "/?#");
+	if (h[0] == '[') {
+		const char *rb = memchr(h, ']', n);
+		n = rb ? (size_t)(rb - h) + 1 : n;
+	} else {
+		const char *colon = memchr(h, ':', n);
+		if (colon)
+			n = (size_t)(colon - h);
+	}
+	if (n >= sizeof(host)) {
+		*why = "has an invalid host";
+		return -1;
+	}
+	memcpy(host, h, n);
+	host[n] = '\0';
+	if (host[0] != '[' && blocklist_match(bl, host)) {
+		*why = "points to a blocked domain";
+		return -1;
+	}
+	if (!deny_private)
+		return 0;
+	uint8_t a[16];
+	int priv = 0;
+	if (host[0] == '[') {
+		host[n - 1] = '\0';
+		priv = inet_pton(AF_INET6, host + 1, a) != 1 || private6(a);
+	} else if (inet_pton(AF_INET, host, a) == 1) {
+		priv = private4(a);
+	} else {
+		size_t hl = strlen(host);
+		priv = strcmp(host, "localhost") == 0 ||
+		       (hl > 10 && strcmp(host + hl - 10, ".localhost") == 0);
+	}
+	if (priv) {
+		*why = "points to a private, loopback or reserved address (--deny-private-targets)";
+		return -1;
+	}
+	return 0;
+}

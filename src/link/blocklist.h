@@ -1,0 +1,45 @@
+/*
+ * blocklist: domains whose links shortd refuses (--blocklist FILE), and
+ * the other target rules that answer 403 rather than 400: the URL is
+ * well-formed, but this service will not send people there.
+ *
+ * The file holds one domain per line; '#' starts a comment; "*.d" means
+ * the same as "d". A domain blocks itself and every subdomain. Names are
+ * compared in their ASCII (punycode) form, lowercased, as normalised URLs
+ * carry them, so "bücher.example" in the file blocks the link that was
+ * typed with either spelling.
+ *
+ * The live list is swapped whole on reload (SIGHUP): readers take a
+ * reference under a lock held for a pointer copy, so a reload never waits
+ * for a create, and a create never sees half a list.
+ */
+#ifndef SHORTD_BLOCKLIST_H
+#define SHORTD_BLOCKLIST_H
+
+#include <stddef.h>
+
+struct blocklist;
+
+/* Reads path into a new list. 0, or -1 with a message in err. */
+int blocklist_load(const char *path, struct blocklist **out, char *err, size_t errlen);
+size_t blocklist_size(const struct blocklist *b);
+struct blocklist *blocklist_ref(struct blocklist *b);
+void blocklist_unref(struct blocklist *b);
+/* 1 if host (ASCII, lowercase) or one of its parent domains is listed. */
+int blocklist_match(const struct blocklist *b, const char *host);
+
+/* The live list of the process (NULL: none). blocklist_current() returns a
+ * reference the caller drops with blocklist_unref(). */
+struct blocklist *blocklist_current(void);
+/* Installs b (taking over the caller's reference; NULL clears). */
+void blocklist_install(struct blocklist *b);
+
+/* Checks a normalised URL against the 403 rules: the blocklist (bl may be
+ * NULL) and, with deny_private, targets on loopback, private, link-local,
+ * shared, reserved or multicast IP addresses and "localhost" names.
+ * Returns 0, or -1 with *why set. DNS is not consulted: a public name that
+ * resolves to a private address is not caught here. */
+int link_target_allowed(const char *url, const struct blocklist *bl, int deny_private,
+			const char **why);
+
+#endif
