@@ -91,6 +91,8 @@ struct app_worker {
 	 * its client, and where its RateLimit headers start in ex->extra. */
 	struct sockaddr_storage client;
 	uint16_t rl_mark;
+	int notfound_blocked; /* over the 404 budget: every code answers 429 */
+	int64_t now_us;       /* the request's monotonic time, for the limiters */
 };
 
 /* --cors-origins: 0, or -1 if an entry is not * or scheme://host[:port]. */

@@ -27,10 +27,9 @@ const char *app_limiter_name(int i)
 	return limiter_names[i];
 }
 
-static int64_t now_us(void)
-{
-	return (int64_t)(time_mono_ns() / 1000);
-}
+/* The client's key: its per-request limit is lane 0, its 404s lane 1. */
+#define LANE_REQUESTS 0
+#define LANE_NOTFOUND 1
 
 static uint64_t ip_key(struct app_worker *ws, int limiter)
 {
@@ -122,29 +121,33 @@ int app_guard(struct http_exchange *ex, struct app_worker *ws)
 		return -1;
 	}
 	ws->rl_mark = ex->extra_len;
-	if (!app->limits[APP_LIMIT_IP].interval_us)
+	ws->now_us = (int64_t)(ex->start_ns / 1000);
+	ws->notfound_blocked = 0;
+	const struct rl_limit *ip = &app->limits[APP_LIMIT_IP], *nf = &app->limits[APP_LIMIT_NOTFOUND];
+	if (!ip->interval_us && !nf->interval_us)
 		return 0;
+	/* both limits of this client in one lookup */
 	struct rl_result r;
-	rl_take(app->rl, &app->limits[APP_LIMIT_IP], ip_key(ws, APP_LIMIT_IP), now_us(), &r);
+	ws->notfound_blocked =
+		!rl_take_and_peek(app->rl, ip, nf, ip_key(ws, APP_LIMIT_IP), ws->now_us, &r);
 	if (!r.allowed) {
 		too_many(ex, ws, APP_LIMIT_IP, &r);
 		return -1;
 	}
-	if (api)
+	if (api && ip->interval_us)
 		rl_headers(ex, ws, &r);
 	return 0;
 }
 
 int app_notfound_blocked(struct http_exchange *ex, struct app_worker *ws)
 {
-	struct app *app = ws->app;
-	const struct rl_limit *lim = &app->limits[APP_LIMIT_NOTFOUND];
-	if (!lim->interval_us ||
-	    rl_would_allow(app->rl, lim, ip_key(ws, APP_LIMIT_NOTFOUND), now_us()))
+	if (!ws->notfound_blocked)
 		return 0;
+	struct app *app = ws->app;
 	struct rl_result r;
 	/* over budget: count it (it is refused anyway) for the headers */
-	rl_take(app->rl, lim, ip_key(ws, APP_LIMIT_NOTFOUND), now_us(), &r);
+	rl_take_lane(app->rl, &app->limits[APP_LIMIT_NOTFOUND], ip_key(ws, APP_LIMIT_IP),
+		     LANE_NOTFOUND, ws->now_us, &r);
 	too_many(ex, ws, APP_LIMIT_NOTFOUND, &r);
 	return 1;
 }
@@ -155,7 +158,7 @@ void app_notfound_count(struct app_worker *ws)
 	const struct rl_limit *lim = &app->limits[APP_LIMIT_NOTFOUND];
 	struct rl_result r;
 	if (lim->interval_us)
-		rl_take(app->rl, lim, ip_key(ws, APP_LIMIT_NOTFOUND), now_us(), &r);
+		rl_take_lane(app->rl, lim, ip_key(ws, APP_LIMIT_IP), LANE_NOTFOUND, ws->now_us, &r);
 }
 
 int app_create_guard(struct http_exchange *ex, struct app_worker *ws, const struct principal *who)
@@ -170,7 +173,7 @@ int app_create_guard(struct http_exchange *ex, struct app_worker *ws, const stru
 	uint64_t key = who->role ? rl_key(APP_LIMIT_CREATE, &who->id, sizeof(who->id))
 				 : ip_key(ws, APP_LIMIT_ANON);
 	struct rl_result r;
-	rl_take(app->rl, lim, key, now_us(), &r);
+	rl_take(app->rl, lim, key, ws->now_us, &r);
 	if (!r.allowed) {
 		too_many(ex, ws, limiter, &r);
 		return -1;

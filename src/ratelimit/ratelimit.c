@@ -12,8 +12,18 @@
 
 struct slot {
 	uint64_t key; /* 0: never used */
-	int64_t tat_us;
+	int64_t tat_us[RL_LANES];
 };
+
+/* A slot's weight when choosing whom to forget: its largest debt. */
+static int64_t slot_tat(const struct slot *s)
+{
+	int64_t m = s->tat_us[0];
+	for (int i = 1; i < RL_LANES; i++)
+		if (s->tat_us[i] > m)
+			m = s->tat_us[i];
+	return m;
+}
 
 struct shard {
 	pthread_mutex_t lock;
@@ -86,13 +96,13 @@ static struct slot *find(struct shard *sh, uint64_t key, int64_t now_us)
 		struct slot *s = &sh->slots[(base + i) & sh->mask];
 		if (s->key == key)
 			return s;
-		if (!victim || s->tat_us < victim->tat_us)
+		if (!victim || slot_tat(s) < slot_tat(victim))
 			victim = s;
 	}
-	/* victim->tat_us <= now_us means free: nothing is lost */
+	/* a victim whose debts are all paid (TAT <= now) was free: nothing is lost */
 	(void)now_us;
 	victim->key = key;
-	victim->tat_us = 0;
+	memset(victim->tat_us, 0, sizeof(victim->tat_us));
 	return victim;
 }
 
@@ -113,8 +123,25 @@ static void fill(struct rl_result *out, const struct rl_limit *lim, int64_t tat,
 	}
 }
 
-void rl_take(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int64_t now_us,
-	     struct rl_result *out)
+/* Lane state after one request at now_us: allowed or not, TAT updated. */
+static int take(int64_t *tat, const struct rl_limit *lim, int64_t now_us)
+{
+	int64_t start = *tat > now_us ? *tat : now_us;
+	int64_t next = start + lim->interval_us;
+	int allowed = next - now_us <= lim->interval_us * lim->burst;
+	if (allowed)
+		*tat = next;
+	return allowed;
+}
+
+static int would_allow(int64_t tat, const struct rl_limit *lim, int64_t now_us)
+{
+	int64_t start = tat > now_us ? tat : now_us;
+	return !lim->interval_us || start + lim->interval_us - now_us <= lim->interval_us * lim->burst;
+}
+
+void rl_take_lane(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int lane,
+		  int64_t now_us, struct rl_result *out)
 {
 	if (!lim->interval_us) {
 		memset(out, 0, sizeof(*out));
@@ -124,17 +151,39 @@ void rl_take(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int64
 	struct shard *sh = &t->shards[key & (SHARDS - 1)];
 	pthread_mutex_lock(&sh->lock);
 	struct slot *s = find(sh, key, now_us);
-	int64_t start = s->tat_us > now_us ? s->tat_us : now_us;
-	int64_t next = start + lim->interval_us;
-	int allowed = next - now_us <= lim->interval_us * lim->burst;
-	if (allowed)
-		s->tat_us = next;
-	int64_t tat = s->tat_us;
+	int allowed = take(&s->tat_us[lane], lim, now_us);
+	int64_t tat = s->tat_us[lane];
 	pthread_mutex_unlock(&sh->lock);
 	fill(out, lim, tat, now_us, allowed);
 }
 
-int rl_would_allow(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int64_t now_us)
+void rl_take(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int64_t now_us,
+	     struct rl_result *out)
+{
+	rl_take_lane(t, lim, key, 0, now_us, out);
+}
+
+int rl_take_and_peek(struct rl_table *t, const struct rl_limit *lim, const struct rl_limit *peek,
+		     uint64_t key, int64_t now_us, struct rl_result *out)
+{
+	struct shard *sh = &t->shards[key & (SHARDS - 1)];
+	pthread_mutex_lock(&sh->lock);
+	struct slot *s = find(sh, key, now_us);
+	int allowed = !lim->interval_us || take(&s->tat_us[0], lim, now_us);
+	int64_t tat = s->tat_us[0];
+	int peek_ok = would_allow(s->tat_us[1], peek, now_us);
+	pthread_mutex_unlock(&sh->lock);
+	if (lim->interval_us) {
+		fill(out, lim, tat, now_us, allowed);
+	} else {
+		memset(out, 0, sizeof(*out));
+		out->allowed = 1;
+	}
+	return peek_ok;
+}
+
+int rl_would_allow(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int lane,
+		   int64_t now_us)
 {
 	if (!lim->interval_us)
 		return 1;
@@ -145,13 +194,12 @@ int rl_would_allow(struct rl_table *t, const struct rl_limit *lim, uint64_t key,
 	for (size_t i = 0; i < RL_WAYS; i++) {
 		struct slot *s = &sh->slots[(base + i) & sh->mask];
 		if (s->key == key) {
-			tat = s->tat_us;
+			tat = s->tat_us[lane];
 			break;
 		}
 	}
 	pthread_mutex_unlock(&sh->lock);
-	int64_t start = tat > now_us ? tat : now_us;
-	return start + lim->interval_us - now_us <= lim->interval_us * lim->burst;
+	return would_allow(tat, lim, now_us);
 }
 
 size_t rl_table_used(struct rl_table *t, int64_t now_us)
@@ -161,7 +209,7 @@ size_t rl_table_used(struct rl_table *t, int64_t now_us)
 		struct shard *sh = &t->shards[i];
 		pthread_mutex_lock(&sh->lock);
 		for (size_t j = 0; j <= sh->mask; j++)
-			used += sh->slots[j].key && sh->slots[j].tat_us > now_us;
+			used += sh->slots[j].key && slot_tat(&sh->slots[j]) > now_us;
 		pthread_mutex_unlock(&sh->lock);
 	}
 	return used;

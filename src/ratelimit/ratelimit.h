@@ -9,8 +9,10 @@
  * and then TAT becomes max(TAT, now) + T. A key whose TAT has passed holds
  * a full bucket, which is the same as holding nothing: such slots are free.
  *
- * Memory: a table of `entries` slots (16 bytes each: a 64-bit key hash and
- * the TAT in microseconds) in 64 shards, each with its own lock. A key may
+ * Memory: a table of `entries` slots (24 bytes each: a 64-bit key hash and
+ * RL_LANES TATs in microseconds) in 64 shards, each with its own lock. A
+ * key has RL_LANES independent buckets ("lanes"), so two limits on the
+ * same client (every request, and 404s) cost one lookup together. A key may
  * sit in any of RL_WAYS slots after its hash; a new key takes a free slot
  * there, or else evicts the slot with the smallest TAT (the client nearest
  * to a full bucket), so memory never grows and a flood of new keys costs
@@ -29,6 +31,7 @@
 #include "core/metrics.h"
 
 #define RL_WAYS 8
+#define RL_LANES 2
 
 struct rl_limit {
 	int64_t interval_us; /* T: one request's worth of time; 0: no limit */
@@ -53,11 +56,19 @@ struct rl_table;
 struct rl_table *rl_table_new(size_t entries);
 void rl_table_free(struct rl_table *t);
 
-/* Counts one request of key against lim at now_us. */
+/* Counts one request of key in lane 0 against lim at now_us. */
 void rl_take(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int64_t now_us,
 	     struct rl_result *out);
-/* Whether a request would be allowed, without counting it. */
-int rl_would_allow(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int64_t now_us);
+/* The same in any lane (0 .. RL_LANES-1). */
+void rl_take_lane(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int lane,
+		  int64_t now_us, struct rl_result *out);
+/* Counts one request in lane 0 against lim (out), and says whether lane 1
+ * would allow one against peek (without counting it): 1 or 0. One lookup. */
+int rl_take_and_peek(struct rl_table *t, const struct rl_limit *lim, const struct rl_limit *peek,
+		     uint64_t key, int64_t now_us, struct rl_result *out);
+/* Whether a request in lane would be allowed, without counting it. */
+int rl_would_allow(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int lane,
+		   int64_t now_us);
 /* Slots in use (TAT in the future) at now_us: for tests and metrics. */
 size_t rl_table_used(struct rl_table *t, int64_t now_us);
 

@@ -70,14 +70,35 @@ static void test_keys_are_independent_and_peek_is_free(void **state)
 	struct rl_table *t = rl_table_new(1024);
 	struct rl_limit lim = rl_limit_make(1, 1, 1);
 	struct rl_result r;
-	assert_true(rl_would_allow(t, &lim, 1, 0));
-	assert_true(rl_would_allow(t, &lim, 1, 0)); /* peeking takes nothing */
+	assert_true(rl_would_allow(t, &lim, 1, 0, 0));
+	assert_true(rl_would_allow(t, &lim, 1, 0, 0)); /* peeking takes nothing */
 	rl_take(t, &lim, 1, 0, &r);
 	assert_true(r.allowed);
-	assert_false(rl_would_allow(t, &lim, 1, 0));
-	assert_true(rl_would_allow(t, &lim, 2, 0));
+	assert_false(rl_would_allow(t, &lim, 1, 0, 0));
+	assert_true(rl_would_allow(t, &lim, 2, 0, 0));
 	assert_true(rl_key(0, "a", 1) != rl_key(1, "a", 1));
 	assert_true(rl_key(0, "a", 1) == rl_key(0, "a", 1));
+	rl_table_free(t);
+}
+
+static void test_lanes_are_independent(void **state)
+{
+	(void)state;
+	struct rl_table *t = rl_table_new(1024);
+	struct rl_limit every = rl_limit_make(10, 1, 2), misses = rl_limit_make(1, 60, 1);
+	struct rl_result r;
+	/* lane 1 (404s) is untouched by lane 0's requests */
+	for (int i = 0; i < 2; i++)
+		assert_true(rl_take_and_peek(t, &every, &misses, 5, 0, &r) && r.allowed);
+	assert_true(rl_take_and_peek(t, &every, &misses, 5, 0, &r));
+	assert_false(r.allowed);
+	rl_take_lane(t, &misses, 5, 1, 0, &r);
+	assert_true(r.allowed);
+	/* now the peek says no, and peeking again still takes nothing */
+	assert_false(rl_take_and_peek(t, &every, &misses, 5, 10 * S, &r));
+	assert_true(r.allowed);
+	assert_false(rl_would_allow(t, &misses, 5, 1, 10 * S));
+	assert_true(rl_would_allow(t, &misses, 5, 1, 60 * S));
 	rl_table_free(t);
 }
 
@@ -124,6 +145,7 @@ int main(void)
 		cmocka_unit_test(test_burst_then_one_per_interval),
 		cmocka_unit_test(test_retry_after_rounds_up),
 		cmocka_unit_test(test_keys_are_independent_and_peek_is_free),
+		cmocka_unit_test(test_lanes_are_independent),
 		cmocka_unit_test(test_rate_zero_never_limits),
 		cmocka_unit_test(test_memory_bound_keeps_the_most_indebted),
 	};
