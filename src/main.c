@@ -355,6 +355,8 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1 && strcmp(argv[1], "key") == 0)
 		return app_key_command(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "import") == 0)
+		return app_import_command(argc - 1, argv + 1);
 	int first = 1;
 	if (argc > 1 && strcmp(argv[1], "serve") == 0)
 		first = 2;

@@ -102,6 +102,8 @@ const char *app_limiter_name(int limiter);
 
 /* `shortd key ...` (argv[0] is "key"): the exit status. */
 int app_key_command(int argc, char **argv);
+/* `shortd import FILE ...` (argv[0] is "import"): the exit status. */
+int app_import_command(int argc, char **argv);
 
 /* The handler table for http_server_create(); handler.app must be set. */
 extern const struct http_handler app_http_handler;
