@@ -42,7 +42,8 @@ BIN     := shortd
 
 PYTEST  := /usr/bin/python3 -m pytest
 
-.PHONY: all run deps test unit blackbox sanitize soak clean bench-quick fuzz fuzz-replay
+.PHONY: all run deps test unit blackbox sanitize soak clean bench bench-quick bench-smoke fuzz \
+	fuzz-replay
 
 all: $(BIN)
 
@@ -129,13 +130,15 @@ blackbox: $(BIN)
 	@$(MAKE) --no-print-directory FAULTS=1 build/fault/shortd
 	SHORTD_BIN=$(CURDIR)/$(BIN) SHORTD_FAULT_BIN=$(CURDIR)/build/fault/shortd $(PYTEST) -q -p no:cacheprovider tests/blackbox
 
-# The whole suite: warnings are errors; unit tests, fuzz corpora and
-# black-box tests, then all of it again under ASan, UBSan and LSan.
+# The whole suite: warnings are errors; unit tests, fuzz corpora, the
+# benchmark harness at tiny sizes, black-box tests, then all of it again
+# under ASan, UBSan and LSan.
 test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory WERROR=1 $(BIN) $(UNIT_BINS)
 	@$(MAKE) --no-print-directory WERROR=1 unit
 	@$(MAKE) --no-print-directory fuzz-replay
+	@$(MAKE) --no-print-directory bench-smoke
 	@$(MAKE) --no-print-directory WERROR=1 blackbox
 	@$(MAKE) --no-print-directory sanitize
 
@@ -152,10 +155,24 @@ soak: $(BIN)
 	SHORTD_CRASH_CYCLES=$${SHORTD_CRASH_CYCLES:-1000} SHORTD_BIN=$(CURDIR)/$(BIN) \
 		$(PYTEST) -q -s -p no:cacheprovider tests/blackbox/test_t0510_crash_loop.py
 
+# Benchmarks (bench/bench.py; docs/performance.md): every scenario against
+# its baseline, alternated, medians; results in bench/results/. BENCH_ARGS
+# passes options, e.g. BENCH_ARGS="--rounds 5 --scenarios 1,4".
+BENCH_ARGS ?=
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory $(BIN)
+	/usr/bin/python3 bench/bench.py $(BENCH_ARGS)
+
+# Scenarios 1 (shortd against nginx) and 8 (analytics and limits on/off).
 bench-quick:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory $(BIN)
-	bench/quick.sh
+	/usr/bin/python3 bench/bench.py --scenarios 1,8 --rounds 5 $(BENCH_ARGS)
+
+# Every scenario for a second at tiny sizes, so the harness cannot rot.
+bench-smoke: $(BIN)
+	/usr/bin/python3 bench/bench.py --smoke --out $(BUILD)/bench-smoke
 
 clean:
 	rm -rf build $(BIN)

@@ -1,0 +1,547 @@
+#!/usr/bin/python3
+"""shortd's benchmark harness (make bench, bench-quick, bench-smoke).
+
+Every server under test runs pinned to core 0 and wrk to core 1. Before a
+run the harness waits for the machine to be idle; during it, it records the
+CPU time of the server, of wrk and of the whole machine, and discards (and
+repeats, up to twice) a run in which other processes used more than
+--foreign-max of a core. Scenarios that have a baseline run it in
+alternation with shortd (A B A B ...), for --rounds rounds, and report the
+median with the min-max of each figure. Results go to the terminal and to
+bench/results/latest.md and latest.json (not committed).
+
+Scenarios (numbers as in issue 4):
+  1 redirect, uniform over LINKS links in cache, 64 connections; nginx
+    `return 302` and Redis GET (redis-benchmark) as baselines
+  2 redirect, Zipf over MID links
+  3 redirect, cache misses: BIG links stored, a 1 MiB cache, uniform codes
+  4 redirect, 16-deep pipelining; nginx pipelined the same way
+  5 durable creates through the API, 256 connections
+  6 mixed: 100 redirects per create
+  7 memory: RSS with BIG links all in cache, bytes per link
+  8 redirect with analytics and rate limits on vs off
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics as st
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LUA = os.path.join(ROOT, "bench", "lua")
+SHORTD = os.path.join(ROOT, "shortd")
+HZ = os.sysconf("SC_CLK_TCK")
+# Rate limiters on, at rates one load generator never reaches: every
+# request pays for the check, none is refused (all clients are 127.0.0.1).
+LIMITS = ["--ip-rate", "100000000", "--ip-burst", "100000000", "--notfound-rate", "1000000"]
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc=None, timeout=30):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"server on port {port} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"port {port} never opened")
+
+
+def proc_ticks(pids):
+    t = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            t += int(fields[11]) + int(fields[12])  # utime, stime (all threads)
+        except FileNotFoundError:
+            pass
+    return t
+
+
+def machine_busy_ticks():
+    with open("/proc/stat") as f:
+        v = list(map(int, f.readline().split()[1:]))
+    idle = v[3] + v[4]
+    return sum(v[:8]) - idle
+
+
+def rss_kib(pid, field="VmRSS"):
+    """VmRSS, or RssAnon (the process's own memory, without the mapped
+    database pages that VmRSS also counts)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def wait_idle(max_wait=10, threshold=0.15):
+    """Waits until the machine used less than threshold cores over 0.5 s."""
+    end = time.monotonic() + max_wait
+    while True:
+        b0 = machine_busy_ticks()
+        time.sleep(0.5)
+        used = (machine_busy_ticks() - b0) / HZ / 0.5
+        if used < threshold or time.monotonic() > end:
+            return used
+
+
+class Server:
+    """A process pinned to core 0; pids are what its CPU is counted over."""
+
+    def __init__(self, name, cmd, port, env=None):
+        self.name, self.port = name, port
+        self.proc = subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, env=env)
+        wait_port(port, self.proc)
+        time.sleep(0.1)
+        self.pids = [self.proc.pid] + children(self.proc.pid)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def children(pid):
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+        return [int(x) for x in out.split()]
+    except OSError:
+        return []
+
+
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        self.tmp = tempfile.mkdtemp(prefix="shortd-bench-")
+        self.servers = []
+        self.results = []
+
+    # ---- servers ---------------------------------------------------------
+
+    def shortd(self, name, data, *extra):
+        port = free_port()
+        s = Server(name, [SHORTD, "--listen", f"127.0.0.1:{port}", "--data", data,
+                          "--threads", "1", "--log-level", "warn", *LIMITS, *extra], port)
+        self.servers.append(s)
+        return s
+
+    def nginx(self):
+        port = free_port()
+        d = os.path.join(self.tmp, "nginx")
+        os.makedirs(d, exist_ok=True)
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+	access_log off;
+	keepalive_requests 1000000000;
+	keepalive_timeout 75s;
+	client_body_temp_path {d}/body;
+	proxy_temp_path {d}/proxy;
+	fastcgi_temp_path {d}/fastcgi;
+	uwsgi_temp_path {d}/uwsgi;
+	scgi_temp_path {d}/scgi;
+	server {{
+		listen 127.0.0.1:{port};
+		location / {{ return 302 https://example.com/bench/12345; }}
+	}}
+}}
+""")
+        s = Server("nginx", ["/usr/sbin/nginx", "-c", conf, "-p", d], port)
+        self.servers.append(s)
+        return s
+
+    def stop(self, s):
+        s.stop()
+        self.servers.remove(s)
+
+    def close(self):
+        for s in list(self.servers):
+            s.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # ---- data ------------------------------------------------------------
+
+    def dataset(self, n):
+        """A data directory with n links (made by `shortd import`), its codes
+        and an admin key."""
+        d = os.path.join(self.tmp, f"data-{n}")
+        codes = os.path.join(self.tmp, f"codes-{n}")
+        if os.path.exists(codes):
+            return d, codes, open(os.path.join(d, "key")).read()
+        os.makedirs(d)
+        src = os.path.join(self.tmp, f"links-{n}.csv")
+        with open(src, "w") as f:
+            for i in range(n):
+                f.write(f"https://example.com/bench/{i}\n")
+        t0 = time.monotonic()
+        r = subprocess.run([SHORTD, "import", src, "--data", d, "--codes", codes],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit("import failed: " + r.stderr)
+        log(f"imported {n:,} links in {time.monotonic() - t0:.1f} s")
+        os.remove(src)
+        key = subprocess.run([SHORTD, "key", "create", "--name", "bench", "--role", "admin",
+                              "--data", d], capture_output=True, text=True).stdout.strip()
+        with open(os.path.join(d, "key"), "w") as f:
+            f.write(key)
+        return d, codes, key
+
+    # ---- measuring -------------------------------------------------------
+
+    def wrk(self, server, script, conns, duration, env=None, warmup=True):
+        """One measured wrk run against server; repeats a run disturbed by
+        foreign load. Returns a dict of figures."""
+        e = dict(os.environ, BENCH_LUA=LUA, **(env or {}))
+        url = f"http://127.0.0.1:{server.port}"
+        cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", "-s",
+               os.path.join(LUA, script), url]
+        for attempt in range(3):
+            if warmup:
+                subprocess.run(cmd[:5] + ["-d1s"] + cmd[5:], env=e, capture_output=True)
+            foreign_idle = wait_idle()
+            s0, b0, t0 = proc_ticks(server.pids), machine_busy_ticks(), time.monotonic()
+            p = subprocess.Popen(cmd[:5] + [f"-d{duration}s"] + cmd[5:], env=e,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            out = p.stdout.read().decode(errors="replace")
+            p.stdout.close()
+            _, _, ru = os.wait4(p.pid, 0)  # wrk's own CPU (taskset execs it)
+            p.returncode = 0
+            wall = time.monotonic() - t0
+            s1, b1 = proc_ticks(server.pids), machine_busy_ticks()
+            m = re.search(r"BENCH_JSON (\{.*\})", out)
+            if not m:
+                raise SystemExit(f"wrk gave no result: {out}")
+            r = json.loads(m.group(1))
+            server_cores = (s1 - s0) / HZ / wall
+            wrk_cores = (ru.ru_utime + ru.ru_stime) / wall
+            foreign = max(0.0, (b1 - b0) / HZ / wall - server_cores - wrk_cores)
+            r.update(rps=r["requests"] / r["seconds"], server_cores=server_cores,
+                     wrk_cores=wrk_cores, foreign_cores=foreign, idle_before=foreign_idle,
+                     rss_kib=rss_kib(server.pids[0]))
+            r["per_core"] = r["rps"] / server_cores if server_cores > 0 else 0.0
+            if foreign <= self.a.foreign_max or attempt == 2:
+                r["discarded_runs"] = attempt
+                return r
+            log(f"  run discarded: other processes used {foreign:.2f} cores; again")
+
+    def alternate(self, title, runs, rounds):
+        """runs: [(label, server, script, conns, env)]; A B A B ... for
+        rounds rounds. Returns {label: [result, ...]}."""
+        out = {label: [] for label, *_ in runs}
+        for r in range(rounds):
+            line = []
+            for label, server, script, conns, env in runs:
+                res = self.wrk(server, script, conns, self.a.duration, env)
+                out[label].append(res)
+                line.append(f"{label} {res['rps']:,.0f}/s ({res['server_cores']:.2f} cores, "
+                            f"p99 {res['p99_ms']:.2f} ms)")
+            log(f"  {title} round {r + 1}: " + "; ".join(line))
+        return out
+
+    def record(self, num, name, rows, target, met, notes=""):
+        self.results.append(dict(scenario=num, name=name, rows=rows, target=target, met=met,
+                                 notes=notes))
+
+
+def med(rs, k):
+    v = [r[k] for r in rs]
+    return st.median(v), min(v), max(v)
+
+
+def row(label, rs, ratio_to=None):
+    d = {"server": label}
+    for k in ("rps", "per_core", "p50_ms", "p99_ms", "p999_ms", "server_cores"):
+        m, lo, hi = med(rs, k)
+        d[k] = {"median": m, "min": lo, "max": hi}
+    d["errors"] = sum(r["errors"] for r in rs)
+    d["rss_mib"] = max(r["rss_kib"] for r in rs) / 1024
+    d["runs"] = len(rs)
+    d["discarded"] = sum(r["discarded_runs"] for r in rs)
+    if ratio_to:
+        per = [a["per_core"] / b["per_core"] for a, b in zip(rs, ratio_to) if b["per_core"]]
+        raw = [a["rps"] / b["rps"] for a, b in zip(rs, ratio_to) if b["rps"]]
+        d["ratio_per_core"] = {"median": st.median(per), "min": min(per), "max": max(per)}
+        d["ratio_rps"] = {"median": st.median(raw), "min": min(raw), "max": max(raw)}
+    return d
+
+
+def redis_get(bench):
+    """Redis GET of one key via redis-benchmark, pinned like the others."""
+    if not shutil.which("redis-server") or not shutil.which("redis-benchmark"):
+        return None
+    port = free_port()
+    s = Server("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                         "--appendonly", "no", "--dir", bench.tmp], port)
+    bench.servers.append(s)
+    try:
+        n = max(20000, int(60000 * bench.a.duration))
+        subprocess.run(["redis-cli", "-p", str(port), "set", "key:__rand_int__", "x"],
+                       capture_output=True)
+        s0, t0 = proc_ticks(s.pids), time.monotonic()
+        out = subprocess.run(["taskset", "-c", "1", "redis-benchmark", "-p", str(port), "-c", "64",
+                              "-n", str(n), "-t", "get", "-q", "--csv"],
+                             capture_output=True, text=True).stdout
+        wall = time.monotonic() - t0
+        cores = (proc_ticks(s.pids) - s0) / HZ / wall
+        m = re.search(r'"GET","([\d.]+)"', out)
+        rps = float(m.group(1)) if m else 0.0
+        return {"rps": rps, "server_cores": cores, "per_core": rps / cores if cores else 0.0}
+    finally:
+        bench.stop(s)
+
+
+# ---- the scenarios -------------------------------------------------------------
+
+def s1_redirect(b):
+    d, codes, _ = b.dataset(b.a.links)
+    sh, ng = b.shortd("shortd", d), b.nginx()
+    env = {"CODES": codes}
+    res = b.alternate("1 redirect", [("shortd", sh, "uniform.lua", 64, env),
+                                     ("nginx", ng, "uniform.lua", 64, env)], b.a.rounds)
+    b.stop(sh)
+    b.stop(ng)
+    rows = [row("shortd", res["shortd"], res["nginx"]), row("nginx return 302", res["nginx"])]
+    redis = redis_get(b)
+    notes = ""
+    if redis:
+        rows.append({"server": "redis GET (redis-benchmark)",
+                     "rps": {"median": redis["rps"]}, "per_core": {"median": redis["per_core"]}})
+    else:
+        notes = "redis-server not installed: no Redis reference"
+    ratio = rows[0]["ratio_per_core"]["median"]
+    p99 = rows[0]["p99_ms"]["median"]
+    b.record(1, f"redirect, {b.a.links:,} links in cache, uniform, 64 connections", rows,
+             ">= 1.15x nginx per core and p99 < 1 ms", ratio >= 1.15 and p99 < 1, notes)
+
+
+def s2_zipf(b):
+    d, codes, _ = b.dataset(b.a.mid)
+    sh, ng = b.shortd("shortd", d), b.nginx()
+    env = {"CODES": codes}
+    res = b.alternate("2 zipf", [("shortd", sh, "zipf.lua", 64, env),
+                                 ("nginx", ng, "zipf.lua", 64, env)], b.a.rounds)
+    b.stop(sh)
+    b.stop(ng)
+    b.record(2, f"redirect, Zipf over {b.a.mid:,} links", [
+        row("shortd", res["shortd"], res["nginx"]), row("nginx return 302", res["nginx"])],
+        "(no target: the realistic mix)", None)
+
+
+def s3_misses(b):
+    d, codes, _ = b.dataset(b.a.big)
+    sh = b.shortd("shortd", d, "--cache-mb", "1")
+    env = {"CODES": codes, "MAX_CODES": "1000000"}
+    res = b.alternate("3 misses", [("shortd", sh, "uniform.lua", 64, env)], b.a.rounds)
+    b.stop(sh)
+    r = row("shortd --cache-mb 1", res["shortd"])
+    b.record(3, f"redirect, cache misses from SQLite, {b.a.big:,} links stored", [r],
+             ">= 50,000 misses/s", r["rps"]["median"] >= 50000)
+
+
+def s4_pipeline(b):
+    d, codes, _ = b.dataset(b.a.links)
+    sh, ng = b.shortd("shortd", d), b.nginx()
+    env = {"CODES": codes, "PIPELINE": "16"}
+    res = b.alternate("4 pipelined", [("shortd", sh, "uniform.lua", 64, env),
+                                      ("nginx", ng, "uniform.lua", 64, env)], b.a.rounds)
+    b.stop(sh)
+    b.stop(ng)
+    r = row("shortd", res["shortd"], res["nginx"])
+    b.record(4, "redirect, 16-deep pipelining", [r, row("nginx return 302", res["nginx"])],
+             ">= 5x nginx (per core)", r["ratio_per_core"]["median"] >= 5)
+
+
+def s5_creates(b):
+    d, codes, key = b.dataset(b.a.links)
+    sh = b.shortd("shortd", d)
+    res = b.alternate("5 creates", [("shortd", sh, "create.lua", 256, {"SHORTD_KEY": key})],
+                      b.a.rounds)
+    b.stop(sh)
+    r = row("shortd", res["shortd"])
+    b.record(5, "durable creates through the API, 256 connections", [r],
+             ">= 20,000 links/s durable", r["rps"]["median"] >= 20000)
+
+
+def s6_mixed(b):
+    d, codes, key = b.dataset(b.a.links)
+    sh = b.shortd("shortd", d)
+    res = b.alternate("6 mixed", [("shortd", sh, "create.lua", 64,
+                                   {"SHORTD_KEY": key, "CODES": codes, "MIX_GETS": "100"})],
+                      b.a.rounds)
+    b.stop(sh)
+    b.record(6, "mixed: 100 redirects per create", [row("shortd", res["shortd"])],
+             "(no target)", None)
+
+
+def s7_memory(b):
+    d, codes, _ = b.dataset(b.a.big)
+    sh = b.shortd("shortd", d, "--cache-mb", "8192", "--analytics", "0")
+    base, base_anon = rss_kib(sh.pids[0]), rss_kib(sh.pids[0], "RssAnon")
+    # every code once, 16 to a round trip, until all are cached; each wrk
+    # run (one Lua state feeds all its connections) starts where the last stopped
+    need, start = b.a.big, 0
+    t0 = time.monotonic()
+    while True:
+        out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c16", "-d10s", "-s",
+                              os.path.join(LUA, "warm.lua"), f"http://127.0.0.1:{sh.port}"],
+                             env=dict(os.environ, BENCH_LUA=LUA, CODES=codes, START=str(start)),
+                             capture_output=True, text=True).stdout
+        m = re.search(r"BENCH_JSON (\{.*\})", out)
+        start += json.loads(m.group(1))["requests"] if m else 0
+        m = subprocess.run(["curl", "-s", f"http://127.0.0.1:{sh.port}/metrics"],
+                           capture_output=True, text=True).stdout
+        ent = re.search(r"^shortd_cache_entries (\d+)", m, re.M)
+        cached = int(ent.group(1)) if ent else 0
+        if cached >= need or start >= need or time.monotonic() - t0 > 1800:
+            break
+    rss, anon = rss_kib(sh.pids[0]), rss_kib(sh.pids[0], "RssAnon")
+    b.stop(sh)
+    # the cache's cost is anonymous memory; VmRSS also counts the database
+    # pages SQLite reads through mmap (up to 1 GiB), which the kernel can drop
+    per_link = (anon - base_anon) * 1024 / max(1, cached)
+    projected = (per_link * 10_000_000 + base * 1024) / 2**30
+    b.record(7, f"memory: {b.a.big:,} links all in cache", [{
+        "server": "shortd", "cached": cached, "rss_mib": rss / 1024, "anon_mib": anon / 1024,
+        "bytes_per_link": per_link, "projected_10m_gib": projected}],
+        "10M cached links < 1.5 GB RSS", projected < 1.5,
+        "bytes/link from anonymous memory; projected = 10M x that + the idle RSS")
+
+
+def s8_onoff(b):
+    d, codes, _ = b.dataset(b.a.links)
+    on = b.shortd("on", d)
+    no_an = b.shortd("analytics off", d, "--analytics", "0")
+    no_lim = b.shortd("limits off", d, "--ip-rate", "0", "--notfound-rate", "0")
+    env = {"CODES": codes}
+    res = b.alternate("8 on/off", [("on", on, "uniform.lua", 64, env),
+                                   ("analytics off", no_an, "uniform.lua", 64, env),
+                                   ("limits off", no_lim, "uniform.lua", 64, env)], b.a.rounds)
+    for s in (on, no_an, no_lim):
+        b.stop(s)
+    an = row("analytics on / off", res["on"], res["analytics off"])
+    lim = row("limits on / off", res["on"], res["limits off"])
+    b.record(8, "redirect with analytics and rate limits on vs off", [
+        an, lim, row("analytics off", res["analytics off"]), row("limits off", res["limits off"])],
+        ">= 0.95 each (per core)",
+        an["ratio_per_core"]["median"] >= 0.95 and lim["ratio_per_core"]["median"] >= 0.95)
+
+
+SCENARIOS = {1: s1_redirect, 2: s2_zipf, 3: s3_misses, 4: s4_pipeline, 5: s5_creates,
+             6: s6_mixed, 7: s7_memory, 8: s8_onoff}
+
+
+def fmt(v, unit=""):
+    if isinstance(v, dict):
+        if "min" in v:
+            return f"{fmt(v['median'])} ({fmt(v['min'])}-{fmt(v['max'])}){unit}"
+        return fmt(v["median"]) + unit
+    if isinstance(v, float):
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
+    return str(v)
+
+
+def table(results, meta):
+    out = [f"# shortd benchmark, {meta['date']}", "",
+           f"Machine: {meta['machine']}. Command: `{meta['command']}`. Server on core 0, wrk on "
+           f"core 1; {meta['rounds']} rounds of {meta['duration']} s, alternated; medians "
+           "(min-max).", ""]
+    for r in results:
+        verdict = "-" if r["met"] is None else ("met" if r["met"] else "NOT met")
+        out += [f"## {r['scenario']}. {r['name']}", "",
+                f"Target: {r['target']}: **{verdict}**" + (f" ({r['notes']})" if r["notes"] else ""),
+                ""]
+        keys = [k for k in ("rps", "per_core", "ratio_per_core", "ratio_rps", "p50_ms", "p99_ms",
+                            "p999_ms", "errors", "rss_mib", "anon_mib", "cached", "bytes_per_link",
+                            "projected_10m_gib") if any(k in x for x in r["rows"])]
+        names = {"rps": "req/s", "per_core": "req/s per server core",
+                 "ratio_per_core": "ratio per core", "ratio_rps": "ratio req/s",
+                 "p50_ms": "p50 ms", "p99_ms": "p99 ms", "p999_ms": "p99.9 ms",
+                 "errors": "errors", "rss_mib": "RSS MiB", "anon_mib": "anonymous MiB",
+                 "cached": "links cached",
+                 "bytes_per_link": "bytes/link", "projected_10m_gib": "10M links GiB"}
+        out.append("| server | " + " | ".join(names[k] for k in keys) + " |")
+        out.append("|---|" + "---|" * len(keys))
+        for x in r["rows"]:
+            out.append(f"| {x['server']} | " + " | ".join(fmt(x[k]) if k in x else "" for k in keys)
+                       + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--scenarios", default="1,2,3,4,5,6,7,8")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--links", type=int, default=100_000)
+    ap.add_argument("--mid", type=int, default=1_000_000)
+    ap.add_argument("--big", type=int, default=10_000_000)
+    ap.add_argument("--foreign-max", type=float, default=0.25,
+                    help="discard a run in which other processes used more cores than this")
+    ap.add_argument("--smoke", action="store_true",
+                    help="every scenario for 1 s at tiny sizes, 1 round (CI)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    a = ap.parse_args()
+    if a.smoke:
+        a.rounds, a.duration, a.links, a.mid, a.big, a.foreign_max = 1, 1, 2000, 5000, 20000, 99
+    if os.cpu_count() < 2:
+        raise SystemExit("the benchmark needs 2 cores (server on 0, wrk on 1)")
+    b = Bench(a)
+    try:
+        for n in map(int, a.scenarios.split(",")):
+            log(f"scenario {n}...")
+            SCENARIOS[n](b)
+    finally:
+        b.close()
+    with open("/proc/cpuinfo") as f:
+        model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{os.cpu_count()} x {model}", "command": " ".join(sys.argv),
+            "rounds": a.rounds, "duration": a.duration}
+    md = table(b.results, meta)
+    print(md)
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "latest.md"), "w") as f:
+        f.write(md + "\n")
+    with open(os.path.join(a.out, "latest.json"), "w") as f:
+        json.dump({"meta": meta, "results": b.results}, f, indent=1)
+    if a.smoke:
+        # the harness works: every scenario ran and no request failed
+        ok = [r for r in b.results if not any(x.get("errors") for x in r["rows"])]
+        print(f"bench-smoke: {len(ok)} passed, {8 - len(ok)} failed")
+        if len(ok) != 8:
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
