@@ -39,7 +39,6 @@ static void on_key_reply(struct http_task *t)
 {
 	struct key_pending *p = (struct key_pending *)((char *)t - offsetof(struct key_pending, task));
 	struct http_exchange *ex = p->ex;
-	alloc_failures = 0;
 	switch (p->op.status) {
 	case STORE_OK:
 		if (p->op.kind == STORE_OP_KEY_REVOKE) {

@@ -146,7 +146,6 @@ static void on_reply(struct http_task *t)
 	struct pending *p = (struct pending *)((char *)t - offsetof(struct pending, task));
 	struct http_exchange *ex = p->ex;
 	struct app *app = p->app;
-	alloc_failures = 0;
 	switch (p->op.status) {
 	case STORE_OK:
 		if (p->op.kind == STORE_OP_DELETE)

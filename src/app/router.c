@@ -205,7 +205,6 @@ static int route(struct http_exchange *ex, struct app_worker *ws)
 
 static int handle(struct http_exchange *ex, void *wstate)
 {
-	alloc_failures = 0;
 	if (app_guard(ex, wstate) != 0) {
 		app_observe(ex);
 		return HTTP_DONE;

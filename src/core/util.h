@@ -9,7 +9,8 @@
  * The exception is the request path, where one client's request must not
  * take the process down: the connection and request buffers, pending
  * writes and JSON (jansson allocates through try_malloc) use try_*(),
- * which return NULL, count the failure in alloc_failures (per thread) and
+ * which return NULL, count the failure in alloc_failures (per thread; the
+ * HTTP server zeroes it before each handler call and each posted task) and
  * leave the request to be answered 503 or its connection closed. Test
  * builds fail them on demand (core/fault.h, point "alloc").
  */

@@ -672,6 +672,7 @@ static int conn_process(struct conn *c)
 		c->ex.start_ns = uv_hrtime();
 		c->ex.route = 0;
 		log_set_request_id(c->ex.request_id);
+		alloc_failures = 0; /* counted per request (util.h) */
 		int r = srv->handler.handle(&c->ex, c->w->wstate);
 		log_set_request_id(NULL);
 		if (r == HTTP_ASYNC) {
@@ -895,6 +896,7 @@ static void on_async(uv_async_t *a)
 	pthread_mutex_unlock(&w->task_lock);
 	while (t) {
 		struct http_task *next = t->next;
+		alloc_failures = 0; /* a task answers one request: its own count */
 		t->run(t);
 		t = next;
 	}
