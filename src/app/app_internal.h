@@ -12,6 +12,8 @@
 void reply_error(struct http_exchange *ex, int status, const char *code, const char *msg);
 /* 503 store_unavailable: nothing was stored, the client may retry. */
 void reply_store_unavailable(struct http_exchange *ex);
+/* A write that was not committed: 507 for STORE_FULL, else 503. */
+void reply_write_failed(struct http_exchange *ex, int status);
 /* 400 invalid_field, naming the field. */
 void reply_field_error(struct http_exchange *ex, const char *field, const char *msg);
 /* 405 with Allow. */

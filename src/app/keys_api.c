@@ -58,12 +58,8 @@ static void on_key_reply(struct http_task *t)
 	case STORE_CONFLICT:
 		reply_error(ex, 503, "key_collision", "a new key collided with another, try again");
 		break;
-	case STORE_FULL:
-		reply_error(ex, 507, "insufficient_storage",
-			    "the disk is full: nothing was stored, try again later");
-		break;
 	default:
-		reply_store_unavailable(ex);
+		reply_write_failed(ex, p->op.status);
 		break;
 	}
 	explicit_bzero(p->secret, sizeof(p->secret));

@@ -182,12 +182,8 @@ static void on_reply(struct http_task *t)
 	case STORE_GONE:
 		reply_error(ex, 410, "gone", "this link was deleted");
 		break;
-	case STORE_FULL:
-		reply_error(ex, 507, "insufficient_storage",
-			    "the disk is full: nothing was stored, try again later");
-		break;
 	default:
-		reply_store_unavailable(ex);
+		reply_write_failed(ex, p->op.status);
 		break;
 	}
 	pending_free(p);

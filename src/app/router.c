@@ -64,6 +64,15 @@ void reply_store_unavailable(struct http_exchange *ex)
 	reply_error(ex, 503, "store_unavailable", "the link store is unavailable, try again");
 }
 
+void reply_write_failed(struct http_exchange *ex, int status)
+{
+	if (status == STORE_FULL)
+		reply_error(ex, 507, "insufficient_storage",
+			    "the disk is full: nothing was stored, try again later");
+	else
+		reply_store_unavailable(ex);
+}
+
 void reply_field_error(struct http_exchange *ex, const char *field, const char *msg)
 {
 	char full[512];
