@@ -250,29 +250,18 @@ static const char usage[] =
 int app_import_command(int argc, char **argv)
 {
 	const char *file = NULL, *format = NULL, *owner = NULL, *codes = NULL;
-	char **rest = xcalloc((size_t)argc + 1, sizeof(*rest));
-	int nrest = 0;
-	rest[nrest++] = argv[0];
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
-			format = argv[++i];
-		else if (strcmp(argv[i], "--owner") == 0 && i + 1 < argc)
-			owner = argv[++i];
-		else if (strcmp(argv[i], "--codes") == 0 && i + 1 < argc)
-			codes = argv[++i];
-		else if (strcmp(argv[i], "--help") == 0) {
+		if (strcmp(argv[i], "--help") == 0) {
 			fputs(usage, stdout);
-			free(rest);
 			return 0;
-		} else if (argv[i][0] != '-' && !file && (i == 1 || argv[i - 1][0] != '-'))
-			file = argv[i];
-		else
-			rest[nrest++] = argv[i];
+		}
 	}
+	const struct config_flag flags[] = {
+		{"--format", &format}, {"--owner", &owner}, {"--codes", &codes}};
 	struct config cfg;
 	char err[512];
-	int rc = config_load(&cfg, nrest, rest, 1, err, sizeof(err));
-	free(rest);
+	int rc = config_load_sub(&cfg, argc, argv, 1, flags, ARRAY_LEN(flags), &file, err,
+				 sizeof(err));
 	if (rc != CONFIG_OK || !file) {
 		if (rc == CONFIG_ERR)
 			fprintf(stderr, "shortd import: %s\n", err);

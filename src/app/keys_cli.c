@@ -149,24 +149,10 @@ int app_key_command(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	const char *sub = argv[1], *name = NULL, *role = NULL, *id = NULL;
-	/* --name, --role and the id are ours; the rest is for config_load */
-	char **rest = xcalloc((size_t)argc + 1, sizeof(*rest));
-	int nrest = 0;
-	rest[nrest++] = argv[0];
-	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
-			name = argv[++i];
-		else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
-			role = argv[++i];
-		else if (argv[i][0] != '-' && !id && (i == 2 || argv[i - 1][0] != '-'))
-			id = argv[i];
-		else
-			rest[nrest++] = argv[i];
-	}
+	const struct config_flag flags[] = {{"--name", &name}, {"--role", &role}};
 	struct config cfg;
 	char err[512];
-	int rc = config_load(&cfg, nrest, rest, 1, err, sizeof(err));
-	free(rest);
+	int rc = config_load_sub(&cfg, argc, argv, 2, flags, ARRAY_LEN(flags), &id, err, sizeof(err));
 	if (rc != CONFIG_OK) {
 		if (rc == CONFIG_ERR)
 			fprintf(stderr, "shortd key: %s\n%s", err, usage);

@@ -301,6 +301,29 @@ enum config_result config_load(struct config *cfg, int argc, char **argv, int fi
 	return validate(cfg, err, errlen) == 0 ? CONFIG_OK : CONFIG_ERR;
 }
 
+enum config_result config_load_sub(struct config *cfg, int argc, char **argv, int first,
+				   const struct config_flag *flags, size_t nflags,
+				   const char **positional, char *err, size_t errlen)
+{
+	char **rest = xcalloc((size_t)argc + 1, sizeof(*rest));
+	int nrest = 0;
+	rest[nrest++] = argv[0];
+	for (int i = first; i < argc; i++) {
+		size_t f = 0;
+		while (f < nflags && !(strcmp(argv[i], flags[f].name) == 0 && i + 1 < argc))
+			f++;
+		if (f < nflags)
+			*flags[f].value = argv[++i];
+		else if (argv[i][0] != '-' && !*positional && (i == first || argv[i - 1][0] != '-'))
+			*positional = argv[i];
+		else
+			rest[nrest++] = argv[i];
+	}
+	enum config_result rc = config_load(cfg, nrest, rest, 1, err, errlen);
+	free(rest);
+	return rc;
+}
+
 void config_release(struct config *cfg)
 {
 	for (size_t i = 0; i < ARRAY_LEN(options); i++) {

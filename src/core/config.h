@@ -54,6 +54,20 @@ struct config {
 
 enum config_result { CONFIG_OK = 0, CONFIG_HELP, CONFIG_VERSION, CONFIG_ERR };
 
+/* A subcommand's own option: "--name VALUE" stores VALUE in *value. */
+struct config_flag {
+	const char *name;
+	const char **value;
+};
+
+/* For subcommands (`shortd key`, `shortd import`): takes the subcommand's
+ * own flags and at most one positional argument (into *positional, left
+ * NULL if there is none) out of argv[first..argc), and loads the rest
+ * (--data, --config, ...) as config_load does. */
+enum config_result config_load_sub(struct config *cfg, int argc, char **argv, int first,
+				   const struct config_flag *flags, size_t nflags,
+				   const char **positional, char *err, size_t errlen);
+
 /* Fills cfg from defaults, config file, environment and argv[first..argc).
  * On CONFIG_ERR, err holds a one-line message. cfg's strings are owned by
  * cfg and freed by config_release(). */
