@@ -67,13 +67,10 @@ int trusted_proxies_parse(const char *list, struct trusted_proxies *out, char *e
 {
 	out->v = NULL;
 	out->n = 0;
-	const char *p = list ? list : "";
-	while (*p) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		if (!*p)
-			break;
-		const char *end = p + strcspn(p, ", ");
+	const char *rest = list ? list : "", *p;
+	size_t n;
+	while ((p = list_next(&rest, &n))) {
+		const char *end = p + n;
 		const char *slash = memchr(p, '/', (size_t)(end - p));
 		struct sockaddr_storage a;
 		struct cidr c;
@@ -100,7 +97,6 @@ int trusted_proxies_parse(const char *list, struct trusted_proxies *out, char *e
 		}
 		out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
 		out->v[out->n++] = c;
-		p = end;
 	}
 	return 0;
 }

@@ -186,13 +186,9 @@ int app_cors_parse(const char *list, struct app_cors *out)
 {
 	out->v = NULL;
 	out->n = 0;
-	const char *p = list ? list : "";
-	while (*p) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		size_t n = strcspn(p, ", ");
-		if (!n)
-			break;
+	const char *rest = list ? list : "", *p;
+	size_t n;
+	while ((p = list_next(&rest, &n))) {
 		/* an origin: * or scheme://host[:port], no path */
 		const char *host = n > 8 && strncmp(p, "https://", 8) == 0  ? p + 8
 				   : n > 7 && strncmp(p, "http://", 7) == 0 ? p + 7
@@ -205,7 +201,6 @@ int app_cors_parse(const char *list, struct app_cors *out)
 		}
 		out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
 		out->v[out->n++] = xstrndup(p, n);
-		p += n;
 	}
 	return 0;
 }

@@ -40,6 +40,16 @@ void *xrealloc(void *p, size_t n)
 	return p;
 }
 
+const char *list_next(const char **p, size_t *len)
+{
+	const char *s = *p;
+	while (*s == ' ' || *s == ',')
+		s++;
+	*len = strcspn(s, ", ");
+	*p = s + *len;
+	return *len ? s : NULL;
+}
+
 __thread unsigned long alloc_failures;
 
 static void *tried(void *p)

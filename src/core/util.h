@@ -38,6 +38,11 @@ void *xcalloc(size_t count, size_t n);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 
+/* The next item of a list separated by commas and/or spaces ("a, b c"),
+ * as options write lists: its start, with its length in *len, and *p moved
+ * past it; NULL when the list is used up. */
+const char *list_next(const char **p, size_t *len);
+
 extern __thread unsigned long alloc_failures;
 void *try_malloc(size_t n);
 void *try_calloc(size_t count, size_t n);
