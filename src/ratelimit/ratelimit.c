@@ -86,29 +86,46 @@ uint64_t rl_key(unsigned limiter, const void *bytes, size_t n)
 	return h ? h : 1;
 }
 
-/* The slot of key in its shard (locked by the caller): its own, or a free
- * one, or the one with the smallest TAT, which it takes over. */
-static struct slot *find(struct shard *sh, uint64_t key, int64_t now_us)
+/* The slot of key in its shard (locked by the caller), or NULL. */
+static struct slot *lookup(struct shard *sh, uint64_t key)
 {
 	size_t base = (size_t)(key >> 6);
-	struct slot *victim = NULL;
 	for (size_t i = 0; i < RL_WAYS; i++) {
 		struct slot *s = &sh->slots[(base + i) & sh->mask];
 		if (s->key == key)
 			return s;
+	}
+	return NULL;
+}
+
+/* The slot of key: its own, or else the one of its RL_WAYS with the
+ * smallest TAT, which it takes over. A victim whose debts are all paid
+ * (TAT <= now) was free: nothing is lost. */
+static struct slot *find(struct shard *sh, uint64_t key)
+{
+	struct slot *victim = lookup(sh, key);
+	if (victim)
+		return victim;
+	size_t base = (size_t)(key >> 6);
+	for (size_t i = 0; i < RL_WAYS; i++) {
+		struct slot *s = &sh->slots[(base + i) & sh->mask];
 		if (!victim || slot_tat(s) < slot_tat(victim))
 			victim = s;
 	}
-	/* a victim whose debts are all paid (TAT <= now) was free: nothing is lost */
-	(void)now_us;
 	victim->key = key;
 	memset(victim->tat_us, 0, sizeof(victim->tat_us));
 	return victim;
 }
 
+/* The result of a request; a limit that does not limit allows all. */
 static void fill(struct rl_result *out, const struct rl_limit *lim, int64_t tat, int64_t now_us,
 		 int allowed)
 {
+	if (!lim->interval_us) {
+		memset(out, 0, sizeof(*out));
+		out->allowed = 1;
+		return;
+	}
 	int64_t window = lim->interval_us * lim->burst;
 	int64_t debt = tat > now_us ? tat - now_us : 0;
 	out->allowed = allowed;
@@ -144,13 +161,12 @@ void rl_take_lane(struct rl_table *t, const struct rl_limit *lim, uint64_t key, 
 		  int64_t now_us, struct rl_result *out)
 {
 	if (!lim->interval_us) {
-		memset(out, 0, sizeof(*out));
-		out->allowed = 1;
+		fill(out, lim, 0, now_us, 1);
 		return;
 	}
 	struct shard *sh = &t->shards[key & (SHARDS - 1)];
 	pthread_mutex_lock(&sh->lock);
-	struct slot *s = find(sh, key, now_us);
+	struct slot *s = find(sh, key);
 	int allowed = take(&s->tat_us[lane], lim, now_us);
 	int64_t tat = s->tat_us[lane];
 	pthread_mutex_unlock(&sh->lock);
@@ -168,17 +184,12 @@ int rl_take_and_peek(struct rl_table *t, const struct rl_limit *lim, const struc
 {
 	struct shard *sh = &t->shards[key & (SHARDS - 1)];
 	pthread_mutex_lock(&sh->lock);
-	struct slot *s = find(sh, key, now_us);
+	struct slot *s = find(sh, key);
 	int allowed = !lim->interval_us || take(&s->tat_us[0], lim, now_us);
 	int64_t tat = s->tat_us[0];
 	int peek_ok = would_allow(s->tat_us[1], peek, now_us);
 	pthread_mutex_unlock(&sh->lock);
-	if (lim->interval_us) {
-		fill(out, lim, tat, now_us, allowed);
-	} else {
-		memset(out, 0, sizeof(*out));
-		out->allowed = 1;
-	}
+	fill(out, lim, tat, now_us, allowed);
 	return peek_ok;
 }
 
@@ -188,16 +199,9 @@ int rl_would_allow(struct rl_table *t, const struct rl_limit *lim, uint64_t key,
 	if (!lim->interval_us)
 		return 1;
 	struct shard *sh = &t->shards[key & (SHARDS - 1)];
-	int64_t tat = 0;
-	size_t base = (size_t)(key >> 6);
 	pthread_mutex_lock(&sh->lock);
-	for (size_t i = 0; i < RL_WAYS; i++) {
-		struct slot *s = &sh->slots[(base + i) & sh->mask];
-		if (s->key == key) {
-			tat = s->tat_us[lane];
-			break;
-		}
-	}
+	const struct slot *s = lookup(sh, key);
+	int64_t tat = s ? s->tat_us[lane] : 0;
 	pthread_mutex_unlock(&sh->lock);
 	return would_allow(tat, lim, now_us);
 }
