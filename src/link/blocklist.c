@@ -21,19 +21,12 @@ struct blocklist {
 	size_t n;
 };
 
-static uint64_t hash_name(const char *s, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-	return mix64(h);
-}
 
 static int lookup(const struct blocklist *b, const char *s, size_t n)
 {
 	if (!b->n)
 		return 0;
-	for (size_t i = hash_name(s, n) & b->mask;; i = (i + 1) & b->mask) {
+	for (size_t i = hash_bytes(s, n, 0) & b->mask;; i = (i + 1) & b->mask) {
 		const char *e = b->slots[i];
 		if (!e)
 			return 0;
@@ -49,7 +42,7 @@ static void insert(struct blocklist *b, char *name)
 		free(name);
 		return;
 	}
-	size_t i = hash_name(name, n) & b->mask;
+	size_t i = hash_bytes(name, n, 0) & b->mask;
 	while (b->slots[i])
 		i = (i + 1) & b->mask;
 	b->slots[i] = name;

@@ -76,13 +76,9 @@ void rl_table_free(struct rl_table *t)
 
 uint64_t rl_key(unsigned limiter, const void *bytes, size_t n)
 {
-	/* FNV-1a over the bytes, then mixed with the limiter: not a secret
-	 * hash, but an attacker only chooses keys within its own addresses. */
-	uint64_t h = 0xcbf29ce484222325ULL ^ limiter;
-	const unsigned char *p = bytes;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 0x100000001b3ULL;
-	h = mix64(h + limiter);
+	/* not a secret hash, but an attacker only chooses keys within its own
+	 * addresses; 0 marks an unused slot */
+	uint64_t h = hash_bytes(bytes, n, limiter);
 	return h ? h : 1;
 }
 
