@@ -322,15 +322,22 @@ def redis_get(bench):
 
 # ---- the scenarios -------------------------------------------------------------
 
-def s1_redirect(b):
-    d, codes, _ = b.dataset(b.a.links)
+def against_nginx(b, title, links, script, **env):
+    """shortd over `links` links and nginx `return 302`, alternated, the
+    same wrk script for both; the rows: shortd (with its ratios to nginx)
+    and nginx."""
+    d, codes, _ = b.dataset(links)
     sh, ng = b.shortd("shortd", d), b.nginx()
-    env = {"CODES": codes}
-    res = b.alternate("1 redirect", [("shortd", sh, "uniform.lua", 64, env),
-                                     ("nginx", ng, "uniform.lua", 64, env)], b.a.rounds)
+    env = dict(env, CODES=codes)
+    res = b.alternate(title, [("shortd", sh, script, 64, env), ("nginx", ng, script, 64, env)],
+                      b.a.rounds)
     b.stop(sh)
     b.stop(ng)
-    rows = [row("shortd", res["shortd"], res["nginx"]), row("nginx return 302", res["nginx"])]
+    return [row("shortd", res["shortd"], res["nginx"]), row("nginx return 302", res["nginx"])]
+
+
+def s1_redirect(b):
+    rows = against_nginx(b, "1 redirect", b.a.links, "uniform.lua")
     redis = redis_get(b)
     notes = ""
     if redis:
@@ -345,16 +352,9 @@ def s1_redirect(b):
 
 
 def s2_zipf(b):
-    d, codes, _ = b.dataset(b.a.mid)
-    sh, ng = b.shortd("shortd", d), b.nginx()
-    env = {"CODES": codes}
-    res = b.alternate("2 zipf", [("shortd", sh, "zipf.lua", 64, env),
-                                 ("nginx", ng, "zipf.lua", 64, env)], b.a.rounds)
-    b.stop(sh)
-    b.stop(ng)
-    b.record(2, f"redirect, Zipf over {b.a.mid:,} links", [
-        row("shortd", res["shortd"], res["nginx"]), row("nginx return 302", res["nginx"])],
-        "(no target: the realistic mix)", None)
+    b.record(2, f"redirect, Zipf over {b.a.mid:,} links",
+             against_nginx(b, "2 zipf", b.a.mid, "zipf.lua"), "(no target: the realistic mix)",
+             None)
 
 
 def s3_misses(b):
@@ -369,16 +369,9 @@ def s3_misses(b):
 
 
 def s4_pipeline(b):
-    d, codes, _ = b.dataset(b.a.links)
-    sh, ng = b.shortd("shortd", d), b.nginx()
-    env = {"CODES": codes, "PIPELINE": "16"}
-    res = b.alternate("4 pipelined", [("shortd", sh, "uniform.lua", 64, env),
-                                      ("nginx", ng, "uniform.lua", 64, env)], b.a.rounds)
-    b.stop(sh)
-    b.stop(ng)
-    r = row("shortd", res["shortd"], res["nginx"])
-    b.record(4, "redirect, 16-deep pipelining", [r, row("nginx return 302", res["nginx"])],
-             ">= 5x nginx (per core)", r["ratio_per_core"]["median"] >= 5)
+    rows = against_nginx(b, "4 pipelined", b.a.links, "uniform.lua", PIPELINE="16")
+    b.record(4, "redirect, 16-deep pipelining", rows, ">= 5x nginx (per core)",
+             rows[0]["ratio_per_core"]["median"] >= 5)
 
 
 def s5_creates(b):
