@@ -4,9 +4,10 @@
  * L1 cache (single-flight load from the store on a miss) -> state check at
  * serve time (deleted or expired: 410) -> the link's status with Location
  * -> the click into this worker's ring (GET only: HEAD is not a click).
- * No lock, allocation or system call on a cache hit; the response is
- * appended to the connection's output buffer and leaves with the rest of
- * its pipelined batch.
+ * No allocation or system call on a cache hit: the cache copies the link
+ * out under its shard lock, with no reference count to touch, and the
+ * response is appended to the connection's output buffer and leaves with
+ * the rest of its pipelined batch.
  */
 #include "app_internal.h"
 
@@ -30,7 +31,7 @@ static int load(void *ctx, const char *code, size_t len, struct link **out)
 int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len)
 {
 	struct app *app = ws->app;
-	struct link *l = NULL;
+	struct cache_link l;
 	if (app_notfound_blocked(ex, ws))
 		return HTTP_DONE;
 	int rc = cache_get(app->cache, code, len, time_mono_ms(), load, ws, &l);
@@ -44,7 +45,7 @@ int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char 
 		return HTTP_DONE;
 	}
 	int64_t now = time_now_ms();
-	switch (link_state_at(l, now)) {
+	switch (link_state_of(l.expires_at_ms, l.deleted, now)) {
 	case LINK_DELETED:
 		reply_error(ex, 410, "gone", "this link was deleted");
 		break;
@@ -52,11 +53,10 @@ int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char 
 		reply_error(ex, 410, "expired", "this link has expired");
 		break;
 	case LINK_LIVE:
-		http_respond_start(ex, l->redirect);
-		if (http_respond_header(ex, "Location", l->url, l->url_len) != 0) {
+		http_respond_start(ex, l.redirect);
+		if (http_respond_header(ex, "Location", l.url, l.url_len) != 0) {
 			/* Validation makes this impossible; never split a header. */
 			http_respond_abort(ex);
-			link_unref(l);
 			reply_error(ex, 500, "internal", "invalid stored target");
 			return HTTP_DONE;
 		}
@@ -65,12 +65,11 @@ int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char 
 		if (ws->clicks && ex->req->method == HTTP_GET) {
 			const struct http_header *ua = http_find_header(ex->req, "user-agent");
 			const struct http_header *ref = http_find_header(ex->req, "referer");
-			clicks_record(ws->clicks, l->id, now, ua ? ua->value : "", ua ? ua->value_len : 0,
+			clicks_record(ws->clicks, l.id, now, ua ? ua->value : "", ua ? ua->value_len : 0,
 				      ref ? ref->value : NULL, ref ? ref->value_len : 0,
 				      (const struct sockaddr *)&ws->client);
 		}
 		break;
 	}
-	link_unref(l);
 	return HTTP_DONE;
 }

@@ -11,17 +11,33 @@
 #define NSHARDS 64
 #define SHARD_BITS 6
 
+/* One allocation per cached code, holding only what a redirect needs: the
+ * code, then the target (neither NUL-terminated). 56 bytes of header. */
 struct entry {
-	struct entry *hnext;        /* hash chain */
+	struct entry *hnext;         /* hash chain */
 	struct entry *newer, *older; /* SIEVE queue; head is newest */
-	uint64_t hash;
-	uint64_t expires_ms;
-	struct link *link;          /* NULL: negative entry */
-	uint32_t size;
-	uint8_t visited;
+	int64_t id;
+	int64_t expires_at_ms;       /* the link's own expiry; 0: never */
+	uint64_t fresh_until_ms;     /* monotonic: the cache's TTL */
+	uint32_t hash;               /* low half of the key's hash */
+	uint16_t url_len;
 	uint8_t key_len;
-	char key[];
+	uint8_t flags;               /* E_* */
+	char data[];
 };
+
+enum { E_VISITED = 1, E_NEGATIVE = 2, E_DELETED = 4 };
+/* The redirect status in two bits: 301, 302, 307, 308. */
+static const int redirects[4] = {301, 302, 307, 308};
+#define E_REDIRECT_SHIFT 3
+
+static int redirect_bits(int status)
+{
+	for (int i = 0; i < 4; i++)
+		if (redirects[i] == status)
+			return i;
+	return 1; /* link.c admits only the four */
+}
 
 struct flight {
 	struct flight *next;
@@ -74,9 +90,29 @@ struct cache *cache_new(size_t max_bytes, uint64_t ttl_ms, uint64_t negative_ttl
 
 static void entry_free(struct entry *e)
 {
-	if (e->link)
-		link_unref(e->link);
 	free(e);
+}
+
+/* The copy a caller gets, made under the shard lock. */
+static void entry_copy(const struct entry *e, struct cache_link *out)
+{
+	out->id = e->id;
+	out->expires_at_ms = e->expires_at_ms;
+	out->deleted = !!(e->flags & E_DELETED);
+	out->redirect = redirects[(e->flags >> E_REDIRECT_SHIFT) & 3];
+	out->url_len = e->url_len;
+	memcpy(out->url, e->data + e->key_len, e->url_len);
+	out->url[e->url_len] = '\0';
+}
+
+static void link_copy(const struct link *l, struct cache_link *out)
+{
+	out->id = l->id;
+	out->expires_at_ms = l->expires_at_ms;
+	out->deleted = l->deleted_at_ms != 0;
+	out->redirect = l->redirect;
+	out->url_len = l->url_len;
+	memcpy(out->url, l->url, l->url_len + 1);
 }
 
 void cache_free(struct cache *c)
@@ -105,10 +141,17 @@ static struct entry **find_slot(struct shard *s, uint64_t h, const char *key, si
 	struct entry **pp = &s->buckets[h & (s->nbuckets - 1)];
 	for (; *pp; pp = &(*pp)->hnext) {
 		struct entry *e = *pp;
-		if (e->hash == h && e->key_len == len && memcmp(e->key, key, len) == 0)
+		if (e->hash == (uint32_t)h && e->key_len == len && memcmp(e->data, key, len) == 0)
 			return pp;
 	}
 	return pp;
+}
+
+/* What an entry costs: its malloc chunk and about one bucket pointer. */
+static size_t entry_size(size_t key_len, size_t url_len)
+{
+	return ((sizeof(struct entry) + key_len + url_len + 8 + 15) & ~(size_t)15) +
+	       sizeof(struct entry *);
 }
 
 static void unlink_entry(struct shard *s, struct entry **slot)
@@ -126,7 +169,7 @@ static void unlink_entry(struct shard *s, struct entry **slot)
 	else
 		s->tail = e->newer;
 	s->count--;
-	s->bytes -= e->size;
+	s->bytes -= entry_size(e->key_len, e->url_len);
 	entry_free(e);
 }
 
@@ -140,13 +183,13 @@ static void remove_key(struct shard *s, uint64_t h, const char *key, size_t len)
 static void evict_one(struct shard *s)
 {
 	struct entry *e = s->hand ? s->hand : s->tail;
-	while (e->visited) {
-		e->visited = 0;
+	while (e->flags & E_VISITED) {
+		e->flags &= (uint8_t)~E_VISITED;
 		e = e->newer ? e->newer : s->tail;
 	}
 	s->hand = e->newer;
 	s->evictions++;
-	unlink_entry(s, find_slot(s, e->hash, e->key, e->key_len));
+	unlink_entry(s, find_slot(s, e->hash, e->data, e->key_len));
 }
 
 static void grow(struct shard *s)
@@ -167,23 +210,33 @@ static void grow(struct shard *s)
 }
 
 /* Inserts (replacing) an entry; link may be NULL for a negative entry. */
-static void insert(struct shard *s, uint64_t h, const char *key, size_t len, struct link *l,
-		   uint64_t expires_ms)
+static void insert(struct shard *s, uint64_t h, const char *key, size_t len,
+		   const struct link *l, uint64_t fresh_until_ms)
 {
-	size_t size = sizeof(struct entry) + len + (l ? link_size(l) : 0);
+	size_t url_len = l ? l->url_len : 0;
+	size_t size = entry_size(len, url_len);
 	remove_key(s, h, key, len);
 	if (size > s->max_bytes)
 		return;
 	while (s->bytes + size > s->max_bytes && s->tail)
 		evict_one(s);
-	struct entry *e = xmalloc(sizeof(*e) + len);
-	e->hash = h;
-	e->expires_ms = expires_ms;
-	e->link = l ? link_ref(l) : NULL;
-	e->size = (uint32_t)size;
-	e->visited = 0;
+	struct entry *e = xmalloc(sizeof(*e) + len + url_len);
+	e->hash = (uint32_t)h;
+	e->fresh_until_ms = fresh_until_ms;
 	e->key_len = (uint8_t)len;
-	memcpy(e->key, key, len);
+	e->url_len = (uint16_t)url_len;
+	memcpy(e->data, key, len);
+	if (l) {
+		e->id = l->id;
+		e->expires_at_ms = l->expires_at_ms;
+		e->flags = (uint8_t)((l->deleted_at_ms ? E_DELETED : 0) |
+				     redirect_bits(l->redirect) << E_REDIRECT_SHIFT);
+		memcpy(e->data + len, l->url, url_len);
+	} else {
+		e->id = 0;
+		e->expires_at_ms = 0;
+		e->flags = E_NEGATIVE;
+	}
 	struct entry **bucket = &s->buckets[h & (s->nbuckets - 1)];
 	e->hnext = *bucket;
 	*bucket = e;
@@ -218,7 +271,7 @@ static void flight_release(struct flight *f)
 }
 
 int cache_get(struct cache *c, const char *key, size_t len, uint64_t now_ms, cache_loader load,
-	      void *ctx, struct link **out)
+	      void *ctx, struct cache_link *out)
 {
 	assert(len <= LINK_CODE_MAX);
 	uint64_t h = hash_key(key, len);
@@ -227,11 +280,11 @@ int cache_get(struct cache *c, const char *key, size_t len, uint64_t now_ms, cac
 	struct entry **slot = find_slot(s, h, key, len);
 	if (*slot) {
 		struct entry *e = *slot;
-		if (now_ms < e->expires_ms) {
-			e->visited = 1;
-			if (e->link) {
+		if (now_ms < e->fresh_until_ms) {
+			e->flags |= E_VISITED;
+			if (!(e->flags & E_NEGATIVE)) {
 				s->hits++;
-				*out = link_ref(e->link);
+				entry_copy(e, out);
 				pthread_mutex_unlock(&s->lock);
 				return CACHE_FOUND;
 			}
@@ -251,7 +304,7 @@ int cache_get(struct cache *c, const char *key, size_t len, uint64_t now_ms, cac
 				pthread_cond_wait(&f->cond, &s->lock);
 			int rc = f->result;
 			if (rc == CACHE_FOUND)
-				*out = link_ref(f->link);
+				link_copy(f->link, out);
 			flight_release(f);
 			pthread_mutex_unlock(&s->lock);
 			return rc;
@@ -292,8 +345,10 @@ int cache_get(struct cache *c, const char *key, size_t len, uint64_t now_ms, cac
 	pthread_cond_broadcast(&f->cond);
 	flight_release(f);
 	pthread_mutex_unlock(&s->lock);
-	if (rc == CACHE_FOUND)
-		*out = l;
+	if (rc == CACHE_FOUND) {
+		link_copy(l, out);
+		link_unref(l);
+	}
 	return rc;
 }
 

@@ -59,6 +59,7 @@ size_t link_size(const struct link *l);
 
 enum link_state { LINK_LIVE = 0, LINK_EXPIRED, LINK_DELETED };
 enum link_state link_state_at(const struct link *l, int64_t now_ms);
+enum link_state link_state_of(int64_t expires_at_ms, int deleted, int64_t now_ms);
 
 /* 1 if s is a syntactically possible code ([A-Za-z0-9_-]{1,64}). */
 int link_code_syntax_ok(const char *s, size_t len);

@@ -54,12 +54,10 @@ static void test_hit_after_load(void **state)
 	(void)state;
 	struct cache *c = cache_new(1 << 20, 60000, 5000);
 	struct fake_store *fs = store_new(1);
-	struct link *l;
+	static struct cache_link l;
 	assert_int_equal(cache_get(c, "abc", 3, 1000, loader, fs, &l), CACHE_FOUND);
-	assert_string_equal(l->url, "https://example.com/abc");
-	link_unref(l);
+	assert_string_equal(l.url, "https://example.com/abc");
 	assert_int_equal(cache_get(c, "abc", 3, 1001, loader, fs, &l), CACHE_FOUND);
-	link_unref(l);
 	assert_int_equal(fs->loads, 1);
 	struct cache_stats st;
 	cache_get_stats(c, &st);
@@ -74,18 +72,16 @@ static void test_negative_entries_and_ttl(void **state)
 	(void)state;
 	struct cache *c = cache_new(1 << 20, 60000, 5000);
 	struct fake_store *fs = store_new(0);
-	struct link *l;
+	static struct cache_link l;
 	assert_int_equal(cache_get(c, "nope", 4, 1000, loader, fs, &l), CACHE_NOTFOUND);
 	assert_int_equal(cache_get(c, "nope", 4, 5999, loader, fs, &l), CACHE_NOTFOUND);
 	assert_int_equal(fs->loads, 1);
 	/* negative TTL over: the store is asked again and now has it */
 	fs->found = 1;
 	assert_int_equal(cache_get(c, "nope", 4, 6000, loader, fs, &l), CACHE_FOUND);
-	link_unref(l);
 	assert_int_equal(fs->loads, 2);
 	/* positive TTL over */
 	assert_int_equal(cache_get(c, "nope", 4, 6000 + 60000, loader, fs, &l), CACHE_FOUND);
-	link_unref(l);
 	assert_int_equal(fs->loads, 3);
 	cache_free(c);
 }
@@ -95,14 +91,13 @@ static void test_put_replaces_negative(void **state)
 	(void)state;
 	struct cache *c = cache_new(1 << 20, 60000, 5000);
 	struct fake_store *fs = store_new(0);
-	struct link *l;
+	static struct cache_link l;
 	assert_int_equal(cache_get(c, "new1", 4, 1000, loader, fs, &l), CACHE_NOTFOUND);
 	struct link *n = link_new("new1", 4, "https://x.example/", 18);
 	cache_put(c, n, 1001);
 	link_unref(n);
 	assert_int_equal(cache_get(c, "new1", 4, 1002, loader, fs, &l), CACHE_FOUND);
-	assert_string_equal(l->url, "https://x.example/");
-	link_unref(l);
+	assert_string_equal(l.url, "https://x.example/");
 	assert_int_equal(fs->loads, 1);
 	cache_invalidate(c, "new1", 4);
 	assert_int_equal(cache_get(c, "new1", 4, 1003, loader, fs, &l), CACHE_NOTFOUND);
@@ -116,19 +111,17 @@ static void test_byte_bound_and_hot_links_survive(void **state)
 	size_t max = 64 * 4096; /* 4 KiB per shard */
 	struct cache *c = cache_new(max, 1000000, 0);
 	struct fake_store *fs = store_new(1);
-	struct link *l;
+	static struct cache_link l;
 	char code[16];
 	/* 100 hot codes, touched again and again while 20000 cold ones stream by */
 	for (int round = 0; round < 200; round++) {
 		for (int h = 0; h < 100; h++) {
 			int n = snprintf(code, sizeof(code), "hot%d", h);
 			assert_int_equal(cache_get(c, code, (size_t)n, 10, loader, fs, &l), CACHE_FOUND);
-			link_unref(l);
 		}
 		for (int k = 0; k < 100; k++) {
 			int n = snprintf(code, sizeof(code), "cold%d_%d", round, k);
 			assert_int_equal(cache_get(c, code, (size_t)n, 10, loader, fs, &l), CACHE_FOUND);
-			link_unref(l);
 		}
 		struct cache_stats st;
 		cache_get_stats(c, &st);
@@ -150,12 +143,10 @@ static void test_stale_load_is_not_cached(void **state)
 	struct cache *c = cache_new(1 << 20, 60000, 5000);
 	struct fake_store *fs = store_new(1);
 	fs->invalidate_during_load = c; /* a PATCH commits while we read */
-	struct link *l;
+	static struct cache_link l;
 	assert_int_equal(cache_get(c, "race", 4, 1000, loader, fs, &l), CACHE_FOUND);
-	link_unref(l);
 	fs->invalidate_during_load = NULL;
 	assert_int_equal(cache_get(c, "race", 4, 1001, loader, fs, &l), CACHE_FOUND);
-	link_unref(l);
 	assert_int_equal(fs->loads, 2); /* the first result was not kept */
 	cache_free(c);
 }
@@ -169,10 +160,8 @@ struct reader_arg {
 static void *reader(void *p)
 {
 	struct reader_arg *a = p;
-	struct link *l = NULL;
+	struct cache_link l;
 	a->rc = cache_get(a->c, "hotnew", 6, 1000, loader, a->fs, &l);
-	if (l)
-		link_unref(l);
 	return NULL;
 }
 
@@ -198,15 +187,57 @@ static void test_single_flight(void **state)
 	cache_free(c);
 }
 
+/* A hit is a copy of what a redirect needs, from the compact entry. */
+static void test_hit_copies_redirect_fields(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(1 << 20, 60000, 5000);
+	struct fake_store *fs = store_new(1);
+	struct link *n = link_new("f1", 2, "https://t.example/a?b=c", 23);
+	n->id = 1234567890123LL;
+	n->redirect = 308;
+	n->expires_at_ms = 1700000000000LL;
+	cache_put(c, n, 1000);
+	struct cache_link l;
+	memset(&l, 0x55, sizeof(l));
+	assert_int_equal(cache_get(c, "f1", 2, 1001, loader, fs, &l), CACHE_FOUND);
+	assert_int_equal(fs->loads, 0);
+	assert_int_equal(l.id, 1234567890123LL);
+	assert_int_equal(l.redirect, 308);
+	assert_int_equal(l.expires_at_ms, 1700000000000LL);
+	assert_int_equal(l.deleted, 0);
+	assert_int_equal(l.url_len, 23);
+	assert_string_equal(l.url, "https://t.example/a?b=c");
+	/* a DELETE puts the row back with deleted_at set: served as deleted */
+	n->deleted_at_ms = 1600000000000LL;
+	n->redirect = 301;
+	cache_put(c, n, 1002);
+	link_unref(n);
+	assert_int_equal(cache_get(c, "f1", 2, 1003, loader, fs, &l), CACHE_FOUND);
+	assert_int_equal(l.deleted, 1);
+	assert_int_equal(l.redirect, 301);
+	/* every status round-trips through the entry's two bits */
+	const int st[] = {301, 302, 307, 308};
+	for (int i = 0; i < 4; i++) {
+		struct link *m = link_new("s", 1, "https://s.example/", 18);
+		m->redirect = st[i];
+		cache_put(c, m, 1004);
+		link_unref(m);
+		assert_int_equal(cache_get(c, "s", 1, 1005, loader, fs, &l), CACHE_FOUND);
+		assert_int_equal(l.redirect, st[i]);
+	}
+	assert_int_equal(fs->loads, 0);
+	cache_free(c);
+}
+
 static void test_disabled_cache_still_loads(void **state)
 {
 	(void)state;
 	struct cache *c = cache_new(0, 60000, 5000);
 	struct fake_store *fs = store_new(1);
-	struct link *l;
+	static struct cache_link l;
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(cache_get(c, "abc", 3, 1000, loader, fs, &l), CACHE_FOUND);
-		link_unref(l);
 	}
 	assert_int_equal(fs->loads, 3);
 	cache_free(c);
@@ -221,6 +252,7 @@ int main(void)
 		cmocka_unit_test(test_byte_bound_and_hot_links_survive),
 		cmocka_unit_test(test_stale_load_is_not_cached),
 		cmocka_unit_test(test_single_flight),
+		cmocka_unit_test(test_hit_copies_redirect_fields),
 		cmocka_unit_test(test_disabled_cache_still_loads),
 	};
 	return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
