@@ -44,21 +44,29 @@ struct click_ring {
 
 /* Counters: an open-addressing hash table (linear probing) of slots that
  * keep each node's hash, so a probe touches a node only when the hash
- * matches: with clicks spread over many links, every node access is a
- * cache miss. Nodes come from chunks. A node holds,
- * for one key, what was folded since the last flush (pend), what the
- * delta in flight carries (flush), and what committed deltas hold but the
- * click tables do not yet (durable). Nodes touched since the last flush
- * are also on the dirty list, which is all a flush has to walk. */
+ * matches. With clicks spread over many links every node access is a
+ * cache miss, so a node is one cache line: its key is the link, the bucket
+ * and, for a day counter, the interned id of its combination of referrer,
+ * country, device, browser and OS (the strings live once, in `dims`). A
+ * node holds, for one key, what was folded since the last flush (pend),
+ * what the delta in flight carries (flush), and what committed deltas hold
+ * but the click tables do not yet (durable). Nodes come from chunks, so
+ * they never move; the nodes with pend > 0 are listed in the `dirty`
+ * array, which is all a flush has to walk, and fold() looks its nodes up a
+ * batch at a time, prefetching slots and nodes ahead of use. */
 enum { H = 0, B = 1 }; /* humans, bots */
+#define NO_DIM UINT32_MAX /* the key of a link's hour counter */
+#define BATCH 16          /* events folded together (prefetch distance) */
+
+struct nkey {
+	int64_t link_id;
+	int32_t bucket; /* hour (NO_DIM) or day */
+	uint32_t dim;
+};
 
 struct node {
-	struct node *dirty_next; /* dirty list: pend > 0 */
-	struct node *flush_next; /* the delta in flight: flush > 0 */
-	uint64_t hash;
-	struct click_count key; /* humans and bots unused */
+	_Alignas(64) struct nkey key;
 	uint64_t pend[2], flush[2], durable[2];
-	uint8_t listed;
 };
 
 struct chunk {
@@ -72,10 +80,34 @@ struct slot {
 	struct node *node; /* NULL: empty */
 };
 
+/* The strings of a day counter's key, zero-padded so that a combination
+ * is hashed and compared as bytes. */
+struct dimset {
+	char referrer[STORE_CLICK_REF_MAX + 1];
+	char country[sizeof(((struct click_count *)0)->country)];
+	char device[sizeof(((struct click_count *)0)->device)];
+	char browser[sizeof(((struct click_count *)0)->browser)];
+	char os[sizeof(((struct click_count *)0)->os)];
+};
+
+struct dims {
+	struct dimset *v;
+	uint64_t *hash;
+	size_t n, cap;
+	uint32_t *slots; /* id + 1; 0: empty; a power of two, at most half full */
+	size_t nslots;
+};
+
+struct nodes {
+	struct node **v;
+	size_t n, cap;
+};
+
 struct table {
 	struct slot *slots;
 	size_t nslots, n; /* nslots: a power of two, at most half full */
 	struct chunk *chunks;
+	struct dims dims; /* reset with the table */
 };
 
 struct ua_slot {
@@ -100,8 +132,8 @@ struct clicks {
 	pthread_cond_t cond; /* aggregator wake-up, and "op done" */
 	int stopping;
 	struct table t;
-	struct node *dirty;        /* nodes with pend > 0 */
-	struct node *flushing;     /* nodes in the delta in flight */
+	struct nodes dirty;        /* nodes with pend > 0 */
+	struct nodes flushing;     /* nodes in the delta in flight */
 	uint64_t pend_events;      /* clicks folded since the last flush */
 	uint64_t flush_events;     /* clicks in the delta in flight */
 	uint64_t durable_nodes;    /* nodes with durable > 0 */
@@ -192,37 +224,123 @@ void clicks_record(struct click_ring *ring, int64_t link_id, int64_t now_ms, con
 
 /* ---- counters ------------------------------------------------------------------- */
 
-static uint64_t str_hash(uint64_t h, const char *v)
+/* 8 bytes a step (User-Agents, dimsets). */
+static uint64_t hash_words(const void *v, size_t n)
 {
-	for (; *v; v++)
-		h = (h ^ (unsigned char)*v) * 0x100000001b3ULL;
-	return (h ^ 0xff) * 0x100000001b3ULL;
+	const char *p = v;
+	uint64_t h = n * 0x9e3779b97f4a7c15ULL;
+	for (; n >= 8; p += 8, n -= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		h = mix64(h ^ w);
+	}
+	uint64_t w = 0;
+	memcpy(&w, p, n);
+	return mix64(h ^ w);
+}
+
+/* The id of a combination, added if new. */
+static uint32_t dims_intern(struct dims *d, const struct dimset *ds)
+{
+	uint64_t h = hash_words(ds, sizeof(*ds));
+	if (2 * (d->n + 1) > d->nslots) {
+		size_t ns = d->nslots ? d->nslots * 2 : 256;
+		uint32_t *slots = xcalloc(ns, sizeof(*slots));
+		for (size_t i = 0; i < d->n; i++) {
+			size_t j = d->hash[i] & (ns - 1);
+			while (slots[j])
+				j = (j + 1) & (ns - 1);
+			slots[j] = (uint32_t)i + 1;
+		}
+		free(d->slots);
+		d->slots = slots;
+		d->nslots = ns;
+	}
+	size_t j = h & (d->nslots - 1);
+	for (; d->slots[j]; j = (j + 1) & (d->nslots - 1)) {
+		uint32_t id = d->slots[j] - 1;
+		if (d->hash[id] == h && !memcmp(&d->v[id], ds, sizeof(*ds)))
+			return id;
+	}
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 64;
+		d->v = xrealloc(d->v, d->cap * sizeof(*d->v));
+		d->hash = xrealloc(d->hash, d->cap * sizeof(*d->hash));
+	}
+	d->v[d->n] = *ds;
+	d->hash[d->n] = h;
+	d->slots[j] = (uint32_t)d->n + 1;
+	return (uint32_t)d->n++;
+}
+
+static void dims_release(struct dims *d)
+{
+	free(d->v);
+	free(d->hash);
+	free(d->slots);
+	memset(d, 0, sizeof(*d));
+}
+
+static void dimset_set(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src);
+	memcpy(dst, src, n < cap ? n : cap - 1);
+}
+
+/* The combination of a click_count's strings, zero-padded. */
+static void dimset_of(const struct click_count *k, struct dimset *ds)
+{
+	memset(ds, 0, sizeof(*ds));
+	dimset_set(ds->referrer, sizeof(ds->referrer), k->referrer);
+	dimset_set(ds->country, sizeof(ds->country), k->country);
+	dimset_set(ds->device, sizeof(ds->device), k->device);
+	dimset_set(ds->browser, sizeof(ds->browser), k->browser);
+	dimset_set(ds->os, sizeof(ds->os), k->os);
+}
+
+/* The store's form of a node's key (counts zero). */
+static void count_of(const struct table *t, const struct nkey *nk, struct click_count *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->link_id = nk->link_id;
+	k->bucket = nk->bucket;
+	if (nk->dim == NO_DIM) {
+		k->kind = STORE_CLICK_HOUR;
+		return;
+	}
+	const struct dimset *ds = &t->dims.v[nk->dim];
+	k->kind = STORE_CLICK_DAY;
+	memcpy(k->referrer, ds->referrer, sizeof(ds->referrer));
+	memcpy(k->country, ds->country, sizeof(ds->country));
+	memcpy(k->device, ds->device, sizeof(ds->device));
+	memcpy(k->browser, ds->browser, sizeof(ds->browser));
+	memcpy(k->os, ds->os, sizeof(ds->os));
+}
+
+/* The node key of a click_count, its dimensions interned in t. */
+static void nkey_of(struct table *t, const struct click_count *k, struct nkey *nk)
+{
+	nk->link_id = k->link_id;
+	nk->bucket = k->bucket;
+	nk->dim = NO_DIM;
+	if (k->kind == STORE_CLICK_DAY) {
+		struct dimset ds;
+		dimset_of(k, &ds);
+		nk->dim = dims_intern(&t->dims, &ds);
+	}
 }
 
 /* Keys go through mix64 (core/util.h): link ids are Snowflake ids whose
  * low bits are a small per-millisecond sequence, and a plain multiply
  * left the bucket index nearly constant. */
-static uint64_t key_hash(const struct click_count *k)
+static uint64_t key_hash(const struct nkey *k)
 {
-	uint64_t h = mix64((uint64_t)k->link_id ^ mix64(((uint64_t)(uint32_t)k->bucket << 8) | k->kind));
-	if (k->kind == STORE_CLICK_DAY) {
-		h = str_hash(h, k->referrer);
-		h = str_hash(h, k->country);
-		h = str_hash(h, k->device);
-		h = str_hash(h, k->browser);
-		h = mix64(str_hash(h, k->os));
-	}
-	return h;
+	return mix64((uint64_t)k->link_id ^ mix64(((uint64_t)(uint32_t)k->bucket << 32) | k->dim));
 }
 
-static int key_eq(const struct click_count *a, const struct click_count *b)
+static int key_eq(const struct nkey *a, const struct nkey *b)
 {
-	if (a->link_id != b->link_id || a->bucket != b->bucket || a->kind != b->kind)
-		return 0;
-	return a->kind == STORE_CLICK_HOUR ||
-	       (!strcmp(a->referrer, b->referrer) && !strcmp(a->country, b->country) &&
-		!strcmp(a->device, b->device) && !strcmp(a->browser, b->browser) &&
-		!strcmp(a->os, b->os));
+	return a->link_id == b->link_id && a->bucket == b->bucket && a->dim == b->dim;
 }
 
 static void table_grow(struct table *t)
@@ -242,18 +360,19 @@ static void table_grow(struct table *t)
 	t->nslots = ns;
 }
 
-/* The node of key k, created (all counts zero) if there is none. */
-static struct node *table_get(struct table *t, const struct click_count *k)
+/* The node of key k (hash h), created (all counts zero) if there is none. */
+static struct node *table_get(struct table *t, const struct nkey *k, uint64_t h)
 {
 	if (2 * (t->n + 1) > t->nslots)
 		table_grow(t);
-	uint64_t h = key_hash(k);
 	size_t i = h & (t->nslots - 1);
 	for (; t->slots[i].node; i = (i + 1) & (t->nslots - 1))
 		if (t->slots[i].hash == h && key_eq(&t->slots[i].node->key, k))
 			return t->slots[i].node;
 	if (!t->chunks || t->chunks->used == POOL_CHUNK) {
-		struct chunk *ch = xmalloc(sizeof(*ch));
+		struct chunk *ch;
+		if (posix_memalign((void **)&ch, 64, sizeof(*ch)) != 0)
+			abort();
 		ch->used = 0;
 		ch->next = t->chunks;
 		t->chunks = ch;
@@ -275,16 +394,28 @@ static void table_release(struct table *t)
 		t->chunks = next;
 	}
 	free(t->slots);
+	dims_release(&t->dims);
 	memset(t, 0, sizeof(*t));
 }
 
-static void mark_dirty(struct clicks *c, struct node *x)
+static void nodes_push(struct nodes *l, struct node *x)
 {
-	if (!x->listed) {
-		x->listed = 1;
-		x->dirty_next = c->dirty;
-		c->dirty = x;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 1024;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
 	}
+	l->v[l->n++] = x;
+}
+
+/* Adds to a node's pending counts, listing it as dirty if it was not. */
+static void add_pend(struct clicks *c, struct node *x, uint64_t humans, uint64_t bots)
+{
+	if (!humans && !bots)
+		return;
+	if (!x->pend[H] && !x->pend[B])
+		nodes_push(&c->dirty, x);
+	x->pend[H] += humans;
+	x->pend[B] += bots;
 }
 
 /* ---- delta encoding (the format is documented in schema_sqlite.sql) ------------------- */
@@ -370,7 +501,9 @@ static int decode_durable(struct clicks *c, const void *blob, size_t len)
 				return -1;
 			}
 			if (pass == 1) {
-				struct node *x = table_get(&c->t, &k);
+				struct nkey nk;
+				nkey_of(&c->t, &k, &nk);
+				struct node *x = table_get(&c->t, &nk, key_hash(&nk));
 				if (!x->durable[H] && !x->durable[B])
 					c->durable_nodes++;
 				x->durable[H] += humans;
@@ -383,23 +516,9 @@ static int decode_durable(struct clicks *c, const void *blob, size_t len)
 
 /* ---- folding ------------------------------------------------------------------------- */
 
-/* Hash of a User-Agent, 8 bytes a step. */
-static uint64_t ua_hash(const char *p, size_t n)
-{
-	uint64_t h = n * 0x9e3779b97f4a7c15ULL;
-	for (; n >= 8; p += 8, n -= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		h = mix64(h ^ w);
-	}
-	uint64_t w = 0;
-	memcpy(&w, p, n);
-	return mix64(h ^ w);
-}
-
 static void classify(struct clicks *c, const struct click_event *e, struct ua_class *out)
 {
-	uint64_t h = ua_hash(e->ua, e->ua_len);
+	uint64_t h = hash_words(e->ua, e->ua_len);
 	struct ua_slot *sl = &c->ua_cache[(h ^ (h >> 32)) & (UA_CACHE_SIZE - 1)];
 	if (sl->valid && sl->hash == h && sl->len == e->ua_len && !memcmp(sl->ua, e->ua, e->ua_len)) {
 		*out = sl->cls;
@@ -413,67 +532,89 @@ static void classify(struct clicks *c, const struct click_event *e, struct ua_cl
 	sl->cls = *out;
 }
 
-static void copy_name(char *dst, size_t cap, const char *src)
+/* The day counter's combination for a click. */
+static void event_dims(struct clicks *c, const struct click_event *e, const struct ua_class *u,
+		       struct dimset *ds)
 {
-	size_t n = strlen(src);
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(dst, src, n);
-	dst[n] = '\0';
+	memset(ds, 0, sizeof(*ds));
+	dimset_set(ds->device, sizeof(ds->device), ua_device_name(u->device));
+	if (u->bot) {
+		strcpy(ds->referrer, "-");
+		strcpy(ds->country, "-");
+		strcpy(ds->browser, "-");
+		strcpy(ds->os, "-");
+		return;
+	}
+	if (e->ref_kind == REF_HOST)
+		memcpy(ds->referrer, e->ref, e->ref_len);
+	else
+		strcpy(ds->referrer, e->ref_kind == REF_NONE ? "direct" : "unknown");
+	strcpy(ds->country, "unknown");
+	if (c->geo && e->family) {
+		struct sockaddr_storage ss;
+		memset(&ss, 0, sizeof(ss));
+		if (e->family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+			a->sin_family = AF_INET;
+			memcpy(&a->sin_addr, e->addr, 4);
+		} else {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+			a->sin6_family = AF_INET6;
+			memcpy(&a->sin6_addr, e->addr, 16);
+		}
+		char cc[3];
+		if (geoip_country(c->geo, (struct sockaddr *)&ss, cc) == 0) {
+			memset(ds->country, 0, sizeof(ds->country));
+			dimset_set(ds->country, sizeof(ds->country), cc);
+		}
+	}
+	dimset_set(ds->browser, sizeof(ds->browser), ua_browser_name(u->browser));
+	dimset_set(ds->os, sizeof(ds->os), ua_os_name(u->os));
 }
 
-static void fold(struct clicks *c, const struct click_event *e)
-{
-	struct ua_class u;
-	classify(c, e, &u);
-	struct click_count k;
-	memset(&k, 0, sizeof(k));
-	k.link_id = e->link_id;
-	k.kind = STORE_CLICK_HOUR;
-	k.bucket = (int32_t)(e->ts_ms / 3600000);
-	struct node *x = table_get(&c->t, &k);
-	x->pend[u.bot ? B : H]++;
-	mark_dirty(c, x);
+/* What fold() works out for one event before touching the table. */
+struct pending_fold {
+	struct nkey k[2]; /* the hour, then the day */
+	uint64_t h[2];
+	int bot;
+};
 
-	k.kind = STORE_CLICK_DAY;
-	k.bucket = (int32_t)(e->ts_ms / 86400000);
-	copy_name(k.device, sizeof(k.device), ua_device_name(u.device));
-	if (u.bot) {
-		strcpy(k.referrer, "-");
-		strcpy(k.country, "-");
-		strcpy(k.browser, "-");
-		strcpy(k.os, "-");
-	} else {
-		if (e->ref_kind == REF_HOST) {
-			memcpy(k.referrer, e->ref, e->ref_len);
-			k.referrer[e->ref_len] = '\0';
-		} else {
-			strcpy(k.referrer, e->ref_kind == REF_NONE ? "direct" : "unknown");
+/* Folds n events: first every key and hash (and a prefetch of its slot),
+ * then a prefetch of every node the slots name, then the counts. With
+ * clicks spread over many links each step is a cache miss, and this way
+ * they overlap instead of following one another. */
+static void fold(struct clicks *c, const struct click_event *const *ev, size_t n)
+{
+	struct pending_fold pf[BATCH];
+	struct table *t = &c->t;
+	if (2 * (t->n + 2 * n) > t->nslots)
+		table_grow(t); /* no growth below: the prefetches stay useful */
+	for (size_t i = 0; i < n; i++) {
+		const struct click_event *e = ev[i];
+		struct ua_class u;
+		struct dimset ds;
+		classify(c, e, &u);
+		event_dims(c, e, &u, &ds);
+		pf[i].bot = u.bot;
+		pf[i].k[0] = (struct nkey){e->link_id, (int32_t)(e->ts_ms / 3600000), NO_DIM};
+		pf[i].k[1] = (struct nkey){e->link_id, (int32_t)(e->ts_ms / 86400000),
+					   dims_intern(&t->dims, &ds)};
+		for (int j = 0; j < 2; j++) {
+			pf[i].h[j] = key_hash(&pf[i].k[j]);
+			__builtin_prefetch(&t->slots[pf[i].h[j] & (t->nslots - 1)]);
 		}
-		strcpy(k.country, "unknown");
-		if (c->geo && e->family) {
-			struct sockaddr_storage ss;
-			memset(&ss, 0, sizeof(ss));
-			if (e->family == AF_INET) {
-				struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-				a->sin_family = AF_INET;
-				memcpy(&a->sin_addr, e->addr, 4);
-			} else {
-				struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-				a->sin6_family = AF_INET6;
-				memcpy(&a->sin6_addr, e->addr, 16);
-			}
-			char cc[3];
-			if (geoip_country(c->geo, (struct sockaddr *)&ss, cc) == 0)
-				copy_name(k.country, sizeof(k.country), cc);
-		}
-		copy_name(k.browser, sizeof(k.browser), ua_browser_name(u.browser));
-		copy_name(k.os, sizeof(k.os), ua_os_name(u.os));
 	}
-	x = table_get(&c->t, &k);
-	x->pend[H]++;
-	mark_dirty(c, x);
-	c->pend_events++;
+	for (size_t i = 0; i < n; i++)
+		for (int j = 0; j < 2; j++) {
+			const struct slot *sl = &t->slots[pf[i].h[j] & (t->nslots - 1)];
+			if (sl->node)
+				__builtin_prefetch(sl->node, 1);
+		}
+	for (size_t i = 0; i < n; i++) {
+		add_pend(c, table_get(t, &pf[i].k[0], pf[i].h[0]), !pf[i].bot, pf[i].bot);
+		add_pend(c, table_get(t, &pf[i].k[1], pf[i].h[1]), 1, 0);
+	}
+	c->pend_events += n;
 }
 
 /* Consumer side of every ring; with c->lock held. */
@@ -483,8 +624,13 @@ static void drain_locked(struct clicks *c)
 		struct click_ring *r = c->rings[i];
 		uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
 		uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
-		for (; t != h; t++)
-			fold(c, &r->ev[t & (CLICK_RING_SIZE - 1)]);
+		while (t != h) {
+			const struct click_event *batch[BATCH];
+			size_t n = 0;
+			for (; t != h && n < BATCH; t++)
+				batch[n++] = &r->ev[t & (CLICK_RING_SIZE - 1)];
+			fold(c, batch, n);
+		}
 		atomic_store_explicit(&r->tail, t, memory_order_release);
 	}
 }
@@ -498,7 +644,10 @@ static void on_op_done(struct store_op *op)
 	pthread_mutex_lock(&c->lock);
 	int ok = op->status == STORE_OK;
 	if (c->op_kind == OP_DELTA) {
-		for (struct node *x = c->flushing; x; x = x->flush_next) {
+		for (size_t i = 0; i < c->flushing.n; i++) {
+			struct node *x = c->flushing.v[i];
+			if (i + 8 < c->flushing.n)
+				__builtin_prefetch(c->flushing.v[i + 8], 1);
 			if (ok) {
 				if (!x->durable[H] && !x->durable[B])
 					c->durable_nodes++;
@@ -506,13 +655,11 @@ static void on_op_done(struct store_op *op)
 				x->durable[B] += x->flush[B];
 			} else {
 				/* Keep every count: pending again, retried next time. */
-				x->pend[H] += x->flush[H];
-				x->pend[B] += x->flush[B];
-				mark_dirty(c, x);
+				add_pend(c, x, x->flush[H], x->flush[B]);
 			}
 			x->flush[H] = x->flush[B] = 0;
 		}
-		c->flushing = NULL;
+		c->flushing.n = 0;
 		if (ok) {
 			c->unmerged_upto = op->click_seq;
 			metric_add(&c->flushed, c->flush_events);
@@ -529,14 +676,16 @@ static void on_op_done(struct store_op *op)
 		 * nodes that still hold pending counts. */
 		struct table old = c->t;
 		memset(&c->t, 0, sizeof(c->t));
-		struct node *dirty = c->dirty;
-		c->dirty = NULL;
-		for (struct node *x = dirty; x; x = x->dirty_next) {
-			struct node *y = table_get(&c->t, &x->key);
-			y->pend[H] = x->pend[H];
-			y->pend[B] = x->pend[B];
-			mark_dirty(c, y);
+		struct nodes dirty = c->dirty;
+		memset(&c->dirty, 0, sizeof(c->dirty));
+		for (size_t i = 0; i < dirty.n; i++) {
+			const struct node *x = dirty.v[i];
+			struct nkey k = x->key;
+			if (k.dim != NO_DIM)
+				k.dim = dims_intern(&c->t.dims, &old.dims.v[k.dim]);
+			add_pend(c, table_get(&c->t, &k, key_hash(&k)), x->pend[H], x->pend[B]);
 		}
+		free(dirty.v);
 		table_release(&old);
 		c->durable_nodes = 0;
 		metric_add(&c->merges, 1);
@@ -566,21 +715,25 @@ static void op_prepare(struct clicks *c, int kind)
  * 1 if an op is to be submitted (after unlocking). */
 static int start_delta_locked(struct clicks *c)
 {
-	if (c->op_kind != OP_NONE || !c->dirty)
+	if (c->op_kind != OP_NONE || !c->dirty.n)
 		return 0;
 	op_prepare(c, OP_DELTA);
 	c->op_blob.len = 0;
-	c->flushing = NULL;
-	for (struct node *x = c->dirty; x; x = x->dirty_next) {
-		encode_one(&c->op_blob, &x->key, x->pend[H], x->pend[B]);
+	for (size_t i = 0; i < c->dirty.n; i++) {
+		struct node *x = c->dirty.v[i];
+		if (i + 8 < c->dirty.n)
+			__builtin_prefetch(c->dirty.v[i + 8], 1);
+		struct click_count k;
+		count_of(&c->t, &x->key, &k);
+		encode_one(&c->op_blob, &k, x->pend[H], x->pend[B]);
 		x->flush[H] = x->pend[H];
 		x->flush[B] = x->pend[B];
 		x->pend[H] = x->pend[B] = 0;
-		x->listed = 0;
-		x->flush_next = c->flushing;
-		c->flushing = x;
 	}
-	c->dirty = NULL;
+	/* the dirty nodes are the delta's now; flushing is empty (one op) */
+	struct nodes swap = c->flushing;
+	c->flushing = c->dirty;
+	c->dirty = swap;
 	c->flush_events = c->pend_events;
 	c->pend_events = 0;
 	c->op.kind = STORE_OP_CLICK_DELTA;
@@ -603,7 +756,7 @@ static int start_merge_locked(struct clicks *c)
 		if (!x || (!x->durable[H] && !x->durable[B]))
 			continue;
 		assert(k < c->durable_nodes);
-		c->op_rows[k] = x->key;
+		count_of(&c->t, &x->key, &c->op_rows[k]);
 		c->op_rows[k].humans = x->durable[H];
 		c->op_rows[k].bots = x->durable[B];
 		k++;
@@ -746,6 +899,8 @@ void clicks_free(struct clicks *c)
 		return;
 	assert(!c->started && c->op_kind == OP_NONE);
 	table_release(&c->t);
+	free(c->dirty.v);
+	free(c->flushing.v);
 	buf_release(&c->op_blob);
 	for (int i = 0; i < c->nworkers; i++)
 		free(c->rings[i]);
@@ -758,12 +913,11 @@ void clicks_free(struct clicks *c)
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
-static int wanted(const struct click_count *k, int64_t link, int32_t from_h, int32_t to_h,
-		  int want_dims)
+static int wanted(const struct nkey *k, int64_t link, int32_t from_h, int32_t to_h, int want_dims)
 {
 	if (k->link_id != link)
 		return 0;
-	if (k->kind == STORE_CLICK_HOUR)
+	if (k->dim == NO_DIM)
 		return k->bucket >= from_h && k->bucket <= to_h;
 	return want_dims && k->bucket >= from_h / 24 && k->bucket <= to_h / 24;
 }
@@ -796,7 +950,7 @@ int clicks_query(struct clicks *c, struct store_reader *r, int64_t link_id, int3
 			out->rows = xrealloc(out->rows, cap * sizeof(*out->rows));
 		}
 		struct click_count *k = &out->rows[out->n++];
-		*k = x->key;
+		count_of(&c->t, &x->key, k);
 		k->humans = h;
 		k->bots = b;
 	}

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -222,10 +223,126 @@ static void test_flush_and_merge_paths(void **state)
 	clicks_free(c);
 }
 
+/* Many links and combinations: link L is clicked once with combination
+ * L % 5 (referrer host and device), then, while the merge of those is in
+ * flight, once with a new referrer host. The merge rows carry each key's
+ * own strings, and so do the counters kept across the merge (the table
+ * and its interned combinations are rebuilt then). */
+#define MANY 2000
+#define FIRST_LINK 100
+static const char UA_PHONE[] = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) "
+			       "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 "
+			       "Safari/604.1";
+
+static void click_as(struct click_ring *r, int64_t link, const char *host)
+{
+	char ref[64];
+	int n = snprintf(ref, sizeof(ref), "https://%s/page", host);
+	if (link % 2)
+		clicks_record(r, link, NOW_MS, UA_PHONE, sizeof(UA_PHONE) - 1, ref, (size_t)n, NULL);
+	else
+		clicks_record(r, link, NOW_MS, UA, sizeof(UA) - 1, ref, (size_t)n, NULL);
+}
+
+static void host_of(int64_t link, int round, char *out, size_t cap)
+{
+	snprintf(out, cap, round ? "n%d.example" : "r%d.example", (int)(link % 5));
+}
+
+/* Checks a merge's rows: every link once per kind, with its own strings. */
+static void check_merge_rows(const struct store_op *m, int round)
+{
+	assert_int_equal(m->nclicks, 2 * MANY);
+	static int seen[MANY][2];
+	memset(seen, 0, sizeof(seen));
+	for (size_t i = 0; i < m->nclicks; i++) {
+		const struct click_count *k = &m->clicks[i];
+		assert_in_range(k->link_id, FIRST_LINK, FIRST_LINK + MANY - 1);
+		seen[k->link_id - FIRST_LINK][k->kind]++;
+		assert_int_equal(k->humans, 1);
+		assert_int_equal(k->bots, 0);
+		if (k->kind == STORE_CLICK_DAY) {
+			char host[32];
+			host_of(k->link_id, round, host, sizeof(host));
+			assert_string_equal(k->referrer, host);
+			assert_string_equal(k->device, k->link_id % 2 ? "mobile" : "desktop");
+			assert_string_equal(k->os, k->link_id % 2 ? "ios" : "linux");
+			assert_string_equal(k->country, "unknown");
+		}
+	}
+	for (int i = 0; i < MANY; i++)
+		assert_true(seen[i][0] == 1 && seen[i][1] == 1);
+}
+
+/* Completes deltas until the next merge, which it returns, held. */
+static struct store_op *next_merge(void)
+{
+	for (;;) {
+		struct store_op *op = next_op();
+		if (op->kind == STORE_OP_CLICK_MERGE)
+			return op;
+		complete(op, STORE_OK);
+	}
+}
+
+static void test_many_links_and_combinations(void **state)
+{
+	(void)state;
+	memset(&sc.held, 0, sizeof(sc.held));
+	sc.nheld = 0;
+	struct store store = {.ops = &fake_ops};
+	struct clicks *c = clicks_new(&store, 1, 10, 50, NULL);
+	struct click_ring *r = clicks_ring(c, 0);
+	assert_int_equal(clicks_start(c, NULL), 0);
+	char host[32];
+	for (int64_t l = FIRST_LINK; l < FIRST_LINK + MANY; l++) {
+		host_of(l, 0, host, sizeof(host));
+		click_as(r, l, host);
+	}
+	struct store_op *m1 = next_merge();
+	check_merge_rows(m1, 0);
+	for (int64_t l = FIRST_LINK; l < FIRST_LINK + MANY; l++) {
+		host_of(l, 1, host, sizeof(host));
+		click_as(r, l, host);
+	}
+	/* folded before the merge completes: new combinations, old table */
+	struct clicks_stats st;
+	do {
+		usleep(1000);
+		clicks_get_stats(c, &st);
+	} while (st.recorded != 2 * MANY);
+	struct click_rows rows;
+	assert_int_equal(clicks_query(c, NULL, FIRST_LINK + 3, 0, INT32_MAX - 1, 1, &rows), STORE_OK);
+	assert_int_equal(rows.n, 3); /* one hour counter, two day combinations */
+	free(rows.rows);
+	complete(m1, STORE_OK);
+
+	/* What was kept across the merge has its own strings. */
+	assert_int_equal(clicks_query(c, NULL, FIRST_LINK + 3, 0, INT32_MAX - 1, 1, &rows), STORE_OK);
+	assert_int_equal(rows.n, 2);
+	for (size_t i = 0; i < rows.n; i++) {
+		assert_int_equal(rows.rows[i].humans, 1);
+		if (rows.rows[i].kind == STORE_CLICK_DAY) {
+			assert_string_equal(rows.rows[i].referrer, "n3.example");
+			assert_string_equal(rows.rows[i].browser, "safari");
+		}
+	}
+	free(rows.rows);
+	struct store_op *m2 = next_merge();
+	check_merge_rows(m2, 1);
+	complete(m2, STORE_OK);
+
+	pthread_t t;
+	pthread_create(&t, NULL, stop_thread, c);
+	pthread_join(t, NULL);
+	clicks_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_flush_and_merge_paths),
+		cmocka_unit_test(test_many_links_and_combinations),
 	};
 	return cmocka_run_group_tests_name("click_pipeline", tests, NULL, NULL);
 }
