@@ -145,6 +145,9 @@ struct clicks {
 	struct click_count *op_rows; /* merge */
 	size_t op_nrows;
 	struct buf op_blob;          /* delta */
+	struct buf op_recs;          /* delta: scratch for its records */
+	uint32_t *op_local;          /* delta: scratch, combination -> its number there */
+	size_t op_local_cap;
 	struct ua_slot *ua_cache;
 	/* written by on_op_done on the store's writer thread */
 	metric_counter flushed, flushes, flush_errors, merges, merge_errors;
@@ -420,12 +423,24 @@ static void add_pend(struct clicks *c, struct node *x, uint64_t humans, uint64_t
 
 /* ---- delta encoding (the format is documented in schema_sqlite.sql) ------------------- */
 
-static void put_le(struct buf *b, uint64_t v, int bytes)
+/* Format 2 (see schema_sqlite.sql): a magic that no format-1 record can
+ * start with, then LEB128 varints. */
+static const unsigned char delta_magic[8] = {'S', 'C', 'D', '2', 0, 0, 0, 0xff};
+
+static void put_varint(struct buf *b, uint64_t v)
 {
-	unsigned char t[8];
-	for (int i = 0; i < bytes; i++)
-		t[i] = (unsigned char)(v >> (8 * i));
-	buf_append(b, t, (size_t)bytes);
+	unsigned char t[10];
+	size_t n = 0;
+	do {
+		t[n++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	buf_append(b, t, n);
+}
+
+static uint64_t zigzag(int64_t v)
+{
+	return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 }
 
 static void put_str(struct buf *b, const char *s)
@@ -436,20 +451,60 @@ static void put_str(struct buf *b, const char *s)
 	buf_append(b, s, n);
 }
 
-static void encode_one(struct buf *b, const struct click_count *k, uint64_t humans, uint64_t bots)
+/* Encodes the dirty nodes' pending counts as a format-2 delta into out,
+ * and moves them to the nodes' flush counts; recs and local are scratch,
+ * kept between flushes. */
+static void encode_delta(struct clicks *c, struct buf *out, struct buf *recs,
+			 uint32_t **local, size_t *local_cap)
 {
-	put_le(b, (uint64_t)k->link_id, 8);
-	put_le(b, (uint64_t)(uint32_t)k->bucket, 4);
-	put_le(b, k->kind, 1);
-	put_le(b, humans, 8);
-	put_le(b, bots, 8);
-	if (k->kind == STORE_CLICK_DAY) {
-		put_str(b, k->referrer);
-		put_str(b, k->country);
-		put_str(b, k->device);
-		put_str(b, k->browser);
-		put_str(b, k->os);
+	const struct dims *d = &c->t.dims;
+	if (*local_cap < d->n) {
+		*local_cap = d->n;
+		*local = xrealloc(*local, d->n * sizeof(**local));
 	}
+	memset(*local, 0xff, d->n * sizeof(**local)); /* not used yet */
+	int64_t base = time_now_ms() / 3600000;
+	uint32_t nlocal = 0;
+	out->len = recs->len = 0;
+	buf_append(out, delta_magic, sizeof(delta_magic));
+	put_varint(out, zigzag(base));
+	for (size_t i = 0; i < c->dirty.n; i++) {
+		struct node *x = c->dirty.v[i];
+		if (i + 8 < c->dirty.n)
+			__builtin_prefetch(c->dirty.v[i + 8], 1);
+		const struct nkey *k = &x->key;
+		put_varint(recs, (uint64_t)k->link_id);
+		if (k->dim == NO_DIM) {
+			put_varint(recs, 0);
+			put_varint(recs, zigzag(k->bucket - base));
+		} else {
+			if ((*local)[k->dim] == UINT32_MAX)
+				(*local)[k->dim] = nlocal++;
+			put_varint(recs, (uint64_t)(*local)[k->dim] + 1);
+			put_varint(recs, zigzag(k->bucket - base / 24));
+		}
+		put_varint(recs, x->pend[H]);
+		put_varint(recs, x->pend[B]);
+		x->flush[H] = x->pend[H];
+		x->flush[B] = x->pend[B];
+		x->pend[H] = x->pend[B] = 0;
+	}
+	/* the combinations used, in the order of their local numbers */
+	put_varint(out, nlocal);
+	uint32_t *order = xmalloc((nlocal ? nlocal : 1) * sizeof(*order));
+	for (uint32_t id = 0; id < d->n; id++)
+		if ((*local)[id] != UINT32_MAX)
+			order[(*local)[id]] = id;
+	for (uint32_t j = 0; j < nlocal; j++) {
+		const struct dimset *ds = &d->v[order[j]];
+		put_str(out, ds->referrer);
+		put_str(out, ds->country);
+		put_str(out, ds->device);
+		put_str(out, ds->browser);
+		put_str(out, ds->os);
+	}
+	free(order);
+	buf_append(out, recs->p, recs->len);
 }
 
 static uint64_t get_le(const unsigned char *p, int bytes)
@@ -458,6 +513,20 @@ static uint64_t get_le(const unsigned char *p, int bytes)
 	for (int i = bytes - 1; i >= 0; i--)
 		v = (v << 8) | p[i];
 	return v;
+}
+
+static int get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		if (*p >= end)
+			return -1;
+		unsigned char b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return 0;
+	}
+	return -1;
 }
 
 static int get_str(const unsigned char **p, const unsigned char *end, char *out, size_t cap)
@@ -473,44 +542,104 @@ static int get_str(const unsigned char **p, const unsigned char *end, char *out,
 	return 0;
 }
 
-/* Adds a committed delta to the durable counts; 0, or -1 if it is corrupt
- * (then nothing of it is added). */
-static int decode_durable(struct clicks *c, const void *blob, size_t len)
+static int get_dims(const unsigned char **p, const unsigned char *end, struct click_count *k)
+{
+	return get_str(p, end, k->referrer, sizeof(k->referrer)) ||
+	       get_str(p, end, k->country, sizeof(k->country)) ||
+	       get_str(p, end, k->device, sizeof(k->device)) ||
+	       get_str(p, end, k->browser, sizeof(k->browser)) ||
+	       get_str(p, end, k->os, sizeof(k->os));
+}
+
+static void add_durable(struct clicks *c, const struct click_count *k, uint64_t humans,
+			uint64_t bots)
+{
+	struct nkey nk;
+	nkey_of(&c->t, k, &nk);
+	struct node *x = table_get(&c->t, &nk, key_hash(&nk));
+	if (!x->durable[H] && !x->durable[B])
+		c->durable_nodes++;
+	x->durable[H] += humans;
+	x->durable[B] += bots;
+}
+
+/* Format 1: fixed-width records, strings inline (deltas written before
+ * format 2, read back after an upgrade). */
+static int decode_v1(struct clicks *c, const unsigned char *blob, size_t len, int add)
 {
 	const unsigned char *p = blob, *end = p + len;
-	for (int pass = 0; pass < 2; pass++) { /* check everything, then add */
-		p = blob;
-		while (p < end) {
-			struct click_count k;
-			memset(&k, 0, sizeof(k));
-			if (end - p < 29)
+	while (p < end) {
+		struct click_count k;
+		memset(&k, 0, sizeof(k));
+		if (end - p < 29)
+			return -1;
+		k.link_id = (int64_t)get_le(p, 8);
+		k.bucket = (int32_t)(uint32_t)get_le(p + 8, 4);
+		k.kind = p[12];
+		uint64_t humans = get_le(p + 13, 8), bots = get_le(p + 21, 8);
+		p += 29;
+		if (k.kind == STORE_CLICK_DAY) {
+			if (get_dims(&p, end, &k))
 				return -1;
-			k.link_id = (int64_t)get_le(p, 8);
-			k.bucket = (int32_t)(uint32_t)get_le(p + 8, 4);
-			k.kind = p[12];
-			uint64_t humans = get_le(p + 13, 8), bots = get_le(p + 21, 8);
-			p += 29;
-			if (k.kind == STORE_CLICK_DAY) {
-				if (get_str(&p, end, k.referrer, sizeof(k.referrer)) ||
-				    get_str(&p, end, k.country, sizeof(k.country)) ||
-				    get_str(&p, end, k.device, sizeof(k.device)) ||
-				    get_str(&p, end, k.browser, sizeof(k.browser)) ||
-				    get_str(&p, end, k.os, sizeof(k.os)))
-					return -1;
-			} else if (k.kind != STORE_CLICK_HOUR) {
-				return -1;
-			}
-			if (pass == 1) {
-				struct nkey nk;
-				nkey_of(&c->t, &k, &nk);
-				struct node *x = table_get(&c->t, &nk, key_hash(&nk));
-				if (!x->durable[H] && !x->durable[B])
-					c->durable_nodes++;
-				x->durable[H] += humans;
-				x->durable[B] += bots;
-			}
+		} else if (k.kind != STORE_CLICK_HOUR) {
+			return -1;
 		}
+		if (add)
+			add_durable(c, &k, humans, bots);
 	}
+	return 0;
+}
+
+static int decode_v2(struct clicks *c, const unsigned char *blob, size_t len, int add)
+{
+	const unsigned char *p = blob + sizeof(delta_magic), *end = blob + len;
+	uint64_t zbase, ndims;
+	if (get_varint(&p, end, &zbase) || get_varint(&p, end, &ndims) ||
+	    ndims > (uint64_t)(end - p) / 5)
+		return -1;
+	int64_t base = (int64_t)(zbase >> 1) ^ -(int64_t)(zbase & 1);
+	struct click_count *dims = xcalloc(ndims ? ndims : 1, sizeof(*dims));
+	int rc = 0;
+	for (uint64_t i = 0; i < ndims && !rc; i++)
+		rc = get_dims(&p, end, &dims[i]);
+	while (!rc && p < end) {
+		uint64_t link, kd, zb, humans, bots;
+		if (get_varint(&p, end, &link) || get_varint(&p, end, &kd) ||
+		    get_varint(&p, end, &zb) || get_varint(&p, end, &humans) ||
+		    get_varint(&p, end, &bots) || kd > ndims || link > INT64_MAX) {
+			rc = -1;
+			break;
+		}
+		int64_t bucket = (kd ? base / 24 : base) + ((int64_t)(zb >> 1) ^ -(int64_t)(zb & 1));
+		if (bucket < 0 || bucket > INT32_MAX) {
+			rc = -1;
+			break;
+		}
+		struct click_count k;
+		if (kd) {
+			k = dims[kd - 1];
+			k.kind = STORE_CLICK_DAY;
+		} else {
+			memset(&k, 0, sizeof(k));
+			k.kind = STORE_CLICK_HOUR;
+		}
+		k.link_id = (int64_t)link;
+		k.bucket = (int32_t)bucket;
+		if (add)
+			add_durable(c, &k, humans, bots);
+	}
+	free(dims);
+	return rc;
+}
+
+/* Adds a committed delta (either format) to the durable counts; 0, or -1
+ * if it is corrupt (then nothing of it is added). */
+static int decode_durable(struct clicks *c, const void *blob, size_t len)
+{
+	int v2 = len >= sizeof(delta_magic) && !memcmp(blob, delta_magic, sizeof(delta_magic));
+	for (int add = 0; add < 2; add++) /* check everything, then add */
+		if ((v2 ? decode_v2 : decode_v1)(c, blob, len, add) != 0)
+			return -1;
 	return 0;
 }
 
@@ -718,18 +847,7 @@ static int start_delta_locked(struct clicks *c)
 	if (c->op_kind != OP_NONE || !c->dirty.n)
 		return 0;
 	op_prepare(c, OP_DELTA);
-	c->op_blob.len = 0;
-	for (size_t i = 0; i < c->dirty.n; i++) {
-		struct node *x = c->dirty.v[i];
-		if (i + 8 < c->dirty.n)
-			__builtin_prefetch(c->dirty.v[i + 8], 1);
-		struct click_count k;
-		count_of(&c->t, &x->key, &k);
-		encode_one(&c->op_blob, &k, x->pend[H], x->pend[B]);
-		x->flush[H] = x->pend[H];
-		x->flush[B] = x->pend[B];
-		x->pend[H] = x->pend[B] = 0;
-	}
+	encode_delta(c, &c->op_blob, &c->op_recs, &c->op_local, &c->op_local_cap);
 	/* the dirty nodes are the delta's now; flushing is empty (one op) */
 	struct nodes swap = c->flushing;
 	c->flushing = c->dirty;
@@ -743,24 +861,51 @@ static int start_delta_locked(struct clicks *c)
 	return 1;
 }
 
+/* A merge row's place: the table (hours first), then the primary key's
+ * leading columns, so that the upserts walk each B-tree in order and
+ * touch every page once instead of at random. */
+struct merge_order {
+	uint64_t table_and_link; /* bit 63: a day counter; then the link id */
+	uint64_t bucket_and_dim;
+	const struct node *x;
+};
+
+static int merge_order_cmp(const void *a, const void *b)
+{
+	const struct merge_order *p = a, *q = b;
+	if (p->table_and_link != q->table_and_link)
+		return p->table_and_link < q->table_and_link ? -1 : 1;
+	return p->bucket_and_dim < q->bucket_and_dim ? -1 : p->bucket_and_dim > q->bucket_and_dim;
+}
+
 /* With c->lock held: the durable counts go into the click tables. */
 static int start_merge_locked(struct clicks *c)
 {
 	if (c->op_kind != OP_NONE || !c->durable_nodes)
 		return 0;
 	op_prepare(c, OP_MERGE);
-	c->op_rows = xmalloc(c->durable_nodes * sizeof(*c->op_rows));
+	struct merge_order *order = xmalloc(c->durable_nodes * sizeof(*order));
 	size_t k = 0;
 	for (size_t i = 0; i < c->t.nslots; i++) {
 		const struct node *x = c->t.slots[i].node;
 		if (!x || (!x->durable[H] && !x->durable[B]))
 			continue;
 		assert(k < c->durable_nodes);
-		count_of(&c->t, &x->key, &c->op_rows[k]);
-		c->op_rows[k].humans = x->durable[H];
-		c->op_rows[k].bots = x->durable[B];
-		k++;
+		/* Snowflake ids are positive: bit 63 is free */
+		order[k].table_and_link =
+			(uint64_t)x->key.link_id | (uint64_t)(x->key.dim != NO_DIM) << 63;
+		order[k].bucket_and_dim = (uint64_t)(uint32_t)x->key.bucket << 32 | x->key.dim;
+		order[k++].x = x;
 	}
+	qsort(order, k, sizeof(*order), merge_order_cmp);
+	c->op_rows = xmalloc(k * sizeof(*c->op_rows));
+	for (size_t i = 0; i < k; i++) {
+		const struct node *x = order[i].x;
+		count_of(&c->t, &x->key, &c->op_rows[i]);
+		c->op_rows[i].humans = x->durable[H];
+		c->op_rows[i].bots = x->durable[B];
+	}
+	free(order);
 	c->op_nrows = k;
 	c->op.kind = STORE_OP_CLICK_MERGE;
 	c->op.clicks = c->op_rows;
@@ -824,6 +969,7 @@ struct clicks *clicks_new(struct store *store, int nworkers, int flush_ms, int m
 	}
 	c->ua_cache = xcalloc(UA_CACHE_SIZE, sizeof(*c->ua_cache));
 	buf_init(&c->op_blob);
+	buf_init(&c->op_recs);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	return c;
@@ -902,6 +1048,8 @@ void clicks_free(struct clicks *c)
 	free(c->dirty.v);
 	free(c->flushing.v);
 	buf_release(&c->op_blob);
+	buf_release(&c->op_recs);
+	free(c->op_local);
 	for (int i = 0; i < c->nworkers; i++)
 		free(c->rings[i]);
 	free(c->rings);

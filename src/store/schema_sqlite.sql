@@ -48,11 +48,19 @@ CREATE UNIQUE INDEX links_code ON links (code);
 --   day         Unix milliseconds / 86400000
 -- Both are primary-keyed (WITHOUT ROWID) by what the stats API reads: one
 -- link over a range of hours or days.
--- click_deltas: flushed batches not merged yet. data is a sequence of
---   records, integers little-endian:
---     link_id i64, bucket i32, kind u8 (0 hour, 1 day), humans u64,
---     bots u64, and for kind 1 five strings, each a length u8 and its
---     bytes: referrer, country, device, browser, os
+-- click_deltas: flushed batches not merged yet. data is in one of two
+--   formats (both are read back; shortd writes format 2):
+--   format 2: the 8 bytes "SCD2" 00 00 00 FF, then unsigned LEB128
+--     varints (zz: zigzag-encoded signed): base hour (zz); the number of
+--     combinations, then each as five strings (a length u8 and its bytes:
+--     referrer, country, device, browser, os); then records: link_id,
+--     kind (0: an hour counter; k > 0: a day counter of combination k),
+--     bucket minus the base hour, or minus base hour / 24 for a day (zz),
+--     humans, bots. About 13 bytes a counter.
+--   format 1: records, integers little-endian: link_id i64, bucket i32,
+--     kind u8 (0 hour, 1 day), humans u64, bots u64, and for kind 1 the
+--     five strings as above. No record starts with format 2's 8 bytes:
+--     as an i64 they are negative, and link ids are not.
 -- click_flush: seq is the last delta merged into click_hours and
 --   click_days, written in the merge's own transaction, so a reader's
 --   snapshot tells which deltas its counts include.

@@ -3,6 +3,7 @@ HEADs apart), breakdowns, the stats API, durability of counters across
 SIGTERM and kill -9, and country lookup from a MaxMind DB."""
 import os
 import sqlite3
+import struct
 import subprocess
 import time
 
@@ -139,6 +140,51 @@ def test_corrupt_delta_is_skipped(tmp_path):
         assert "click delta 1000 is corrupt" in s2.log()
         click(s2, code, CHROME_WIN)
         assert stats(s2, code)["total"] == 2
+    finally:
+        assert s2.stop() == 0
+
+
+def v1_delta(link_id, now_ms, humans, referrer):
+    """A delta in format 1, as shortd wrote it before format 2: hour and
+    day records of fixed-width integers with the five strings inline."""
+    hour = struct.pack("<qiBQQ", link_id, now_ms // 3600000, 0, humans, 0)
+    day = struct.pack("<qiBQQ", link_id, now_ms // 86400000, 1, humans, 0)
+    for v in (referrer, "unknown", "desktop", "firefox", "linux"):
+        day += bytes([len(v)]) + v.encode()
+    return hour + day
+
+
+def test_deltas_of_both_formats_read_back(tmp_path):
+    """A delta left by an older shortd (format 1) and one in format 2 are
+    both read back after an upgrade; a format-2 delta that is cut short is
+    skipped and said so, and nothing of it is counted."""
+    s = Server(tmp_path, "--flush-ms", "50", "--click-merge-s", "3600", "--geoip", "off").start()
+    code = s.create("https://example.com/formats")["code"]
+    click(s, code, CHROME_WIN, "https://news.example.org/a")
+    db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
+    deadline = time.monotonic() + 10
+    while db.execute("SELECT count(*) FROM click_deltas").fetchone()[0] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    v2 = db.execute("SELECT data FROM click_deltas").fetchone()[0]
+    assert v2[:8] == b"SCD2\0\0\0\xff"
+    db.close()
+    assert s.stop() == 0
+    db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
+    link_id = db.execute("SELECT id FROM links WHERE code = ?", (code,)).fetchone()[0]
+    db.execute("INSERT INTO click_deltas (seq, data) VALUES (1000, ?)",
+               (v1_delta(link_id, int(time.time() * 1000), 5, "old.example"),))
+    db.execute("INSERT INTO click_deltas (seq, data) VALUES (1001, ?)", (v2[:-3],))
+    db.commit()
+    db.close()
+    s2 = Server(tmp_path, "--geoip", "off", data=s.data).start()
+    try:
+        j = stats(s2, code)
+        assert j["total"] == 6
+        assert as_dict(j["referrers"]) == {"news.example.org": 1, "old.example": 5}
+        assert as_dict(j["browsers"]) == {"chrome": 1, "firefox": 5}
+        assert "click delta 1001 is corrupt" in s2.log()
+        assert "click delta 1000" not in s2.log()
     finally:
         assert s2.stop() == 0
 
