@@ -34,7 +34,7 @@ int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char 
 	struct cache_link l;
 	if (app_notfound_blocked(ex, ws))
 		return HTTP_DONE;
-	int rc = cache_get(app->cache, code, len, time_mono_ms(), load, ws, &l);
+	int rc = cache_get(app->cache, code, len, ex->start_ns / 1000000, load, ws, &l);
 	if (rc == CACHE_NOTFOUND) {
 		app_notfound_count(ws);
 		reply_error(ex, 404, "not_found", "no link with this code");
@@ -44,7 +44,7 @@ int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char 
 		reply_store_unavailable(ex);
 		return HTTP_DONE;
 	}
-	int64_t now = time_now_ms();
+	int64_t now = ex->now_ms;
 	switch (link_state_of(l.expires_at_ms, l.deleted, now)) {
 	case LINK_DELETED:
 		reply_error(ex, 410, "gone", "this link was deleted");

@@ -93,6 +93,40 @@ static long line_end(const char *buf, size_t p, size_t len)
 	return -2;
 }
 
+/* 1 if none of the n bytes is below 0x20 or 0x7f (DEL), checked eight at
+ * a time: a word has a byte below k iff (w - k*ones) & ~w & highs is not
+ * zero (k <= 0x80), and a byte equal to 0x7f iff w ^ 0x7f... has a zero. */
+static int plain_bytes(const char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, s + i, 8);
+		uint64_t del = w ^ (ones * 0x7f);
+		if (((w - ones * 0x20) & ~w & highs) | ((del - ones) & ~del & highs))
+			return 0;
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
+/* The common case of line_end(): the CR found by memchr, followed by LF,
+ * and no control byte before it. Returns the CR's index, or -3 when the
+ * line is not that simple and must go byte by byte. */
+static long plain_line_end(const char *buf, size_t p, size_t len)
+{
+	const char *cr = memchr(buf + p, '\r', len - p);
+	if (!cr || (size_t)(cr - buf) + 1 == len || cr[1] != '\n' ||
+	    !plain_bytes(buf + p, (size_t)(cr - (buf + p))))
+		return -3;
+	return cr - buf;
+}
+
 #define FAIL(st, msg)                                                                      \
 	do {                                                                               \
 		*status = (st);                                                            \
@@ -223,7 +257,10 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 	for (;;) {
 		if (p > HTTP_MAX_HEAD)
 			FAIL(431, "request header fields too large");
-		long e = line_end(buf, p, len);
+		long e = plain_line_end(buf, p, len);
+		int plain = e >= 0; /* no control byte in the line */
+		if (!plain)
+			e = line_end(buf, p, len);
 		if (e == -2) {
 			if (len - p > HTTP_MAX_HEAD)
 				FAIL(431, "request header fields too large");
@@ -248,7 +285,7 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 		while (p < end && (buf[p] == ' ' || buf[p] == '\t'))
 			p++;
 		size_t v0 = p;
-		for (; p < end; p++) {
+		for (p = plain ? end : p; p < end; p++) {
 			unsigned char c = (unsigned char)buf[p];
 			if (c < 0x20 && c != '\t')
 				FAIL(400, "control character in header field value");
@@ -335,9 +372,10 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 
 const struct http_header *http_find_header(const struct http_request *req, const char *name)
 {
+	size_t n = strlen(name);
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];
-		if (lower_eq(h->name, h->name_len, name))
+		if (h->name_len == n && lower_eq(h->name, n, name))
 			return h;
 	}
 	return NULL;

@@ -581,6 +581,8 @@ static void conn_compact(struct conn *c)
  * bytes of answers wait to be written. */
 static int conn_process(struct conn *c)
 {
+	uint64_t batch_ns = 0; /* the clocks, read once for the batch */
+	int64_t batch_ms = 0;
 	struct http_server *srv = c->w->srv;
 	while (!c->closed && !c->close_after_write && c->phase != PH_WAIT && c->phase != PH_LINGER &&
 	       c->out.len < OUT_HIGH) {
@@ -602,6 +604,7 @@ static int conn_process(struct conn *c)
 			if (rc == HTTP_PARSE_ERROR) {
 				c->req.method = HTTP_M_NONE;
 				c->ex.start_ns = uv_hrtime();
+				c->ex.now_ms = time_now_ms();
 				conn_error(c, status, status_code_name(status), why);
 				break;
 			}
@@ -669,7 +672,12 @@ static int conn_process(struct conn *c)
 			c->req.body_len = body_len;
 			c->head_moved = 0;
 		}
-		c->ex.start_ns = uv_hrtime();
+		if (!batch_ns) {
+			batch_ns = uv_hrtime();
+			batch_ms = time_now_ms();
+		}
+		c->ex.start_ns = batch_ns;
+		c->ex.now_ms = batch_ms;
 		c->ex.route = 0;
 		log_set_request_id(c->ex.request_id);
 		alloc_failures = 0; /* counted per request (util.h) */

@@ -58,6 +58,8 @@ struct http_exchange {
 	struct http_worker *worker;
 	void *wstate;
 	uint64_t start_ns;     /* monotonic, when the request was complete */
+	int64_t now_ms;        /* the wall clock then (Unix ms); both are read once
+				* per batch of pipelined requests */
 	int route;             /* the handler's label for metrics; 0 until set */
 	uint8_t request_id_len;
 	char request_id[HTTP_REQUEST_ID_MAX + 1]; /* from X-Request-Id if sane, else generated */

@@ -155,6 +155,47 @@ static void test_nul_in_header(void **state)
 	assert_int_equal(status, 400);
 }
 
+/* Header values are checked eight bytes at a time on the common path:
+ * every control byte at every offset of values of every length up to 40
+ * is refused, a tab anywhere is accepted, and so are bytes of 0x80 and
+ * above (obs-text). */
+static void test_value_bytes_at_every_offset(void **state)
+{
+	(void)state;
+	static const unsigned char bad[] = {0x00, 0x01, 0x08, 0x0a, 0x0b, 0x0d, 0x1f, 0x7f};
+	static const unsigned char good[] = {'\t', 0x20, 0x7e, 0x80, 0xa0, 0xff};
+	char head[256];
+	for (size_t n = 1; n <= 40; n++) {
+		for (size_t at = 0; at < n; at++) {
+			for (int g = 0; g < 2; g++) {
+				size_t count = g ? sizeof(good) : sizeof(bad);
+				for (size_t k = 0; k < count; k++) {
+					char v[64];
+					memset(v, 'v', n);
+					v[at] = (char)(g ? good[k] : bad[k]);
+					if (g && (at == 0 || at == n - 1) && (v[at] == '\t' || v[at] == ' '))
+						continue; /* surrounding whitespace is trimmed, not kept */
+					int len = snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: a\r\nX: ");
+					memcpy(head + len, v, n);
+					len += (int)n;
+					len += snprintf(head + len, sizeof(head) - (size_t)len, "\r\n\r\n");
+					struct http_request req;
+					int status = 0;
+					const char *why;
+					int rc = http_parse_head(head, (size_t)len, &req, &status, &why);
+					if (g) {
+						if (rc != HTTP_PARSE_OK || req.headers[1].value_len != n)
+							fail_msg("len %zu at %zu byte %02x: rc %d", n, at, good[k], rc);
+					} else if (rc != HTTP_PARSE_ERROR || status != 400) {
+						fail_msg("len %zu at %zu byte %02x: rc %d status %d", n, at, bad[k],
+							 rc, status);
+					}
+				}
+			}
+		}
+	}
+}
+
 static void test_limits(void **state)
 {
 	(void)state;
@@ -294,6 +335,7 @@ int main(void)
 		cmocka_unit_test(test_target_forms),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_nul_in_header),
+		cmocka_unit_test(test_value_bytes_at_every_offset),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_chunked_ok),
 		cmocka_unit_test(test_chunked_incremental),
