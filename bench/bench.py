@@ -6,7 +6,8 @@ run the harness waits for the machine to be idle; during it, it records the
 CPU time of the server, of wrk and of the whole machine, and discards (and
 repeats, up to twice) a run in which other processes used more than
 --foreign-max of a core. Scenarios that have a baseline run it in
-alternation with shortd (A B A B ...), for --rounds rounds, and report the
+alternation with shortd (A B, B A, A B ...: each round starts with the
+next server), for --rounds rounds, and report the
 median with the min-max of each figure. Results go to the terminal and to
 bench/results/latest.md and latest.json (not committed).
 
@@ -255,12 +256,15 @@ http {{
             log(f"  run discarded: other processes used {foreign:.2f} cores; again")
 
     def alternate(self, title, runs, rounds):
-        """runs: [(label, server, script, conns, env)]; A B A B ... for
-        rounds rounds. Returns {label: [result, ...]}."""
+        """runs: [(label, server, script, conns, env)]; A B, B A, A B ...
+        for rounds rounds. Returns {label: [result, ...]}."""
         out = {label: [] for label, *_ in runs}
         for r in range(rounds):
             line = []
-            for label, server, script, conns, env in runs:
+            # each round starts with the next server, so that none is
+            # always first (after the idle wait) or always last
+            k = r % len(runs)
+            for label, server, script, conns, env in runs[k:] + runs[:k]:
                 res = self.wrk(server, script, conns, self.a.duration, env)
                 out[label].append(res)
                 line.append(f"{label} {res['rps']:,.0f}/s ({res['server_cores']:.2f} cores, "

@@ -110,12 +110,20 @@ struct table {
 	struct dims dims; /* reset with the table */
 };
 
+/* A User-Agent's class, and the combination last interned for a click
+ * with it: popular browsers arrive again and again from the same
+ * referrers and countries, and then skip building and interning it. */
 struct ua_slot {
 	uint64_t hash;
 	uint16_t len;
 	uint8_t valid;
 	struct ua_class cls;
 	char ua[CLICK_UA_MAX];
+	uint64_t memo_epoch; /* the table's epoch when memo_dim was set; 0: none */
+	uint32_t memo_dim;
+	uint8_t memo_ref_kind, memo_ref_len;
+	char memo_country[8];
+	char memo_ref[CLICK_REF_MAX];
 };
 
 enum { OP_NONE = 0, OP_DELTA, OP_MERGE };
@@ -149,6 +157,7 @@ struct clicks {
 	uint32_t *op_local;          /* delta: scratch, combination -> its number there */
 	size_t op_local_cap;
 	struct ua_slot *ua_cache;
+	uint64_t dims_epoch; /* changes when the table (and its dims) is rebuilt */
 	/* written by on_op_done on the store's writer thread */
 	metric_counter flushed, flushes, flush_errors, merges, merge_errors;
 };
@@ -645,40 +654,33 @@ static int decode_durable(struct clicks *c, const void *blob, size_t len)
 
 /* ---- folding ------------------------------------------------------------------------- */
 
-static void classify(struct clicks *c, const struct click_event *e, struct ua_class *out)
+/* The cache slot of the event's User-Agent, classified. */
+static struct ua_slot *classify(struct clicks *c, const struct click_event *e)
 {
 	uint64_t h = hash_words(e->ua, e->ua_len);
 	struct ua_slot *sl = &c->ua_cache[(h ^ (h >> 32)) & (UA_CACHE_SIZE - 1)];
-	if (sl->valid && sl->hash == h && sl->len == e->ua_len && !memcmp(sl->ua, e->ua, e->ua_len)) {
-		*out = sl->cls;
-		return;
-	}
-	ua_classify(e->ua, e->ua_len, out);
+	if (sl->valid && sl->hash == h && sl->len == e->ua_len && !memcmp(sl->ua, e->ua, e->ua_len))
+		return sl;
+	ua_classify(e->ua, e->ua_len, &sl->cls);
 	sl->valid = 1;
 	sl->hash = h;
 	sl->len = e->ua_len;
 	memcpy(sl->ua, e->ua, e->ua_len);
-	sl->cls = *out;
+	sl->memo_epoch = 0;
+	return sl;
 }
 
-/* The day counter's combination for a click. */
-static void event_dims(struct clicks *c, const struct click_event *e, const struct ua_class *u,
-		       struct dimset *ds)
+/* The click's country: '-' for a bot, "unknown" without a GeoIP database
+ * or an answer from it. */
+static void event_country(struct clicks *c, const struct click_event *e, const struct ua_class *u,
+			  char cc[8])
 {
-	memset(ds, 0, sizeof(*ds));
-	dimset_set(ds->device, sizeof(ds->device), ua_device_name(u->device));
+	memset(cc, 0, 8);
 	if (u->bot) {
-		strcpy(ds->referrer, "-");
-		strcpy(ds->country, "-");
-		strcpy(ds->browser, "-");
-		strcpy(ds->os, "-");
+		cc[0] = '-';
 		return;
 	}
-	if (e->ref_kind == REF_HOST)
-		memcpy(ds->referrer, e->ref, e->ref_len);
-	else
-		strcpy(ds->referrer, e->ref_kind == REF_NONE ? "direct" : "unknown");
-	strcpy(ds->country, "unknown");
+	strcpy(cc, "unknown");
 	if (c->geo && e->family) {
 		struct sockaddr_storage ss;
 		memset(&ss, 0, sizeof(ss));
@@ -691,14 +693,54 @@ static void event_dims(struct clicks *c, const struct click_event *e, const stru
 			a->sin6_family = AF_INET6;
 			memcpy(&a->sin6_addr, e->addr, 16);
 		}
-		char cc[3];
-		if (geoip_country(c->geo, (struct sockaddr *)&ss, cc) == 0) {
-			memset(ds->country, 0, sizeof(ds->country));
-			dimset_set(ds->country, sizeof(ds->country), cc);
+		char got[3];
+		if (geoip_country(c->geo, (struct sockaddr *)&ss, got) == 0) {
+			memset(cc, 0, 8);
+			memcpy(cc, got, strnlen(got, 2));
 		}
 	}
+}
+
+/* The day counter's combination for a click. */
+static void event_dims(const struct click_event *e, const struct ua_class *u, const char cc[8],
+		       struct dimset *ds)
+{
+	memset(ds, 0, sizeof(*ds));
+	dimset_set(ds->device, sizeof(ds->device), ua_device_name(u->device));
+	memcpy(ds->country, cc, sizeof(ds->country));
+	if (u->bot) {
+		strcpy(ds->referrer, "-");
+		strcpy(ds->browser, "-");
+		strcpy(ds->os, "-");
+		return;
+	}
+	if (e->ref_kind == REF_HOST)
+		memcpy(ds->referrer, e->ref, e->ref_len);
+	else
+		strcpy(ds->referrer, e->ref_kind == REF_NONE ? "direct" : "unknown");
 	dimset_set(ds->browser, sizeof(ds->browser), ua_browser_name(u->browser));
 	dimset_set(ds->os, sizeof(ds->os), ua_os_name(u->os));
+}
+
+/* The interned combination of a click, through its User-Agent's memo. */
+static uint32_t event_dim(struct clicks *c, const struct click_event *e, struct ua_slot *sl)
+{
+	char cc[8];
+	event_country(c, e, &sl->cls, cc);
+	/* a bot's combination has no referrer */
+	uint8_t kind = sl->cls.bot ? REF_NONE : e->ref_kind, len = kind == REF_HOST ? e->ref_len : 0;
+	if (sl->memo_epoch == c->dims_epoch && sl->memo_ref_kind == kind && sl->memo_ref_len == len &&
+	    !memcmp(sl->memo_ref, e->ref, len) && !memcmp(sl->memo_country, cc, sizeof(cc)))
+		return sl->memo_dim;
+	struct dimset ds;
+	event_dims(e, &sl->cls, cc, &ds);
+	sl->memo_dim = dims_intern(&c->t.dims, &ds);
+	sl->memo_epoch = c->dims_epoch;
+	sl->memo_ref_kind = kind;
+	sl->memo_ref_len = len;
+	memcpy(sl->memo_ref, e->ref, len);
+	memcpy(sl->memo_country, cc, sizeof(cc));
+	return sl->memo_dim;
 }
 
 /* What fold() works out for one event before touching the table. */
@@ -720,14 +762,11 @@ static void fold(struct clicks *c, const struct click_event *const *ev, size_t n
 		table_grow(t); /* no growth below: the prefetches stay useful */
 	for (size_t i = 0; i < n; i++) {
 		const struct click_event *e = ev[i];
-		struct ua_class u;
-		struct dimset ds;
-		classify(c, e, &u);
-		event_dims(c, e, &u, &ds);
-		pf[i].bot = u.bot;
+		struct ua_slot *sl = classify(c, e);
+		pf[i].bot = sl->cls.bot;
 		pf[i].k[0] = (struct nkey){e->link_id, (int32_t)(e->ts_ms / 3600000), NO_DIM};
 		pf[i].k[1] = (struct nkey){e->link_id, (int32_t)(e->ts_ms / 86400000),
-					   dims_intern(&t->dims, &ds)};
+					   event_dim(c, e, sl)};
 		for (int j = 0; j < 2; j++) {
 			pf[i].h[j] = key_hash(&pf[i].k[j]);
 			__builtin_prefetch(&t->slots[pf[i].h[j] & (t->nslots - 1)]);
@@ -805,6 +844,7 @@ static void on_op_done(struct store_op *op)
 		 * nodes that still hold pending counts. */
 		struct table old = c->t;
 		memset(&c->t, 0, sizeof(c->t));
+		c->dims_epoch++; /* the memos name ids of the old table */
 		struct nodes dirty = c->dirty;
 		memset(&c->dirty, 0, sizeof(c->dirty));
 		for (size_t i = 0; i < dirty.n; i++) {
@@ -968,6 +1008,7 @@ struct clicks *clicks_new(struct store *store, int nworkers, int flush_ms, int m
 		memset(c->rings[i], 0, sizeof(struct click_ring));
 	}
 	c->ua_cache = xcalloc(UA_CACHE_SIZE, sizeof(*c->ua_cache));
+	c->dims_epoch = 1;
 	buf_init(&c->op_blob);
 	buf_init(&c->op_recs);
 	pthread_mutex_init(&c->lock, NULL);

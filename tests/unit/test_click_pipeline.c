@@ -250,7 +250,7 @@ static void host_of(int64_t link, int round, char *out, size_t cap)
 }
 
 /* Checks a merge's rows: every link once per kind, with its own strings. */
-static void check_merge_rows(const struct store_op *m, int round)
+static void check_merge_rows(const struct store_op *m, int round, int64_t twice)
 {
 	assert_int_equal(m->nclicks, 2 * MANY);
 	static int seen[MANY][2];
@@ -259,7 +259,7 @@ static void check_merge_rows(const struct store_op *m, int round)
 		const struct click_count *k = &m->clicks[i];
 		assert_in_range(k->link_id, FIRST_LINK, FIRST_LINK + MANY - 1);
 		seen[k->link_id - FIRST_LINK][k->kind]++;
-		assert_int_equal(k->humans, 1);
+		assert_int_equal(k->humans, k->link_id == twice ? 2 : 1);
 		assert_int_equal(k->bots, 0);
 		if (k->kind == STORE_CLICK_DAY) {
 			char host[32];
@@ -300,7 +300,7 @@ static void test_many_links_and_combinations(void **state)
 		click_as(r, l, host);
 	}
 	struct store_op *m1 = next_merge();
-	check_merge_rows(m1, 0);
+	check_merge_rows(m1, 0, -1);
 	for (int64_t l = FIRST_LINK; l < FIRST_LINK + MANY; l++) {
 		host_of(l, 1, host, sizeof(host));
 		click_as(r, l, host);
@@ -328,8 +328,23 @@ static void test_many_links_and_combinations(void **state)
 		}
 	}
 	free(rows.rows);
+
+	/* The same User-Agent, referrer and country as the last click before
+	 * the rebuild: its remembered combination named the old table's id. */
+	int64_t last = FIRST_LINK + MANY - 1;
+	host_of(last, 1, host, sizeof(host));
+	click_as(r, last, host);
+	do {
+		usleep(1000);
+		clicks_get_stats(c, &st);
+	} while (st.recorded != 2 * MANY + 1);
+	assert_int_equal(clicks_query(c, NULL, last, 0, INT32_MAX - 1, 1, &rows), STORE_OK);
+	for (size_t i = 0; i < rows.n; i++)
+		if (rows.rows[i].kind == STORE_CLICK_DAY)
+			assert_string_equal(rows.rows[i].referrer, host);
+	free(rows.rows);
 	struct store_op *m2 = next_merge();
-	check_merge_rows(m2, 1);
+	check_merge_rows(m2, 1, FIRST_LINK + MANY - 1);
 	complete(m2, STORE_OK);
 
 	pthread_t t;
