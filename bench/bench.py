@@ -361,15 +361,34 @@ def s2_zipf(b):
              None)
 
 
+def cache_counts(port):
+    """(hits, misses) from a shortd's /metrics."""
+    m = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/metrics"], capture_output=True,
+                       text=True).stdout
+    get = lambda k: int(re.search(rf"^shortd_cache_{k}_total (\d+)", m, re.M).group(1))
+    return get("hits"), get("misses")
+
+
 def s3_misses(b):
     d, codes, _ = b.dataset(b.a.big)
     sh = b.shortd("shortd", d, "--cache-mb", "1")
-    env = {"CODES": codes, "MAX_CODES": "1000000"}
+    # 100k codes spread over the whole database (every big/100k-th link),
+    # 12 times what the 1 MiB cache holds: almost every request misses,
+    # and wrk's table of requests stays small enough not to be what limits
+    # the run (with 1M it took 0.8 of wrk's core at 22k/s)
+    n = min(b.a.big, 100_000)
+    env = {"CODES": codes, "MAX_CODES": str(n), "CODE_STRIDE": str(max(1, b.a.big // n))}
+    h0, m0 = cache_counts(sh.port)
     res = b.alternate("3 misses", [("shortd", sh, "uniform.lua", 64, env)], b.a.rounds)
+    h1, m1 = cache_counts(sh.port)
     b.stop(sh)
     r = row("shortd --cache-mb 1", res["shortd"])
+    ratio = (m1 - m0) / max(1, (h1 - h0) + (m1 - m0))
+    r["miss_ratio"] = ratio
+    misses = r["rps"]["median"] * ratio
     b.record(3, f"redirect, cache misses from SQLite, {b.a.big:,} links stored", [r],
-             ">= 50,000 misses/s", r["rps"]["median"] >= 50000)
+             ">= 50,000 misses/s", misses >= 50000,
+             f"{ratio:.1%} of requests missed the cache: {misses:,.0f} misses/s")
 
 
 def s4_pipeline(b):

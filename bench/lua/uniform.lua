@@ -1,4 +1,5 @@
 -- GET /{code}, codes drawn uniformly from $CODES (at most $MAX_CODES of
+-- them, every $CODE_STRIDE-th line, so that a few spread over the file;
 -- them), with a browser's User-Agent and a Referer as real clicks have.
 -- Requests are formatted once in init(): the load generator's cost per
 -- request is a table lookup, the same for every server measured.
@@ -14,9 +15,13 @@ headers = {
 
 function init(args)
 	local max = tonumber(os.getenv("MAX_CODES") or "2000000")
+	local stride, i = tonumber(os.getenv("CODE_STRIDE") or "1"), 0
 	for code in io.lines(os.getenv("CODES")) do
-		reqs[#reqs + 1] = wrk.format("GET", "/" .. code, headers)
-		if #reqs >= max then break end
+		if i % stride == 0 then
+			reqs[#reqs + 1] = wrk.format("GET", "/" .. code, headers)
+			if #reqs >= max then break end
+		end
+		i = i + 1
 	end
 	math.randomseed(os.time())
 end
