@@ -54,11 +54,6 @@ void link_unref(struct link *l)
 		free(l);
 }
 
-size_t link_size(const struct link *l)
-{
-	return sizeof(*l) + l->code_len + l->url_len + 2;
-}
-
 enum link_state link_state_of(int64_t expires_at_ms, int deleted, int64_t now_ms)
 {
 	if (deleted)
@@ -66,11 +61,6 @@ enum link_state link_state_of(int64_t expires_at_ms, int deleted, int64_t now_ms
 	if (expires_at_ms && now_ms >= expires_at_ms)
 		return LINK_EXPIRED;
 	return LINK_LIVE;
-}
-
-enum link_state link_state_at(const struct link *l, int64_t now_ms)
-{
-	return link_state_of(l->expires_at_ms, l->deleted_at_ms != 0, now_ms);
 }
 
 static int code_char(unsigned char c)

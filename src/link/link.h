@@ -54,11 +54,10 @@ static inline struct link *link_ref(struct link *l)
 	return l;
 }
 void link_unref(struct link *l);
-/* Bytes the record occupies (for cache accounting). */
-size_t link_size(const struct link *l);
 
 enum link_state { LINK_LIVE = 0, LINK_EXPIRED, LINK_DELETED };
-enum link_state link_state_at(const struct link *l, int64_t now_ms);
+/* A link's state at now_ms (Unix ms), from its expiry (0: never) and
+ * whether it was deleted. */
 enum link_state link_state_of(int64_t expires_at_ms, int deleted, int64_t now_ms);
 
 /* 1 if s is a syntactically possible code ([A-Za-z0-9_-]{1,64}). */

@@ -176,14 +176,11 @@ static void test_aliases(void **state)
 static void test_states(void **state)
 {
 	(void)state;
-	struct link *l = link_new("abc", 3, "https://x/", 10);
-	assert_int_equal(link_state_at(l, 1000), LINK_LIVE);
-	l->expires_at_ms = 2000;
-	assert_int_equal(link_state_at(l, 1999), LINK_LIVE);
-	assert_int_equal(link_state_at(l, 2000), LINK_EXPIRED);
-	l->deleted_at_ms = 1500;
-	assert_int_equal(link_state_at(l, 1000), LINK_DELETED);
-	link_unref(l);
+	assert_int_equal(link_state_of(0, 0, 1000), LINK_LIVE);
+	assert_int_equal(link_state_of(2000, 0, 1999), LINK_LIVE);
+	assert_int_equal(link_state_of(2000, 0, 2000), LINK_EXPIRED);
+	assert_int_equal(link_state_of(2000, 1, 1000), LINK_DELETED);
+	assert_int_equal(link_state_of(0, 1, 1000), LINK_DELETED);
 }
 
 int main(void)
