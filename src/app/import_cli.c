@@ -59,17 +59,6 @@ static void report(struct importer *im, long line, const char *why)
 	pthread_mutex_unlock(&im->lock);
 }
 
-static void on_done(struct store_op *op);
-
-static void submit(struct item *it)
-{
-	it->op.status = STORE_ERR;
-	it->op.result = NULL;
-	it->op.done = on_done;
-	it->op.ctx = it;
-	store_submit(&it->im->store, &it->op);
-}
-
 /* Writer thread. */
 static void on_done(struct store_op *op)
 {
@@ -82,7 +71,7 @@ static void on_done(struct store_op *op)
 			struct link *old = op->link;
 			op->link = link_with_code(old, code, n);
 			link_unref(old);
-			submit(it);
+			store_submit(&im->store, &it->op, on_done, it);
 			return;
 		}
 	}
@@ -238,7 +227,7 @@ static void import_line(struct importer *im, const struct url_policy *pol, long 
 		pthread_cond_wait(&im->cond, &im->lock);
 	im->in_flight++;
 	pthread_mutex_unlock(&im->lock);
-	submit(it);
+	store_submit(&im->store, &it->op, on_done, it);
 }
 
 static const char usage[] =

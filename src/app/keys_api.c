@@ -81,10 +81,7 @@ static int submit_key_op(struct http_exchange *ex, struct app *app, struct key_p
 	p->task.run = on_key_reply;
 	p->op.kind = kind;
 	p->op.key = &p->key;
-	p->op.status = STORE_ERR;
-	p->op.done = on_key_done;
-	p->op.ctx = p;
-	store_submit(&app->store, &p->op);
+	store_submit(&app->store, &p->op, on_key_done, p);
 	return HTTP_ASYNC;
 }
 

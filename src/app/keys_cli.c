@@ -41,11 +41,10 @@ static void on_done(struct store_op *op)
 /* Submits a key op and waits for its commit; the op's status. */
 static int run_op(struct store *s, enum store_op_kind kind, struct api_key *k)
 {
-	struct wait_op w = {.op = {.kind = kind, .key = k, .status = STORE_ERR, .done = on_done}};
-	w.op.ctx = &w;
+	struct wait_op w = {.op = {.kind = kind, .key = k}};
 	pthread_mutex_init(&w.lock, NULL);
 	pthread_cond_init(&w.cond, NULL);
-	store_submit(s, &w.op);
+	store_submit(s, &w.op, on_done, &w);
 	pthread_mutex_lock(&w.lock);
 	while (!w.done)
 		pthread_cond_wait(&w.cond, &w.lock);

@@ -131,15 +131,6 @@ static void on_store_done(struct store_op *op)
 	http_post(p->ex->worker, &p->task);
 }
 
-static void submit(struct pending *p)
-{
-	p->op.status = STORE_ERR;
-	p->op.result = NULL;
-	p->op.done = on_store_done;
-	p->op.ctx = p;
-	store_submit(&p->app->store, &p->op);
-}
-
 /* Worker thread: answer the client. */
 static void on_reply(struct http_task *t)
 {
@@ -167,7 +158,7 @@ static void on_reply(struct http_task *t)
 				struct link *old = p->op.link;
 				p->op.link = link_with_code(old, code, n);
 				link_unref(old);
-				submit(p);
+				store_submit(&p->app->store, &p->op, on_store_done, p);
 				return;
 			}
 		}
@@ -220,7 +211,7 @@ static int start_write(struct http_exchange *ex, struct app *app, enum store_op_
 	if (!p)
 		return HTTP_DONE;
 	p->op.fields = fields;
-	submit(p);
+	store_submit(&p->app->store, &p->op, on_store_done, p);
 	return HTTP_ASYNC;
 }
 
@@ -318,7 +309,7 @@ static int create(struct http_exchange *ex, struct app_worker *ws, const struct 
 		p->op.idem_key = p->idem_key;
 		memcpy(p->op.idem_hash, body_hash, 32);
 	}
-	submit(p);
+	store_submit(&p->app->store, &p->op, on_store_done, p);
 	return HTTP_ASYNC;
 }
 

@@ -876,8 +876,6 @@ static void op_prepare(struct clicks *c, int kind)
 {
 	c->op_kind = kind;
 	memset(&c->op, 0, sizeof(c->op));
-	c->op.done = on_op_done;
-	c->op.ctx = c;
 }
 
 /* With c->lock held: the pending counts become a delta in flight. Returns
@@ -957,7 +955,7 @@ static int start_merge_locked(struct clicks *c)
 static void submit_unlocked(struct clicks *c)
 {
 	pthread_mutex_unlock(&c->lock);
-	store_submit(c->store, &c->op);
+	store_submit(c->store, &c->op, on_op_done, c);
 	pthread_mutex_lock(&c->lock);
 }
 

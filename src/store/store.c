@@ -76,8 +76,13 @@ int store_idem_get(struct store *s, struct store_reader *r, int64_t owner, const
 	return s->ops->idem_get(r, owner, idem_key, now_ms, out, hash);
 }
 
-void store_submit(struct store *s, struct store_op *op)
+void store_submit(struct store *s, struct store_op *op, void (*done)(struct store_op *op),
+		  void *ctx)
 {
+	op->status = STORE_ERR;
+	op->result = NULL;
+	op->done = done;
+	op->ctx = ctx;
 	s->ops->submit(s, op);
 }
 

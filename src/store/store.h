@@ -178,7 +178,11 @@ int store_key_get(struct store *s, struct store_reader *r, const char *key_id,
 int store_key_list(struct store *s, struct store_reader *r, struct api_key **out, int *n);
 int store_idem_get(struct store *s, struct store_reader *r, int64_t owner, const char *idem_key,
 		   int64_t now_ms, struct link **out, uint8_t hash[32]);
-void store_submit(struct store *s, struct store_op *op);
+/* Queues op: done(op) runs on the writer thread, with op->ctx = ctx, once
+ * it is committed or has failed. op->status starts as STORE_ERR and
+ * op->result as NULL, so an op can be submitted again (a retry). */
+void store_submit(struct store *s, struct store_op *op, void (*done)(struct store_op *op),
+		  void *ctx);
 void store_links_free(struct link **links, int n);
 int store_writable(struct store *s);
 int store_clicks_read(struct store *s, struct store_reader *r, int64_t link_id, int32_t from_hour,
