@@ -701,23 +701,35 @@ static void sqlite_reader_close(struct store_reader *r)
 	free(r);
 }
 
+/* Steps a lookup of one row: STORE_OK with the row's columns readable,
+ * STORE_NOTFOUND, or STORE_ERR (logged). The caller reads the row, then
+ * calls lookup_done(). */
+static int lookup_step(struct store_reader *r, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		return STORE_OK;
+	if (rc == SQLITE_DONE)
+		return STORE_NOTFOUND;
+	log_error("unable to read %s: %s", what, sqlite3_errmsg(r->db));
+	return STORE_ERR;
+}
+
+static int lookup_done(sqlite3_stmt *st, int status)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return status;
+}
+
 static int sqlite_get(struct store_reader *r, const char *code, size_t len, struct link **out)
 {
 	sqlite3_stmt *st = r->get;
 	sqlite3_bind_text(st, 1, code, (int)len, SQLITE_STATIC);
-	int rc = sqlite3_step(st), status;
-	if (rc == SQLITE_ROW) {
+	int status = lookup_step(r, st, "link");
+	if (status == STORE_OK)
 		*out = row_to_link(st);
-		status = STORE_OK;
-	} else if (rc == SQLITE_DONE) {
-		status = STORE_NOTFOUND;
-	} else {
-		log_error("unable to read link: %s", sqlite3_errmsg(r->db));
-		status = STORE_ERR;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return status;
+	return lookup_done(st, status);
 }
 
 static int sqlite_list(struct store_reader *r, int64_t owner, int64_t before_id, int limit,
@@ -747,18 +759,10 @@ static int sqlite_key_get(struct store_reader *r, const char *key_id, struct api
 {
 	sqlite3_stmt *st = r->key_get;
 	sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st), status = STORE_OK;
-	if (rc == SQLITE_ROW)
+	int status = lookup_step(r, st, "an API key");
+	if (status == STORE_OK)
 		row_to_key(st, out);
-	else if (rc == SQLITE_DONE)
-		status = STORE_NOTFOUND;
-	else {
-		log_error("unable to read an API key: %s", sqlite3_errmsg(r->db));
-		status = STORE_ERR;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return status;
+	return lookup_done(st, status);
 }
 
 static int sqlite_key_list(struct store_reader *r, struct api_key **out, int *n)
@@ -790,21 +794,14 @@ static int sqlite_idem_get(struct store_reader *r, int64_t owner, const char *id
 	sqlite3_bind_int64(st, 1, owner);
 	sqlite3_bind_text(st, 2, idem_key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now_ms - STORE_IDEM_TTL_MS);
-	int rc = sqlite3_step(st), status = STORE_OK;
-	if (rc == SQLITE_ROW) {
+	int status = lookup_step(r, st, "an idempotency key");
+	if (status == STORE_OK) {
 		*out = row_to_link(st);
 		memset(hash, 0, 32);
 		if (sqlite3_column_bytes(st, 9) == 32)
 			memcpy(hash, sqlite3_column_blob(st, 9), 32);
-	} else if (rc == SQLITE_DONE) {
-		status = STORE_NOTFOUND;
-	} else {
-		log_error("unable to read an idempotency key: %s", sqlite3_errmsg(r->db));
-		status = STORE_ERR;
 	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return status;
+	return lookup_done(st, status);
 }
 
 static struct click_count *rows_push(struct click_rows *out, size_t *cap)
