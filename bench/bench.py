@@ -361,12 +361,12 @@ def s2_zipf(b):
              None)
 
 
-def cache_counts(port):
-    """(hits, misses) from a shortd's /metrics."""
+def metrics(port, *names):
+    """The values of the named samples in a shortd's /metrics (0 if absent)."""
     m = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/metrics"], capture_output=True,
                        text=True).stdout
-    get = lambda k: int(re.search(rf"^shortd_cache_{k}_total (\d+)", m, re.M).group(1))
-    return get("hits"), get("misses")
+    found = [re.search(rf"^{n} (\d+)", m, re.M) for n in names]
+    return [int(f.group(1)) if f else 0 for f in found]
 
 
 def s3_misses(b):
@@ -378,9 +378,10 @@ def s3_misses(b):
     # the run (with 1M it took 0.8 of wrk's core at 22k/s)
     n = min(b.a.big, 100_000)
     env = {"CODES": codes, "MAX_CODES": str(n), "CODE_STRIDE": str(max(1, b.a.big // n))}
-    h0, m0 = cache_counts(sh.port)
+    counters = ("shortd_cache_hits_total", "shortd_cache_misses_total")
+    h0, m0 = metrics(sh.port, *counters)
     res = b.alternate("3 misses", [("shortd", sh, "uniform.lua", 64, env)], b.a.rounds)
-    h1, m1 = cache_counts(sh.port)
+    h1, m1 = metrics(sh.port, *counters)
     b.stop(sh)
     r = row("shortd --cache-mb 1", res["shortd"])
     ratio = (m1 - m0) / max(1, (h1 - h0) + (m1 - m0))
@@ -434,10 +435,7 @@ def s7_memory(b):
                              capture_output=True, text=True).stdout
         m = re.search(r"BENCH_JSON (\{.*\})", out)
         start += json.loads(m.group(1))["requests"] if m else 0
-        m = subprocess.run(["curl", "-s", f"http://127.0.0.1:{sh.port}/metrics"],
-                           capture_output=True, text=True).stdout
-        ent = re.search(r"^shortd_cache_entries (\d+)", m, re.M)
-        cached = int(ent.group(1)) if ent else 0
+        cached, = metrics(sh.port, "shortd_cache_entries")
         if cached >= need or start >= need or time.monotonic() - t0 > 1800:
             break
     rss, anon = rss_kib(sh.pids[0]), rss_kib(sh.pids[0], "RssAnon")

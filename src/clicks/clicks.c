@@ -452,6 +452,11 @@ static uint64_t zigzag(int64_t v)
 	return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 }
 
+static int64_t unzigzag(uint64_t z)
+{
+	return (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+}
+
 static void put_str(struct buf *b, const char *s)
 {
 	size_t n = strlen(s);
@@ -606,7 +611,7 @@ static int decode_v2(struct clicks *c, const unsigned char *blob, size_t len, in
 	if (get_varint(&p, end, &zbase) || get_varint(&p, end, &ndims) ||
 	    ndims > (uint64_t)(end - p) / 5)
 		return -1;
-	int64_t base = (int64_t)(zbase >> 1) ^ -(int64_t)(zbase & 1);
+	int64_t base = unzigzag(zbase);
 	struct click_count *dims = xcalloc(ndims ? ndims : 1, sizeof(*dims));
 	int rc = 0;
 	for (uint64_t i = 0; i < ndims && !rc; i++)
@@ -619,7 +624,7 @@ static int decode_v2(struct clicks *c, const unsigned char *blob, size_t len, in
 			rc = -1;
 			break;
 		}
-		int64_t bucket = (kd ? base / 24 : base) + ((int64_t)(zb >> 1) ^ -(int64_t)(zb & 1));
+		int64_t bucket = (kd ? base / 24 : base) + unzigzag(zb);
 		if (bucket < 0 || bucket > INT32_MAX) {
 			rc = -1;
 			break;
