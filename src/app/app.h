@@ -99,6 +99,9 @@ struct app_worker {
 int app_cors_parse(const char *list, struct app_cors *out);
 void app_cors_release(struct app_cors *c);
 const char *app_limiter_name(int limiter);
+/* A random code of n characters that is not a reserved word (a route like
+ * /healthz), for a create or an import: 0, or -1 without randomness. */
+int app_random_code(char *code, size_t n);
 
 /* `shortd key ...` (argv[0] is "key"): the exit status. */
 int app_key_command(int argc, char **argv);

@@ -67,7 +67,7 @@ static void on_done(struct store_op *op)
 	if (op->status == STORE_CONFLICT && it->random_code && ++it->attempts < CODE_ATTEMPTS) {
 		char code[LINK_CODE_MAX];
 		size_t n = (size_t)im->cfg->code_length;
-		if (code_random(code, n) == 0) {
+		if (app_random_code(code, n) == 0) {
 			struct link *old = op->link;
 			op->link = link_with_code(old, code, n);
 			link_unref(old);
@@ -200,13 +200,11 @@ static void import_line(struct importer *im, const struct url_policy *pol, long 
 		memcpy(code, in.alias, code_len);
 	} else {
 		code_len = (size_t)im->cfg->code_length;
-		do {
-			if (code_random(code, code_len) != 0) {
-				report(im, lineno, "no randomness available");
-				link_input_release(&in);
-				return;
-			}
-		} while (link_code_reserved(code, code_len));
+		if (app_random_code(code, code_len) != 0) {
+			report(im, lineno, "no randomness available");
+			link_input_release(&in);
+			return;
+		}
 	}
 	struct link *l = link_new(code, code_len, in.url.p, in.url.len);
 	l->id = idgen_next(&im->idgen);

@@ -36,8 +36,7 @@ struct pending {
 static int idem_replay(struct http_exchange *ex, struct app_worker *ws, int64_t owner,
 		       const char *key, const uint8_t body_hash[32]);
 
-/* A random code that is not a reserved word (a route like /healthz). */
-static int random_code(char *code, size_t n)
+int app_random_code(char *code, size_t n)
 {
 	do {
 		if (code_random(code, n) != 0)
@@ -154,7 +153,7 @@ static void on_reply(struct http_task *t)
 			/* A generated code collided: draw another and retry. */
 			char code[LINK_CODE_MAX];
 			size_t n = (size_t)app->cfg->code_length;
-			if (random_code(code, n) == 0) {
+			if (app_random_code(code, n) == 0) {
 				struct link *old = p->op.link;
 				p->op.link = link_with_code(old, code, n);
 				link_unref(old);
@@ -286,7 +285,7 @@ static int create(struct http_exchange *ex, struct app_worker *ws, const struct 
 		memcpy(code, in.alias, code_len);
 	} else {
 		code_len = (size_t)app->cfg->code_length;
-		if (random_code(code, code_len) != 0) {
+		if (app_random_code(code, code_len) != 0) {
 			link_input_release(&in);
 			reply_error(ex, 503, "rng_unavailable", "no randomness available, try again");
 			return HTTP_DONE;
