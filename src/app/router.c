@@ -246,6 +246,16 @@ static void worker_release(void *wstate)
 	ws->reader = NULL; /* ws itself stays readable for a last scrape */
 }
 
+/* The end of a turn of the worker's loop: its reader lets go of its
+ * snapshot, so that none is held while the worker waits for events (an old
+ * snapshot keeps checkpoints from emptying the WAL). */
+static void turn_end(void *wstate)
+{
+	struct app_worker *ws = wstate;
+	if (ws->reader)
+		store_reader_release(&ws->app->store, ws->reader);
+}
+
 int app_find_link(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len,
 		  int64_t scope, struct link **out)
 {
@@ -286,4 +296,5 @@ const struct http_handler app_http_handler = {
 	.worker_init = worker_init,
 	.worker_release = worker_release,
 	.handle = handle,
+	.turn_end = turn_end,
 };

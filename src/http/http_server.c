@@ -76,6 +76,7 @@ struct http_worker {
 	uv_tcp_t listener;
 	uv_async_t async;
 	uv_timer_t sweep;
+	uv_prepare_t turn; /* handler.turn_end, before each wait for events */
 	int listener_open;
 	int stopping;
 	pthread_mutex_t task_lock;
@@ -868,6 +869,7 @@ static void on_sweep(uv_timer_t *t)
 	if (w->stopping && w->nconns == 0) {
 		uv_close((uv_handle_t *)&w->sweep, NULL);
 		uv_close((uv_handle_t *)&w->async, NULL);
+		uv_close((uv_handle_t *)&w->turn, NULL);
 	}
 }
 
@@ -926,6 +928,12 @@ static void on_async(uv_async_t *a)
 			conn_close(c);
 		}
 	}
+}
+
+static void on_turn_end(uv_prepare_t *p)
+{
+	struct http_worker *w = p->data;
+	w->srv->handler.turn_end(w->wstate);
 }
 
 static void worker_main(void *arg)
@@ -1034,6 +1042,10 @@ int http_server_start(struct http_server *srv)
 		uv_timer_init(&w->loop, &w->sweep);
 		w->sweep.data = w;
 		uv_timer_start(&w->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+		uv_prepare_init(&w->loop, &w->turn);
+		w->turn.data = w;
+		if (srv->handler.turn_end)
+			uv_prepare_start(&w->turn, on_turn_end);
 		worker_update_date(w);
 		if (getrandom(&w->rid_state, sizeof(w->rid_state), 0) != sizeof(w->rid_state))
 			w->rid_state = uv_hrtime() ^ (uint64_t)(uintptr_t)w;

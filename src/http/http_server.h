@@ -46,6 +46,9 @@ struct http_handler {
 	void (*worker_release)(void *wstate);
 	/* Answers ex->req with http_respond_*(); returns HTTP_DONE or HTTP_ASYNC. */
 	int (*handle)(struct http_exchange *ex, void *wstate);
+	/* Optional: called once per turn of the worker's event loop, after the
+	 * requests of the turn and before it waits for more. */
+	void (*turn_end)(void *wstate);
 	void *app;
 };
 

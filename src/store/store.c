@@ -47,6 +47,12 @@ void store_reader_close(struct store *s, struct store_reader *r)
 	s->ops->reader_close(r);
 }
 
+void store_reader_release(struct store *s, struct store_reader *r)
+{
+	if (s->ops->reader_release)
+		s->ops->reader_release(r);
+}
+
 int store_get(struct store *s, struct store_reader *r, const char *code, size_t len,
 	      struct link **out)
 {

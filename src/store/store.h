@@ -6,7 +6,11 @@
  * also where fault injection hooks in (store_fault_*).
  *
  * Reads are synchronous and run on the calling worker thread through its own
- * reader (struct store_reader, one per thread). Writes are asynchronous:
+ * reader (struct store_reader, one per thread). A reader keeps the snapshot
+ * of its first read for the next ones while nothing is committed, so a read
+ * always sees every write acknowledged before it; store_reader_release()
+ * lets go of the snapshot (a worker calls it once per turn of its loop, so
+ * that no snapshot holds the database's housekeeping back for long). Writes are asynchronous:
  * store_submit() queues an op; the backend commits it (many ops per
  * transaction: group commit) and only then calls op->done on its writer
  * thread. A write is acknowledged to a client only from op->done, so an
@@ -129,6 +133,7 @@ struct store_ops {
 	void (*close)(struct store *s);
 	int (*reader_open)(struct store *s, struct store_reader **out);
 	void (*reader_close)(struct store_reader *r);
+	void (*reader_release)(struct store_reader *r);
 	int (*get)(struct store_reader *r, const char *code, size_t len, struct link **out);
 	/* Live (not deleted) links of owner (or STORE_ANY_OWNER) with id <
 	 * before_id (0: from the newest), newest first; *out is an array the
@@ -169,6 +174,8 @@ int store_open(struct store *s, const char *backend, const char *data_dir, int c
 void store_close(struct store *s);
 int store_reader_open(struct store *s, struct store_reader **out);
 void store_reader_close(struct store *s, struct store_reader *r);
+/* Ends the snapshot r holds, if any; its next read takes a new one. */
+void store_reader_release(struct store *s, struct store_reader *r);
 int store_get(struct store *s, struct store_reader *r, const char *code, size_t len,
 	      struct link **out);
 int store_list(struct store *s, struct store_reader *r, int64_t owner, int64_t before_id,

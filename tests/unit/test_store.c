@@ -1,0 +1,249 @@
+/* Unit test: the SQLite store's reader snapshots, against a real database
+ * in a temporary directory.
+ *  - a reader keeps its snapshot between reads (a row another connection
+ *    commits stays unseen) until it releases it;
+ *  - a write committed by the store's own writer is seen by the very next
+ *    read, released or not: an acknowledged write is never missed;
+ *  - with a reader always holding a snapshot, as a busy worker does, the
+ *    WAL still starts over, and stays within a bound however many commits
+ *    go through it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "store/store.h"
+
+struct waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int pending;
+};
+
+static void op_done(struct store_op *op)
+{
+	struct waiter *w = op->ctx;
+	pthread_mutex_lock(&w->lock);
+	w->pending--;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static char dir[64];
+static struct store st;
+static int64_t next_id = 1;
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/shortd-test-store-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	char err[256];
+	return store_open(&st, "sqlite", dir, 256, err, sizeof(err)) == STORE_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	store_close(&st);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Queues n inserts (codes prefix-0, prefix-1, ...) counted down in w. */
+static struct store_op *submit_links(const char *prefix, int n, struct waiter *w)
+{
+	struct store_op *ops = calloc((size_t)n, sizeof(*ops));
+	pthread_mutex_lock(&w->lock);
+	w->pending += n;
+	pthread_mutex_unlock(&w->lock);
+	for (int i = 0; i < n; i++) {
+		char code[32], url[96];
+		int cl = snprintf(code, sizeof(code), "%s-%d", prefix, i);
+		int ul = snprintf(url, sizeof(url), "https://example.com/%s/%d/padding-to-fill-pages",
+				  prefix, i);
+		struct link *l = link_new(code, (size_t)cl, url, (size_t)ul);
+		l->id = next_id++;
+		l->redirect = 302;
+		l->created_at_ms = l->updated_at_ms = 1767913200000LL;
+		ops[i].kind = STORE_OP_INSERT;
+		ops[i].link = l;
+		store_submit(&st, &ops[i], op_done, w);
+	}
+	return ops;
+}
+
+/* Frees ops (all done); returns how many were stored. */
+static int links_stored(struct store_op *ops, int n)
+{
+	int ok = 0;
+	for (int i = 0; i < n; i++) {
+		ok += ops[i].status == STORE_OK;
+		link_unref(ops[i].link);
+		if (ops[i].result)
+			link_unref(ops[i].result);
+	}
+	free(ops);
+	return ok;
+}
+
+static void wait_all(struct waiter *w)
+{
+	pthread_mutex_lock(&w->lock);
+	while (w->pending)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static int insert_links(const char *prefix, int n)
+{
+	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+	struct store_op *ops = submit_links(prefix, n, &w);
+	wait_all(&w);
+	return links_stored(ops, n);
+}
+
+static int lookup(struct store_reader *r, const char *code)
+{
+	struct link *l = NULL;
+	int rc = store_get(&st, r, code, strlen(code), &l);
+	if (l)
+		link_unref(l);
+	return rc;
+}
+
+static void test_snapshot_kept_until_release(void **state)
+{
+	(void)state;
+	struct store_reader *r;
+	assert_int_equal(store_reader_open(&st, &r), STORE_OK);
+	assert_int_equal(lookup(r, "outside"), STORE_NOTFOUND);
+
+	/* Another connection commits: not the store's writer, so nothing
+	 * tells the reader, which keeps the snapshot of its first read. */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/shortd.db", dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db,
+				      "INSERT INTO links (id, code, url, created_at, updated_at)"
+				      " VALUES (1000000, 'outside', 'https://example.com/', 1, 1)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(lookup(r, "outside"), STORE_NOTFOUND);
+
+	store_reader_release(&st, r);
+	assert_int_equal(lookup(r, "outside"), STORE_OK);
+	store_reader_close(&st, r);
+}
+
+static void test_own_commits_seen_at_once(void **state)
+{
+	(void)state;
+	struct store_reader *r;
+	assert_int_equal(store_reader_open(&st, &r), STORE_OK);
+	for (int round = 0; round < 50; round++) {
+		char prefix[16], code[32];
+		snprintf(prefix, sizeof(prefix), "own%d", round);
+		snprintf(code, sizeof(code), "%s-0", prefix);
+		assert_int_equal(lookup(r, code), STORE_NOTFOUND); /* a snapshot, held */
+		assert_int_equal(insert_links(prefix, 1), 1);
+		assert_int_equal(lookup(r, code), STORE_OK); /* no release between */
+	}
+	store_reader_close(&st, r);
+}
+
+static atomic_int stop_reading;
+
+/* A busy worker whose turns are long: lookups for 5 ms, then it releases
+ * its snapshot and at once takes the next. Some snapshot is held almost
+ * all the time, and the WAL can only start over if the writer waits for
+ * the end of a turn. */
+static void *reader_main(void *arg)
+{
+	(void)arg;
+	struct store_reader *r;
+	if (store_reader_open(&st, &r) != STORE_OK)
+		return NULL;
+	unsigned n = 0;
+	uint64_t turn_start = time_mono_ns();
+	while (!atomic_load(&stop_reading)) {
+		char code[32];
+		snprintf(code, sizeof(code), "wal-%u", n++ % 4000);
+		lookup(r, code);
+		if (time_mono_ns() - turn_start >= 5000000) {
+			store_reader_release(&st, r);
+			turn_start = time_mono_ns();
+		}
+	}
+	store_reader_close(&st, r);
+	return NULL;
+}
+
+static void test_wal_starts_over_under_held_snapshots(void **state)
+{
+	(void)state;
+	pthread_t t;
+	atomic_store(&stop_reading, 0);
+	assert_int_equal(pthread_create(&t, NULL, reader_main, NULL), 0);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/shortd.db-wal", dir);
+	/* Far more pages than the restart threshold (4000) go through the
+	 * WAL, in commits that follow each other with no pause: codes in
+	 * many prefixes spread index updates over many pages. */
+	enum { BATCHES = 1000, PER = 100 };
+	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+	struct store_op **ops = calloc(BATCHES, sizeof(*ops));
+	for (int b = 0; b < BATCHES; b++) {
+		char prefix[16];
+		snprintf(prefix, sizeof(prefix), "wal%x", (unsigned)(b * 2654435761u) >> 8);
+		ops[b] = submit_links(prefix, PER, &w);
+	}
+	long long biggest = 0;
+	for (;;) {
+		struct stat sb;
+		if (stat(path, &sb) == 0 && sb.st_size > biggest)
+			biggest = sb.st_size;
+		pthread_mutex_lock(&w.lock);
+		int left = w.pending;
+		pthread_mutex_unlock(&w.lock);
+		if (!left)
+			break;
+		usleep(500);
+	}
+	for (int b = 0; b < BATCHES; b++)
+		assert_int_equal(links_stored(ops[b], PER), PER);
+	free(ops);
+	atomic_store(&stop_reading, 1);
+	pthread_join(t, NULL);
+	/* 4000 pages and what one commit adds, with frame headers. */
+	long long bound = (4000LL + 1000) * (4096 + 24);
+	printf("largest WAL: %lld bytes (bound %lld)\n", biggest, bound);
+	assert_true(biggest > 0);
+	assert_true(biggest <= bound);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_snapshot_kept_until_release, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_own_commits_seen_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_starts_over_under_held_snapshots, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
