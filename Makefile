@@ -50,11 +50,11 @@ all: $(BIN)
 deps:
 	@scripts/deps.sh build
 
-$(BUILD)/gen/schema_sqlite.sql.h: src/store/schema_sqlite.sql
+$(BUILD)/gen/%.sql.h: src/store/%.sql
 	@mkdir -p $(@D)
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
 
-$(BUILD)/obj/%.o: src/%.c $(BUILD)/gen/schema_sqlite.sql.h
+$(BUILD)/obj/%.o: src/%.c $(BUILD)/gen/schema_sqlite.sql.h $(BUILD)/gen/schema_clicks.sql.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 

@@ -32,38 +32,9 @@ CREATE TABLE links (
 );
 CREATE UNIQUE INDEX links_code ON links (code);
 
--- Click counters. The aggregator appends each flush as a delta (one row,
--- a blob: cheap and durable), and merges deltas into click_hours and
--- click_days about once a minute, so a busy link costs one upsert per
--- merge, not one per flush. At start-up, deltas not merged yet are read
--- back into memory.
---
--- click_hours: clicks per link per hour (UTC), humans and bots apart.
---   hour        Unix milliseconds / 3600000
--- click_days: clicks per link per day (UTC) per combination of referrer
---   host ('direct', 'unknown' or a host), country (ISO code or
---   'unknown'), device class, browser family and OS family. Bot clicks
---   have device 'bot' and '-' elsewhere. Breakdowns by one dimension sum
---   over the others.
---   day         Unix milliseconds / 86400000
--- Both are primary-keyed (WITHOUT ROWID) by what the stats API reads: one
--- link over a range of hours or days.
--- click_deltas: flushed batches not merged yet. data is in one of two
---   formats (both are read back; shortd writes format 2):
---   format 2: the 8 bytes "SCD2" 00 00 00 FF, then unsigned LEB128
---     varints (zz: zigzag-encoded signed): base hour (zz); the number of
---     combinations, then each as five strings (a length u8 and its bytes:
---     referrer, country, device, browser, os); then records: link_id,
---     kind (0: an hour counter; k > 0: a day counter of combination k),
---     bucket minus the base hour, or minus base hour / 24 for a day (zz),
---     humans, bots. About 13 bytes a counter.
---   format 1: records, integers little-endian: link_id i64, bucket i32,
---     kind u8 (0 hour, 1 day), humans u64, bots u64, and for kind 1 the
---     five strings as above. No record starts with format 2's 8 bytes:
---     as an i64 they are negative, and link ids are not.
--- click_flush: seq is the last delta merged into click_hours and
---   click_days, written in the merge's own transaction, so a reader's
---   snapshot tells which deltas its counts include.
+-- Click counters (migration 2) lived here until migration 4 dropped them:
+-- they are in clicks.db now (schema_clicks.sql), moved there by the first
+-- migration of clicks.db, which runs between this file's 3 and 4.
 
 -- migration 2
 CREATE TABLE click_hours (
@@ -123,3 +94,9 @@ ALTER TABLE links ADD COLUMN idem_key TEXT;
 ALTER TABLE links ADD COLUMN idem_hash BLOB;
 CREATE INDEX links_owner ON links (owner, id);
 CREATE UNIQUE INDEX links_idem ON links (owner, idem_key) WHERE idem_key IS NOT NULL;
+
+-- migration 4
+DROP TABLE click_hours;
+DROP TABLE click_days;
+DROP TABLE click_deltas;
+DROP TABLE click_flush;

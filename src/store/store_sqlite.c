@@ -29,6 +29,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -41,6 +42,13 @@
 static const char schema_sql[] =
 #include "schema_sqlite.sql.h"
 	;
+static const char clicks_schema_sql[] =
+#include "schema_clicks.sql.h"
+	;
+
+/* shortd.db's migration 4 drops the click tables that migration 2 made
+ * there; clicks.db's migration 1 has copied them first. */
+#define MAIN_CLICKS_DROPPED 4
 
 #define BUSY_TIMEOUT_MS 5000
 
@@ -49,7 +57,7 @@ static const char schema_sql[] =
 #define KEY_COLUMNS "id, key_id, name, role, hash, created_at, revoked_at"
 
 struct sqlite_store {
-	char *path;
+	char *path, *clicks_path; /* shortd.db, clicks.db */
 	sqlite3 *db; /* the writer's */
 	sqlite3_stmt *insert, *update, *del, *exists, *idem_expire, *key_insert, *key_revoke,
 		*key_exists;
@@ -104,47 +112,103 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 	return 0;
 }
 
-/* Applies every migration above the database's user_version. */
-static int migrate(sqlite3 *db, char *err, size_t errlen)
+static int user_version(sqlite3 *db, const char *schema)
 {
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA %s.user_version", schema);
 	sqlite3_stmt *st;
-	int version = 0;
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+	int version = -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
+	return version;
+}
 
-	int latest = 0;
-	const char *marker = "-- migration ";
-	for (const char *p = strstr(schema_sql, marker); p; p = strstr(p + 1, marker))
-		latest = atoi(p + strlen(marker));
-	if (version > latest) {
-		snprintf(err, errlen, "database schema version %d is newer than this shortd (%d)",
-			 version, latest);
+/* clicks.db's migration 1, after its tables exist: the counters of a
+ * shortd.db from before the move, if it still has them, come along in the
+ * same transaction. If shortd was stopped after this commit and before
+ * shortd.db's migration 4, the next start finds clicks.db at version 1
+ * and only drops the old tables: nothing is copied twice. */
+static int copy_old_clicks(sqlite3 *db, int n, char *err, size_t errlen)
+{
+	if (n != 1 || user_version(db, "main") >= MAIN_CLICKS_DROPPED)
+		return 0;
+	int64_t before = sqlite3_total_changes64(db);
+	int rc = exec(db,
+		      "INSERT INTO clicks.click_hours SELECT * FROM main.click_hours;"
+		      "INSERT INTO clicks.click_days SELECT * FROM main.click_days;"
+		      "INSERT INTO clicks.click_deltas SELECT * FROM main.click_deltas;"
+		      "UPDATE clicks.click_flush SET seq ="
+		      " (SELECT seq FROM main.click_flush WHERE id = 1);",
+		      err, errlen);
+	/* (the click_flush row is one change) */
+	if (rc == 0 && sqlite3_total_changes64(db) - before > 1)
+		log_info("moved %lld click counters and deltas from shortd.db to clicks.db",
+			 (long long)(sqlite3_total_changes64(db) - before - 1));
+	return rc;
+}
+
+/* Applies the migrations of sql (up to `upto`) above the user_version of
+ * schema, each in its own transaction; after_each, if given, runs in that
+ * transaction after migration n. */
+static int migrate(sqlite3 *db, const char *schema, const char *sql, int upto,
+		   int (*after_each)(sqlite3 *db, int n, char *err, size_t errlen), char *err,
+		   size_t errlen)
+{
+	int version = user_version(db, schema);
+	if (version < 0) {
+		snprintf(err, errlen, "unable to read the schema version of %s: %s", schema,
+			 sqlite3_errmsg(db));
 		return -1;
 	}
-	for (const char *p = strstr(schema_sql, marker); p;) {
+	int latest = 0;
+	const char *marker = "-- migration ";
+	for (const char *p = strstr(sql, marker); p; p = strstr(p + 1, marker))
+		latest = atoi(p + strlen(marker));
+	if (version > latest) {
+		snprintf(err, errlen, "database %s schema version %d is newer than this shortd (%d)",
+			 schema, version, latest);
+		return -1;
+	}
+	for (const char *p = strstr(sql, marker); p;) {
 		int n = atoi(p + strlen(marker));
 		const char *next = strstr(p + 1, marker);
-		if (n > version) {
+		if (n > version && n <= upto) {
 			size_t len = next ? (size_t)(next - p) : strlen(p);
-			struct buf sql;
-			buf_init(&sql);
-			buf_puts(&sql, "BEGIN IMMEDIATE;\n");
-			buf_append(&sql, p, len);
-			buf_printf(&sql, "\nPRAGMA user_version = %d;\nCOMMIT;", n);
-			int rc = exec(db, sql.p, err, errlen);
-			buf_release(&sql);
+			struct buf step;
+			buf_init(&step);
+			buf_puts(&step, "BEGIN IMMEDIATE;\n");
+			buf_append(&step, p, len);
+			int rc = exec(db, step.p, err, errlen);
+			buf_release(&step);
+			if (rc == 0 && after_each)
+				rc = after_each(db, n, err, errlen);
+			if (rc == 0) {
+				char fin[80];
+				snprintf(fin, sizeof(fin), "PRAGMA %s.user_version = %d; COMMIT;", schema,
+					 n);
+				rc = exec(db, fin, err, errlen);
+			}
 			if (rc != 0) {
 				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 				return -1;
 			}
-			log_info("applied database migration %d", n);
+			log_info("applied database migration %d of %s", n, schema);
 		}
 		p = next;
 	}
 	return 0;
+}
+
+/* Attaches clicks.db (made if missing) to db as "clicks". */
+static int attach_clicks(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+	char *sql = sqlite3_mprintf("ATTACH DATABASE %Q AS clicks", path);
+	int rc = exec(db, sql, err, errlen);
+	sqlite3_free(sql);
+	return rc;
 }
 
 static struct link *row_to_link(sqlite3_stmt *st)
@@ -582,6 +646,9 @@ static int sqlite_open(struct store *s, const char *data_dir, int commit_batch, 
 	buf_init(&path);
 	buf_printf(&path, "%s/shortd.db", data_dir);
 	ss->path = path.p;
+	buf_init(&path);
+	buf_printf(&path, "%s/clicks.db", data_dir);
+	ss->clicks_path = path.p;
 	ss->commit_batch = commit_batch;
 	ss->last_commit_ok = 1;
 	pthread_mutex_init(&ss->lock, NULL);
@@ -597,7 +664,18 @@ static int sqlite_open(struct store *s, const char *data_dir, int commit_batch, 
 	sqlite3_wal_hook(ss->db, on_wal_commit, NULL);
 	if (exec(ss->db, "PRAGMA journal_mode=WAL", err, errlen) ||
 	    exec(ss->db, "PRAGMA synchronous=FULL", err, errlen) ||
-	    migrate(ss->db, err, errlen) != 0)
+	    migrate(ss->db, "main", schema_sql, MAIN_CLICKS_DROPPED - 1, NULL, err, errlen) ||
+	    attach_clicks(ss->db, ss->clicks_path, err, errlen) ||
+	    exec(ss->db, "PRAGMA clicks.journal_mode=WAL", err, errlen) ||
+	    exec(ss->db, "PRAGMA clicks.synchronous=FULL", err, errlen))
+		goto fail;
+	if (user_version(ss->db, "clicks") == 0 &&
+	    user_version(ss->db, "main") >= MAIN_CLICKS_DROPPED)
+		log_warn("'%s' was missing: click counts start again from zero (restore it from"
+			 " the backup taken with shortd.db to keep them)",
+			 ss->clicks_path);
+	if (migrate(ss->db, "clicks", clicks_schema_sql, INT_MAX, copy_old_clicks, err, errlen) ||
+	    migrate(ss->db, "main", schema_sql, INT_MAX, NULL, err, errlen))
 		goto fail;
 	if (prepare(ss->db,
 		    "INSERT INTO links (id, code, url, redirect, created_at, updated_at, expires_at,"
@@ -630,21 +708,21 @@ static int sqlite_open(struct store *s, const char *data_dir, int commit_batch, 
 	    prepare(ss->db, "SELECT 1 FROM api_keys WHERE id = ?1", &ss->key_exists, err,
 		    errlen) ||
 	    prepare(ss->db,
-		    "INSERT INTO click_hours (link_id, hour, humans, bots) VALUES (?1, ?2, ?3, ?4)"
+		    "INSERT INTO clicks.click_hours (link_id, hour, humans, bots) VALUES (?1, ?2, ?3, ?4)"
 		    " ON CONFLICT (link_id, hour) DO UPDATE SET humans = humans + excluded.humans,"
 		    " bots = bots + excluded.bots",
 		    &ss->click_hour, err, errlen) ||
 	    prepare(ss->db,
-		    "INSERT INTO click_days (link_id, day, referrer, country, device, browser, os,"
+		    "INSERT INTO clicks.click_days (link_id, day, referrer, country, device, browser, os,"
 		    " clicks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 		    " ON CONFLICT (link_id, day, referrer, country, device, browser, os)"
 		    " DO UPDATE SET clicks = clicks + excluded.clicks",
 		    &ss->click_day, err, errlen) ||
-	    prepare(ss->db, "UPDATE click_flush SET seq = ?1 WHERE id = 1", &ss->click_seq, err,
+	    prepare(ss->db, "UPDATE clicks.click_flush SET seq = ?1 WHERE id = 1", &ss->click_seq, err,
 		    errlen) ||
-	    prepare(ss->db, "INSERT INTO click_deltas (seq, data) VALUES (?1, ?2)", &ss->delta_add,
+	    prepare(ss->db, "INSERT INTO clicks.click_deltas (seq, data) VALUES (?1, ?2)", &ss->delta_add,
 		    err, errlen) ||
-	    prepare(ss->db, "DELETE FROM click_deltas WHERE seq <= ?1", &ss->delta_drop, err,
+	    prepare(ss->db, "DELETE FROM clicks.click_deltas WHERE seq <= ?1", &ss->delta_drop, err,
 		    errlen))
 		goto fail;
 	if (pthread_create(&ss->thread, NULL, writer_main, ss) != 0) {
@@ -690,6 +768,7 @@ static void sqlite_close(struct store *s)
 	pthread_mutex_destroy(&ss->lock);
 	pthread_cond_destroy(&ss->cond);
 	free(ss->path);
+	free(ss->clicks_path);
 	free(ss);
 	s->impl = NULL;
 }
@@ -705,11 +784,13 @@ static int sqlite_reader_open(struct store *s, struct store_reader **out)
 	if (sqlite3_open_v2(ss->path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 			    sqlite_fault_vfs()) !=
 		    SQLITE_OK ||
+	    attach_clicks(r->db, ss->clicks_path, err, sizeof(err)) ||
 	    exec(r->db, "PRAGMA query_only=1", err, sizeof(err)) ||
 	    /* As much of the file as SQLite maps (it caps this at its
 	     * compile-time limit, 2 GiB in Debian's build): a page read
 	     * beyond the map is a pread() and a copy. */
 	    exec(r->db, "PRAGMA mmap_size=1099511627776", err, sizeof(err)) ||
+	    exec(r->db, "PRAGMA clicks.mmap_size=1099511627776", err, sizeof(err)) ||
 	    prepare(r->db, "BEGIN", &r->begin, err, sizeof(err)) ||
 	    prepare(r->db, "COMMIT", &r->end, err, sizeof(err)) ||
 	    prepare(r->db, "SELECT " LINK_COLUMNS " FROM links WHERE code = ?1", &r->get, err,
@@ -731,15 +812,15 @@ static int sqlite_reader_open(struct store *s, struct store_reader **out)
 		    " WHERE owner = ?1 AND idem_key = ?2 AND created_at >= ?3",
 		    &r->idem_get, err, sizeof(err)) ||
 	    prepare(r->db,
-		    "SELECT hour, humans, bots FROM click_hours WHERE link_id = ?1"
+		    "SELECT hour, humans, bots FROM clicks.click_hours WHERE link_id = ?1"
 		    " AND hour BETWEEN ?2 AND ?3",
 		    &r->hours, err, sizeof(err)) ||
 	    prepare(r->db,
-		    "SELECT day, referrer, country, device, browser, os, clicks FROM click_days"
+		    "SELECT day, referrer, country, device, browser, os, clicks FROM clicks.click_days"
 		    " WHERE link_id = ?1 AND day BETWEEN ?2 AND ?3",
 		    &r->days, err, sizeof(err)) ||
-	    prepare(r->db, "SELECT seq FROM click_flush WHERE id = 1", &r->seq, err, sizeof(err)) ||
-	    prepare(r->db, "SELECT seq, data FROM click_deltas WHERE seq > ?1 ORDER BY seq",
+	    prepare(r->db, "SELECT seq FROM clicks.click_flush WHERE id = 1", &r->seq, err, sizeof(err)) ||
+	    prepare(r->db, "SELECT seq, data FROM clicks.click_deltas WHERE seq > ?1 ORDER BY seq",
 		    &r->deltas, err, sizeof(err))) {
 		log_error("unable to open a database reader: %s", r->db ? sqlite3_errmsg(r->db) : "");
 		sqlite_reader_close(r);

@@ -74,7 +74,7 @@ def test_exact_counts_seen_before_flush(make_server):
     check_known_counts(stats(s, code))
     link = s.request("GET", "/api/v1/links/" + code).json()
     assert link["clicks"] == 6 and link["bot_clicks"] == 2
-    db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
+    db = sqlite3.connect(os.path.join(s.data, "clicks.db"))
     assert db.execute("SELECT count(*) FROM click_hours").fetchone()[0] == 0
     db.close()
 
@@ -84,7 +84,7 @@ def test_counts_flushed_merged_and_unchanged(make_server):
     code = s.create("https://example.com/flushed")["code"]
     known_sequence(s, code)
     deadline = time.monotonic() + 10
-    db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
+    db = sqlite3.connect(os.path.join(s.data, "clicks.db"))
     while time.monotonic() < deadline:
         row = db.execute("SELECT sum(humans), sum(bots) FROM click_hours").fetchone()
         deltas = db.execute("SELECT count(*) FROM click_deltas").fetchone()[0]
@@ -109,7 +109,7 @@ def test_unmerged_deltas_read_back_after_kill(tmp_path):
     s = Server(tmp_path, "--flush-ms", "100", "--click-merge-s", "3600", "--geoip", "off").start()
     code = s.create("https://example.com/replay")["code"]
     known_sequence(s, code)
-    db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
+    db = sqlite3.connect(os.path.join(s.data, "clicks.db"))
     deadline = time.monotonic() + 10
     while db.execute("SELECT count(*) FROM click_deltas").fetchone()[0] == 0:
         assert time.monotonic() < deadline
@@ -130,7 +130,7 @@ def test_corrupt_delta_is_skipped(tmp_path):
     code = s.create("https://example.com/corrupt")["code"]
     click(s, code, CHROME_WIN)
     assert s.stop() == 0
-    db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
+    db = sqlite3.connect(os.path.join(s.data, "clicks.db"))
     db.execute("INSERT INTO click_deltas (seq, data) VALUES (1000, x'0102030405')")
     db.commit()
     db.close()
@@ -161,7 +161,7 @@ def test_deltas_of_both_formats_read_back(tmp_path):
     s = Server(tmp_path, "--flush-ms", "50", "--click-merge-s", "3600", "--geoip", "off").start()
     code = s.create("https://example.com/formats")["code"]
     click(s, code, CHROME_WIN, "https://news.example.org/a")
-    db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
+    db = sqlite3.connect(os.path.join(s.data, "clicks.db"))
     deadline = time.monotonic() + 10
     while db.execute("SELECT count(*) FROM click_deltas").fetchone()[0] == 0:
         assert time.monotonic() < deadline
@@ -172,6 +172,8 @@ def test_deltas_of_both_formats_read_back(tmp_path):
     assert s.stop() == 0
     db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
     link_id = db.execute("SELECT id FROM links WHERE code = ?", (code,)).fetchone()[0]
+    db.close()
+    db = sqlite3.connect(os.path.join(s.data, "clicks.db"))
     db.execute("INSERT INTO click_deltas (seq, data) VALUES (1000, ?)",
                (v1_delta(link_id, int(time.time() * 1000), 5, "old.example"),))
     db.execute("INSERT INTO click_deltas (seq, data) VALUES (1001, ?)", (v2[:-3],))
@@ -226,6 +228,8 @@ def test_stats_across_hour_and_day_boundaries(tmp_path):
     # Counters of an earlier time, written the way the aggregator writes them.
     db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
     lid = db.execute("SELECT id FROM links WHERE code = 'history'").fetchone()[0]
+    db.close()
+    db = sqlite3.connect(os.path.join(s.data, "clicks.db"))
     h = 1767913200000 // 3600000  # the hour of 2026-01-08T23:00:00Z
     db.executemany("INSERT INTO click_hours VALUES (?, ?, ?, ?)",
                    [(lid, h - 1, 4, 1), (lid, h, 7, 0), (lid, h + 1, 2, 3)])
@@ -326,3 +330,113 @@ def test_bad_geoip_file_refused(tmp_path):
     r = subprocess.run([BIN, "--geoip", str(bad), "--data", str(tmp_path / "d")],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 2 and "unable to open GeoIP database" in r.stderr
+
+
+def old_layout(data, rows):
+    """Turns a data directory back into the layout of shortd before
+    clicks.db: the click tables (made by shortd.db's own migration 2, as
+    shipped) in shortd.db holding rows, and user_version 3."""
+    schema = open(os.path.join(ROOT, "src", "store", "schema_sqlite.sql")).read()
+    migration2 = schema.split("-- migration 2\n")[1].split("-- migration 3\n")[0]
+    db = sqlite3.connect(os.path.join(data, "shortd.db"))
+    db.executescript(migration2)
+    for table, values in rows.items():
+        db.execute(f"DELETE FROM {table}")
+        for v in values:
+            db.execute(f"INSERT INTO {table} VALUES ({', '.join('?' * len(v))})", v)
+    db.execute("PRAGMA user_version = 3")
+    db.commit()
+    db.close()
+
+
+def click_rows(data):
+    db = sqlite3.connect(os.path.join(data, "clicks.db"))
+    rows = {t: db.execute(f"SELECT * FROM {t}").fetchall()
+            for t in ("click_hours", "click_days", "click_deltas", "click_flush")}
+    db.close()
+    return rows
+
+
+def main_tables(data):
+    db = sqlite3.connect(os.path.join(data, "shortd.db"))
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    db.close()
+    return names, version
+
+
+def test_counters_move_from_an_older_shortd_db(tmp_path):
+    """An upgrade finds the counters in shortd.db, as shortd kept them
+    before clicks.db: they move to clicks.db and nothing is lost. If shortd
+    stops after the copy and before shortd.db drops its tables, the next
+    start only drops them: nothing is counted twice."""
+    s = Server(tmp_path, "--flush-ms", "50", "--click-merge-s", "1", "--geoip", "off").start()
+    code = s.create("https://example.com/moved", alias="moved")["code"]
+    for _ in range(3):
+        click(s, code, CHROME_WIN)
+    click(s, code, GOOGLEBOT)
+    deadline = time.monotonic() + 10
+    while click_rows(s.data)["click_hours"] == []:  # merged: rows in the tables
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert s.stop() == 0
+    rows = click_rows(s.data)
+    # an older counter of the same link, an hour before, in the old tables
+    lid, hour = rows["click_hours"][0][0], rows["click_hours"][0][1]
+    rows["click_hours"].append((lid, hour - 1, 4, 0))
+    for f in ("clicks.db", "clicks.db-wal", "clicks.db-shm"):
+        if os.path.exists(os.path.join(s.data, f)):
+            os.remove(os.path.join(s.data, f))
+    old_layout(s.data, rows)
+
+    s2 = Server(tmp_path, "--geoip", "off", data=s.data)
+    s2.key = s.key  # no `shortd key create` first: the server itself migrates
+    s2.start()
+    try:
+        assert "from shortd.db to clicks.db" in s2.log()
+        link = s2.request("GET", "/api/v1/links/" + code).json()
+        assert (link["clicks"], link["bot_clicks"]) == (7, 1)
+    finally:
+        assert s2.stop() == 0
+    names, version = main_tables(s.data)
+    assert version == 4 and not any(n.startswith("click_") for n in names)
+    moved = click_rows(s.data)
+    assert sorted(moved["click_hours"]) == sorted(rows["click_hours"])
+
+    # stopped between the two steps: clicks.db has the counters, and
+    # shortd.db still has its old tables with the same rows
+    old_layout(s.data, rows)
+    s3 = Server(tmp_path, "--geoip", "off", data=s.data)
+    s3.key = s.key  # no `shortd key create` first: the server itself migrates
+    s3.start()
+    try:
+        assert "from shortd.db to clicks.db" not in s3.log()
+        link = s3.request("GET", "/api/v1/links/" + code).json()
+        assert (link["clicks"], link["bot_clicks"]) == (7, 1)
+    finally:
+        assert s3.stop() == 0
+    names, version = main_tables(s.data)
+    assert version == 4 and not any(n.startswith("click_") for n in names)
+    assert sorted(click_rows(s.data)["click_hours"]) == sorted(rows["click_hours"])
+
+
+def test_missing_clicks_db_is_said(tmp_path):
+    """shortd.db without its clicks.db (a backup restored in part): the
+    service starts, counts from zero, and says why in the log."""
+    s = Server(tmp_path, "--geoip", "off").start()
+    code = s.create("https://example.com/partial")["code"]
+    click(s, code, CHROME_WIN)
+    assert s.stop() == 0
+    for f in ("clicks.db", "clicks.db-wal", "clicks.db-shm"):
+        if os.path.exists(os.path.join(s.data, f)):
+            os.remove(os.path.join(s.data, f))
+    s2 = Server(tmp_path, "--geoip", "off", data=s.data)
+    s2.key = s.key  # no `shortd key create` first: the server itself migrates
+    s2.start()
+    try:
+        assert "clicks.db' was missing" in s2.log()
+        assert stats(s2, code)["total"] == 0
+        click(s2, code, CHROME_WIN)
+        assert stats(s2, code)["total"] == 1
+    finally:
+        assert s2.stop() == 0

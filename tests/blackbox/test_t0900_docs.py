@@ -1,11 +1,13 @@
 """The documentation is exercised: every example in docs/api.md runs against
 a real server and must answer what the page shows; the options table in
-docs/operations.md is the one the binary prints; the README quick start is
-two commands and its create example works."""
+docs/operations.md is the one the binary prints, and its backup commands
+work; the README quick start is two commands and its create example works."""
 import json
 import os
 import re
+import sqlite3
 import subprocess
+import time
 
 from conftest import BIN, ROOT
 
@@ -87,3 +89,29 @@ def test_readme_create_example(server):
     assert link["url"] == "https://example.com/a/very/long/path?with=query"
     r = server.request("GET", "/" + link["code"])
     assert r.status == 302 and r.headers["location"] == link["url"]
+
+
+def test_backup_example(server, tmp_path):
+    """The backup commands of docs/operations.md, run while shortd serves,
+    give both databases: links in the one, click counters in the other."""
+    example = next(b for lang, b in blocks("docs/operations.md") if ".backup" in b)
+    code = server.create("https://example.com/backed-up")["code"]
+    assert server.request("GET", "/" + code).status == 302
+    # the click reaches clicks.db within a flush interval (1 s by default)
+    deadline = time.monotonic() + 10
+    while True:
+        db = sqlite3.connect(os.path.join(server.data, "clicks.db"))
+        n = db.execute("SELECT count(*) FROM click_deltas").fetchone()[0]
+        db.close()
+        if n:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    cmd = example.replace("data/", server.data + "/").replace("backup/", f"{backup}/")
+    subprocess.run(["bash", "-ec", cmd], check=True, timeout=30)
+    links = sqlite3.connect(str(backup / "shortd.db"))
+    assert links.execute("SELECT count(*) FROM links WHERE code = ?", (code,)).fetchone()[0] == 1
+    clicks = sqlite3.connect(str(backup / "clicks.db"))
+    assert clicks.execute("SELECT count(*) FROM click_deltas").fetchone()[0] >= 1
