@@ -10,10 +10,11 @@
  * of its first read for the next ones while nothing is committed, so a read
  * always sees every write acknowledged before it; store_reader_release()
  * lets go of the snapshot (a worker calls it once per turn of its loop, so
- * that no snapshot holds the database's housekeeping back for long). Writes are asynchronous:
- * store_submit() queues an op; the backend commits it (many ops per
- * transaction: group commit) and only then calls op->done on its writer
- * thread. A write is acknowledged to a client only from op->done, so an
+ * that no snapshot holds the database's housekeeping back for long).
+ *
+ * Writes are asynchronous: store_submit() queues an op; the backend commits
+ * it (many ops per transaction: group commit) and only then calls op->done
+ * on its writer thread. A write is acknowledged to a client only from op->done, so an
  * acknowledged write is on disk.
  *
  * Status codes, for every function here: STORE_OK, STORE_NOTFOUND,

@@ -14,7 +14,7 @@
  *    writer ends a transaction (commit_gen moves) or the worker releases it
  *    at the end of its loop's turn: beginning and ending a read
  *    transaction costs two fcntl locks and a look at the WAL index, which
- *    was a fifth of a cache miss. Since commit_gen moves before any op's
+ *    was a third of a cache miss. Since commit_gen moves before any op's
  *    done() runs, a read that follows an acknowledged write sees it.
  *  - The schema lives in schema_sqlite.sql, compiled in; migrations are
  *    applied at open, PRAGMA user_version counts them.
