@@ -1,4 +1,5 @@
 """Links API: create, read, change, delete, list, and every refusal."""
+import subprocess
 import time
 
 import pytest
@@ -228,3 +229,29 @@ def test_error_shape_everywhere(server):
         e = r.json()["error"]
         assert isinstance(e["code"], str) and isinstance(e["message"], str)
         assert r.headers["content-type"] == "application/json"
+
+
+def test_reads_see_every_answered_write_under_load(make_server):
+    """No cache, and both workers kept busy by wrk (so each holds a database
+    snapshot through most of its loop turns): a redirect that follows an
+    answered create, change or delete sees it, every time. (With readers
+    that never renew their snapshot, the first redirect answers 404.)"""
+    s = make_server("--cache-mb", "0", "--threads", "2")
+    busy = s.create("https://example.com/busy")["code"]
+    wrk = subprocess.Popen(["wrk", "-t2", "-c32", "-d60s", f"http://127.0.0.1:{s.port}/{busy}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        for i in range(150):
+            code = s.create(f"https://example.com/ryw/{i}")["code"]
+            r = s.request("GET", "/" + code)
+            assert r.status == 302 and r.headers["location"] == f"https://example.com/ryw/{i}"
+            assert s.request("PATCH", "/api/v1/links/" + code,
+                             json_body={"url": f"https://example.com/ryw/{i}/new"}).status == 200
+            r = s.request("GET", "/" + code)
+            assert r.status == 302 and r.headers["location"] == f"https://example.com/ryw/{i}/new"
+            assert s.request("DELETE", "/api/v1/links/" + code).status == 204
+            assert s.request("GET", "/" + code).status == 410
+    finally:
+        wrk.terminate()
+        wrk.wait()
