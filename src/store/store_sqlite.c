@@ -16,8 +16,12 @@
  *    transaction costs two fcntl locks and a look at the WAL index, which
  *    was a third of a cache miss. Since commit_gen moves before any op's
  *    done() runs, a read that follows an acknowledged write sees it.
- *  - The schema lives in schema_sqlite.sql, compiled in; migrations are
- *    applied at open, PRAGMA user_version counts them.
+ *  - Two database files: shortd.db (links, API keys) and clicks.db (click
+ *    counters, committed every second), attached to every connection as
+ *    "clicks", so that the counters' commits do not make the readers of
+ *    links drop their page caches and memory maps. Their schemas,
+ *    schema_sqlite.sql and schema_clicks.sql, are compiled in; migrations
+ *    are applied at open, and each file's PRAGMA user_version counts its own.
  * Invariant: an op's status is STORE_OK only if its transaction committed.
  * If a statement error makes SQLite roll the whole transaction back (disk
  * full, I/O error), the rest of the batch is failed, not run in autocommit.
@@ -187,8 +191,8 @@ static int migrate(sqlite3 *db, const char *schema, const char *sql, int upto,
 				rc = after_each(db, n, err, errlen);
 			if (rc == 0) {
 				char fin[80];
-				snprintf(fin, sizeof(fin), "PRAGMA %s.user_version = %d; COMMIT;", schema,
-					 n);
+				snprintf(fin, sizeof(fin), "PRAGMA %s.user_version = %d; COMMIT;",
+					 schema, n);
 				rc = exec(db, fin, err, errlen);
 			}
 			if (rc != 0) {
@@ -708,20 +712,22 @@ static int sqlite_open(struct store *s, const char *data_dir, int commit_batch, 
 	    prepare(ss->db, "SELECT 1 FROM api_keys WHERE id = ?1", &ss->key_exists, err,
 		    errlen) ||
 	    prepare(ss->db,
-		    "INSERT INTO clicks.click_hours (link_id, hour, humans, bots) VALUES (?1, ?2, ?3, ?4)"
+		    "INSERT INTO clicks.click_hours (link_id, hour, humans, bots)"
+		    " VALUES (?1, ?2, ?3, ?4)"
 		    " ON CONFLICT (link_id, hour) DO UPDATE SET humans = humans + excluded.humans,"
 		    " bots = bots + excluded.bots",
 		    &ss->click_hour, err, errlen) ||
 	    prepare(ss->db,
-		    "INSERT INTO clicks.click_days (link_id, day, referrer, country, device, browser, os,"
-		    " clicks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+		    "INSERT INTO clicks.click_days"
+		    " (link_id, day, referrer, country, device, browser, os, clicks)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 		    " ON CONFLICT (link_id, day, referrer, country, device, browser, os)"
 		    " DO UPDATE SET clicks = clicks + excluded.clicks",
 		    &ss->click_day, err, errlen) ||
-	    prepare(ss->db, "UPDATE clicks.click_flush SET seq = ?1 WHERE id = 1", &ss->click_seq, err,
-		    errlen) ||
-	    prepare(ss->db, "INSERT INTO clicks.click_deltas (seq, data) VALUES (?1, ?2)", &ss->delta_add,
+	    prepare(ss->db, "UPDATE clicks.click_flush SET seq = ?1 WHERE id = 1", &ss->click_seq,
 		    err, errlen) ||
+	    prepare(ss->db, "INSERT INTO clicks.click_deltas (seq, data) VALUES (?1, ?2)",
+		    &ss->delta_add, err, errlen) ||
 	    prepare(ss->db, "DELETE FROM clicks.click_deltas WHERE seq <= ?1", &ss->delta_drop, err,
 		    errlen))
 		goto fail;
@@ -816,10 +822,11 @@ static int sqlite_reader_open(struct store *s, struct store_reader **out)
 		    " AND hour BETWEEN ?2 AND ?3",
 		    &r->hours, err, sizeof(err)) ||
 	    prepare(r->db,
-		    "SELECT day, referrer, country, device, browser, os, clicks FROM clicks.click_days"
-		    " WHERE link_id = ?1 AND day BETWEEN ?2 AND ?3",
+		    "SELECT day, referrer, country, device, browser, os, clicks"
+		    " FROM clicks.click_days WHERE link_id = ?1 AND day BETWEEN ?2 AND ?3",
 		    &r->days, err, sizeof(err)) ||
-	    prepare(r->db, "SELECT seq FROM clicks.click_flush WHERE id = 1", &r->seq, err, sizeof(err)) ||
+	    prepare(r->db, "SELECT seq FROM clicks.click_flush WHERE id = 1", &r->seq, err,
+		    sizeof(err)) ||
 	    prepare(r->db, "SELECT seq, data FROM clicks.click_deltas WHERE seq > ?1 ORDER BY seq",
 		    &r->deltas, err, sizeof(err))) {
 		log_error("unable to open a database reader: %s", r->db ? sqlite3_errmsg(r->db) : "");
@@ -835,8 +842,9 @@ static void sqlite_reader_close(struct store_reader *r)
 {
 	if (!r)
 		return;
-	sqlite3_stmt *all[] = {r->get,	  r->list, r->list_owner, r->key_get, r->key_list, r->idem_get,
-			       r->hours, r->days, r->seq,	 r->deltas,  r->begin,	 r->end};
+	sqlite3_stmt *all[] = {r->get,	   r->list,  r->list_owner, r->key_get,
+			       r->key_list, r->idem_get, r->hours,	    r->days,
+			       r->seq,	   r->deltas, r->begin,	    r->end};
 	for (size_t i = 0; i < ARRAY_LEN(all); i++)
 		sqlite3_finalize(all[i]);
 	sqlite3_close(r->db); /* ends a snapshot still held */

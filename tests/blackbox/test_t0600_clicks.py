@@ -365,6 +365,36 @@ def main_tables(data):
     return names, version
 
 
+def remove_clicks_db(data):
+    for f in ("clicks.db", "clicks.db-wal", "clicks.db-shm"):
+        if os.path.exists(os.path.join(data, f)):
+            os.remove(os.path.join(data, f))
+
+
+def restart(s):
+    """s's data directory served again, with no `shortd key create` first:
+    the server itself runs the migrations, and its log says so."""
+    s2 = Server(s.workdir, "--geoip", "off", data=s.data)
+    s2.key = s.key
+    return s2.start()
+
+
+def check_upgraded(s, code, rows, moved):
+    """Serves s's data again: the link's counts are all there once, the log
+    says whether counters were moved, and afterwards shortd.db has no click
+    table left (migration 4) and clicks.db holds the hours of rows."""
+    s2 = restart(s)
+    try:
+        assert ("from shortd.db to clicks.db" in s2.log()) == moved
+        link = s2.request("GET", "/api/v1/links/" + code).json()
+        assert (link["clicks"], link["bot_clicks"]) == (7, 1)
+    finally:
+        assert s2.stop() == 0
+    names, version = main_tables(s.data)
+    assert version == 4 and not any(n.startswith("click_") for n in names)
+    assert sorted(click_rows(s.data)["click_hours"]) == sorted(rows["click_hours"])
+
+
 def test_counters_move_from_an_older_shortd_db(tmp_path):
     """An upgrade finds the counters in shortd.db, as shortd kept them
     before clicks.db: they move to clicks.db and nothing is lost. If shortd
@@ -384,40 +414,14 @@ def test_counters_move_from_an_older_shortd_db(tmp_path):
     # an older counter of the same link, an hour before, in the old tables
     lid, hour = rows["click_hours"][0][0], rows["click_hours"][0][1]
     rows["click_hours"].append((lid, hour - 1, 4, 0))
-    for f in ("clicks.db", "clicks.db-wal", "clicks.db-shm"):
-        if os.path.exists(os.path.join(s.data, f)):
-            os.remove(os.path.join(s.data, f))
+    remove_clicks_db(s.data)
     old_layout(s.data, rows)
-
-    s2 = Server(tmp_path, "--geoip", "off", data=s.data)
-    s2.key = s.key  # no `shortd key create` first: the server itself migrates
-    s2.start()
-    try:
-        assert "from shortd.db to clicks.db" in s2.log()
-        link = s2.request("GET", "/api/v1/links/" + code).json()
-        assert (link["clicks"], link["bot_clicks"]) == (7, 1)
-    finally:
-        assert s2.stop() == 0
-    names, version = main_tables(s.data)
-    assert version == 4 and not any(n.startswith("click_") for n in names)
-    moved = click_rows(s.data)
-    assert sorted(moved["click_hours"]) == sorted(rows["click_hours"])
+    check_upgraded(s, code, rows, moved=True)
 
     # stopped between the two steps: clicks.db has the counters, and
     # shortd.db still has its old tables with the same rows
     old_layout(s.data, rows)
-    s3 = Server(tmp_path, "--geoip", "off", data=s.data)
-    s3.key = s.key  # no `shortd key create` first: the server itself migrates
-    s3.start()
-    try:
-        assert "from shortd.db to clicks.db" not in s3.log()
-        link = s3.request("GET", "/api/v1/links/" + code).json()
-        assert (link["clicks"], link["bot_clicks"]) == (7, 1)
-    finally:
-        assert s3.stop() == 0
-    names, version = main_tables(s.data)
-    assert version == 4 and not any(n.startswith("click_") for n in names)
-    assert sorted(click_rows(s.data)["click_hours"]) == sorted(rows["click_hours"])
+    check_upgraded(s, code, rows, moved=False)
 
 
 def test_missing_clicks_db_is_said(tmp_path):
@@ -427,12 +431,8 @@ def test_missing_clicks_db_is_said(tmp_path):
     code = s.create("https://example.com/partial")["code"]
     click(s, code, CHROME_WIN)
     assert s.stop() == 0
-    for f in ("clicks.db", "clicks.db-wal", "clicks.db-shm"):
-        if os.path.exists(os.path.join(s.data, f)):
-            os.remove(os.path.join(s.data, f))
-    s2 = Server(tmp_path, "--geoip", "off", data=s.data)
-    s2.key = s.key  # no `shortd key create` first: the server itself migrates
-    s2.start()
+    remove_clicks_db(s.data)
+    s2 = restart(s)
     try:
         assert "clicks.db' was missing" in s2.log()
         assert stats(s2, code)["total"] == 0
