@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "app.h"
+#include "core/util.h"
 
 /* {"error":{"code":code,"message":msg}} with status. */
 void reply_error(struct http_exchange *ex, int status, const char *code, const char *msg);
@@ -24,8 +25,13 @@ void reply_options(struct http_exchange *ex, const char *allow);
  * NULL, else a "Name" with value extra_value. */
 void reply_json(struct http_exchange *ex, int status, json_t *j, const char *extra_header,
 		const char *extra_value);
-/* The API representation of a link (new reference). */
-json_t *link_to_json(const struct app *app, const struct link *l);
+/* Sends b's JSON text (a soft buffer, released here), or the 503 of an
+ * answer that could not be built when an allocation for it failed. */
+void reply_json_buf(struct http_exchange *ex, int status, struct buf *b,
+		    const char *extra_header, const char *extra_value);
+/* Appends the API representation of a link to b; with clicks, its
+ * all-time counts {humans, bots} as "clicks" and "bot_clicks". */
+void link_json(struct buf *b, const struct app *app, const struct link *l, const uint64_t *clicks);
 
 int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char *code,
 		    size_t len);

@@ -101,15 +101,23 @@ static int parse_input(struct http_exchange *ex, struct app *app, int is_patch,
 static void send_link(struct http_exchange *ex, struct app *app, int status, const struct link *l,
 		      struct app_worker *ws)
 {
-	char location[1200];
-	snprintf(location, sizeof(location), "%s/api/v1/links/%s", app->base_url, l->code);
-	json_t *j = link_to_json(app, l);
-	uint64_t humans, bots;
-	if (ws && app_click_totals(ws, l->id, &humans, &bots) == STORE_OK) {
-		json_object_set_new(j, "clicks", json_integer((json_int_t)humans));
-		json_object_set_new(j, "bot_clicks", json_integer((json_int_t)bots));
+	struct buf b, location;
+	buf_init_soft(&b);
+	uint64_t clicks[2];
+	int counted = ws && app_click_totals(ws, l->id, &clicks[0], &clicks[1]) == STORE_OK;
+	link_json(&b, app, l, counted ? clicks : NULL);
+	if (status != 201) {
+		reply_json_buf(ex, status, &b, NULL, NULL);
+		return;
 	}
-	reply_json(ex, status, j, status == 201 ? "Location" : NULL, location);
+	buf_init_soft(&location);
+	buf_puts(&location, app->base_url);
+	buf_append(&location, "/api/v1/links/", 14);
+	buf_append(&location, l->code, l->code_len);
+	if (location.failed)
+		b.failed = 1;
+	reply_json_buf(ex, status, &b, "Location", location.p ? location.p : "");
+	buf_release(&location);
 }
 
 static void pending_free(struct pending *p)
@@ -382,17 +390,25 @@ static int list(struct http_exchange *ex, struct app_worker *ws, int64_t scope)
 		reply_store_unavailable(ex);
 		return HTTP_DONE;
 	}
-	json_t *arr = json_array();
-	for (int i = 0; i < n && i < limit; i++)
-		json_array_append_new(arr, link_to_json(ws->app, links[i]));
-	json_t *next = json_null();
+	struct buf b;
+	buf_init_soft(&b);
+	buf_append(&b, "{\"links\":[", 10);
+	for (int i = 0; i < n && i < limit; i++) {
+		if (i)
+			buf_append(&b, ",", 1);
+		link_json(&b, ws->app, links[i], NULL);
+	}
+	buf_append(&b, "],\"next_cursor\":", 16);
 	if (n > limit) {
 		char cur[16];
 		size_t cl = base62_encode((uint64_t)links[limit - 1]->id, cur, sizeof(cur));
-		next = json_stringn(cur, cl);
+		buf_put_json_string(&b, cur, cl);
+	} else {
+		buf_append(&b, "null", 4);
 	}
+	buf_append(&b, "}", 1);
 	store_links_free(links, n);
-	reply_json(ex, 200, json_pack("{s:o,s:o}", "links", arr, "next_cursor", next), NULL, NULL);
+	reply_json_buf(ex, 200, &b, NULL, NULL);
 	return HTTP_DONE;
 }
 

@@ -20,20 +20,14 @@ static const char nosniff[] = "nosniff";
 static const char no_referrer[] = "no-referrer";
 static const char csp[] = "default-src 'none'; frame-ancestors 'none'";
 
-void reply_json(struct http_exchange *ex, int status, json_t *j, const char *extra_header,
-		const char *extra_value)
+/* Sends body[0..len) (len + 1 bytes writable: a newline ends it), or,
+ * when body is NULL, the 503 of an answer that could not be built. */
+static void reply_body(struct http_exchange *ex, int status, char *body, size_t len,
+		       const char *extra_header, const char *extra_value)
 {
-	char *body = alloc_failures ? NULL : json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	if (body && alloc_failures) {
-		/* jansson 2.14 can finish a dump whose appends failed: never
-		 * send what it made then. */
-		free(body);
-		body = NULL;
-	}
 	if (!body) {
-		/* Some allocation for this answer failed (alloc_failures, or
-		 * the dump itself): a partial body would be a lie. */
+		/* Some allocation for this answer failed: a partial body
+		 * would be a lie. */
 		static const char oom[] =
 			"{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory, try again\"}}\n";
 		http_respond_start(ex, 503);
@@ -47,10 +41,31 @@ void reply_json(struct http_exchange *ex, int status, json_t *j, const char *ext
 	http_respond_header(ex, "Content-Security-Policy", csp, sizeof(csp) - 1);
 	if (extra_header && http_respond_header(ex, extra_header, extra_value, strlen(extra_value)))
 		log_error("refused to write header '%s' with a line break", extra_header);
-	size_t len = strlen(body);
 	body[len] = '\n'; /* replaces the NUL: the body is sent by length */
 	http_respond_finish(ex, "application/json", body, len + 1);
+}
+
+void reply_json(struct http_exchange *ex, int status, json_t *j, const char *extra_header,
+		const char *extra_value)
+{
+	char *body = alloc_failures ? NULL : json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (body && alloc_failures) {
+		/* jansson 2.14 can finish a dump whose appends failed: never
+		 * send what it made then. */
+		free(body);
+		body = NULL;
+	}
+	reply_body(ex, status, body, body ? strlen(body) : 0, extra_header, extra_value);
 	free(body);
+}
+
+void reply_json_buf(struct http_exchange *ex, int status, struct buf *b,
+		    const char *extra_header, const char *extra_value)
+{
+	int ok = !b->failed && !alloc_failures && buf_reserve(b, 1) == 0;
+	reply_body(ex, status, ok ? b->p : NULL, b->len, extra_header, extra_value);
+	buf_release(b);
 }
 
 void reply_error(struct http_exchange *ex, int status, const char *code, const char *msg)
@@ -98,22 +113,43 @@ void reply_options(struct http_exchange *ex, const char *allow)
 	http_respond_finish(ex, NULL, NULL, 0);
 }
 
-json_t *link_to_json(const struct app *app, const struct link *l)
+static void put_time(struct buf *b, int64_t ms)
 {
-	char created[40], updated[40], expires[40], short_url[1200];
-	time_format_rfc3339(l->created_at_ms, created, sizeof(created));
-	time_format_rfc3339(l->updated_at_ms, updated, sizeof(updated));
-	snprintf(short_url, sizeof(short_url), "%s/%s", app->base_url, l->code);
-	json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "code", l->code, "short_url",
-			      short_url, "url", l->url, "redirect", l->redirect, "created_at", created,
-			      "updated_at", updated);
-	if (l->expires_at_ms) {
-		time_format_rfc3339(l->expires_at_ms, expires, sizeof(expires));
-		json_object_set_new(j, "expires_at", json_string(expires));
-	} else {
-		json_object_set_new(j, "expires_at", json_null());
+	char t[32];
+	buf_append(b, "\"", 1);
+	buf_append(b, t, time_format_rfc3339(ms, t, sizeof(t)));
+	buf_append(b, "\"", 1);
+}
+
+void link_json(struct buf *b, const struct app *app, const struct link *l, const uint64_t *clicks)
+{
+	buf_reserve(b, 256 + l->url_len + l->code_len * 2 + strlen(app->base_url));
+	buf_append(b, "{\"code\":", 8);
+	buf_put_json_string(b, l->code, l->code_len);
+	buf_append(b, ",\"short_url\":\"", 14);
+	buf_put_json_chars(b, app->base_url, strlen(app->base_url));
+	buf_append(b, "/", 1);
+	buf_put_json_chars(b, l->code, l->code_len);
+	buf_append(b, "\",\"url\":", 8);
+	buf_put_json_string(b, l->url, l->url_len);
+	buf_append(b, ",\"redirect\":", 12);
+	buf_putu64(b, (uint64_t)l->redirect);
+	buf_append(b, ",\"created_at\":", 14);
+	put_time(b, l->created_at_ms);
+	buf_append(b, ",\"updated_at\":", 14);
+	put_time(b, l->updated_at_ms);
+	buf_append(b, ",\"expires_at\":", 14);
+	if (l->expires_at_ms)
+		put_time(b, l->expires_at_ms);
+	else
+		buf_append(b, "null", 4);
+	if (clicks) {
+		buf_append(b, ",\"clicks\":", 10);
+		buf_putu64(b, clicks[0]);
+		buf_append(b, ",\"bot_clicks\":", 14);
+		buf_putu64(b, clicks[1]);
 	}
-	return j;
+	buf_append(b, "}", 1);
 }
 
 long app_query_param(const struct http_request *req, const char *name, const char **val)

@@ -95,32 +95,46 @@ char *xstrndup(const char *s, size_t n)
 
 void buf_init(struct buf *b)
 {
-	b->p = NULL;
-	b->len = 0;
-	b->cap = 0;
+	memset(b, 0, sizeof(*b));
+}
+
+void buf_init_soft(struct buf *b)
+{
+	buf_init(b);
+	b->soft = 1;
 }
 
 void buf_release(struct buf *b)
 {
 	free(b->p);
-	buf_init(b);
+	b->p = NULL;
+	b->len = b->cap = 0;
 }
 
-void buf_reserve(struct buf *b, size_t extra)
+int buf_reserve(struct buf *b, size_t extra)
 {
+	if (b->failed)
+		return -1;
 	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
-		return;
+		return 0;
 	size_t cap = b->cap ? b->cap : 256;
 	while (cap < need)
 		cap *= 2;
-	b->p = xrealloc(b->p, cap);
+	char *p = b->soft ? try_realloc(b->p, cap) : xrealloc(b->p, cap);
+	if (!p) {
+		b->failed = 1;
+		return -1;
+	}
+	b->p = p;
 	b->cap = cap;
+	return 0;
 }
 
 void buf_append(struct buf *b, const void *data, size_t n)
 {
-	buf_reserve(b, n);
+	if (buf_reserve(b, n) != 0)
+		return;
 	memcpy(b->p + b->len, data, n);
 	b->len += n;
 	b->p[b->len] = '\0';
@@ -137,9 +151,8 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	va_copy(cp, ap);
 	int n = vsnprintf(NULL, 0, fmt, cp);
 	va_end(cp);
-	if (n < 0)
+	if (n < 0 || buf_reserve(b, (size_t)n) != 0)
 		return;
-	buf_reserve(b, (size_t)n);
 	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
 	b->len += (size_t)n;
 }
@@ -179,34 +192,41 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 	return len;
 }
 
-void buf_put_json_string(struct buf *b, const char *s, size_t n)
+void buf_put_json_chars(struct buf *b, const char *s, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)s;
-	buf_reserve(b, n + 2);
-	buf_append(b, "\"", 1);
+	buf_reserve(b, n);
+	size_t run = 0; /* start of the bytes that go out as they are */
 	for (size_t i = 0; i < n;) {
 		unsigned char c = u[i];
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			i++;
+			continue;
+		}
+		size_t l = c >= 0x80 ? utf8_seq(u + i, n - i) : 0;
+		if (l) {
+			i += l;
+			continue;
+		}
+		buf_append(b, s + run, i - run);
 		if (c == '"' || c == '\\') {
 			char e[2] = {'\\', (char)c};
 			buf_append(b, e, 2);
-			i++;
-		} else if (c < 0x20 || c == 0x7f) {
-			buf_printf(b, "\\u%04x", c);
-			i++;
 		} else if (c < 0x80) {
-			buf_append(b, &u[i], 1);
-			i++;
+			buf_printf(b, "\\u%04x", c);
 		} else {
-			size_t l = utf8_seq(u + i, n - i);
-			if (l) {
-				buf_append(b, &u[i], l);
-				i += l;
-			} else {
-				buf_puts(b, "\\ufffd");
-				i++;
-			}
+			buf_append(b, "\\ufffd", 6);
 		}
+		run = ++i;
 	}
+	buf_append(b, s + run, n - run);
+}
+
+void buf_put_json_string(struct buf *b, const char *s, size_t n)
+{
+	buf_reserve(b, n + 2);
+	buf_append(b, "\"", 1);
+	buf_put_json_chars(b, s, n);
 	buf_append(b, "\"", 1);
 }
 
@@ -281,7 +301,14 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 	return era * 146097 + doe - 719468;
 }
 
-void time_format_rfc3339(int64_t ms, char *out, size_t cap)
+static char *put_digits(char *p, int v, int width)
+{
+	for (int i = width - 1; i >= 0; i--, v /= 10)
+		p[i] = (char)('0' + v % 10);
+	return p + width;
+}
+
+size_t time_format_rfc3339(int64_t ms, char *out, size_t cap)
 {
 	time_t s = (time_t)(ms / 1000);
 	int frac = (int)(ms % 1000);
@@ -291,8 +318,29 @@ void time_format_rfc3339(int64_t ms, char *out, size_t cap)
 	}
 	struct tm tm;
 	gmtime_r(&s, &tm);
-	snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+	int year = tm.tm_year + 1900;
+	if (year < 0 || year > 9999 || cap < 25) {
+		int n = snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year,
+				 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+		return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap ? cap - 1 : 0;
+	}
+	/* The hand-written common case: on the path of every API answer. */
+	char *p = put_digits(out, year, 4);
+	*p++ = '-';
+	p = put_digits(p, tm.tm_mon + 1, 2);
+	*p++ = '-';
+	p = put_digits(p, tm.tm_mday, 2);
+	*p++ = 'T';
+	p = put_digits(p, tm.tm_hour, 2);
+	*p++ = ':';
+	p = put_digits(p, tm.tm_min, 2);
+	*p++ = ':';
+	p = put_digits(p, tm.tm_sec, 2);
+	*p++ = '.';
+	p = put_digits(p, frac, 3);
+	*p++ = 'Z';
+	*p = '\0';
+	return (size_t)(p - out);
 }
 
 static int digits(const char *s, size_t n, int *out)

@@ -61,23 +61,31 @@ void *try_realloc(void *p, size_t n);
 char *xstrndup(const char *s, size_t n);
 
 /* A growable byte buffer. buf_init() sets up a caller-owned struct,
- * buf_release() frees its contents. p is always NUL-terminated when cap > 0. */
+ * buf_release() frees its contents. p is always NUL-terminated when cap > 0.
+ * Running out of memory ends the process, unless the buffer is soft
+ * (buf_init_soft(), for answers built on the request path): then failed is
+ * set, alloc_failures counted, and every later append is dropped. */
 struct buf {
 	char *p;
 	size_t len;
 	size_t cap;
+	unsigned char soft, failed;
 };
 
 void buf_init(struct buf *b);
+void buf_init_soft(struct buf *b);
 void buf_release(struct buf *b);
-void buf_reserve(struct buf *b, size_t extra);
+/* 0 when extra more bytes fit; -1 if a soft buffer could not grow. */
+int buf_reserve(struct buf *b, size_t extra);
 void buf_append(struct buf *b, const void *data, size_t n);
 void buf_puts(struct buf *b, const char *s);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 /* Appends s[0..n) as a quoted JSON string, escaping what JSON requires
- * and replacing bytes that are not valid UTF-8 sequences by U+FFFD. */
+ * and replacing bytes that are not valid UTF-8 sequences by U+FFFD;
+ * buf_put_json_chars() appends the same without the quotes. */
 void buf_put_json_string(struct buf *b, const char *s, size_t n);
+void buf_put_json_chars(struct buf *b, const char *s, size_t n);
 /* Appends the decimal form of v. */
 void buf_putu64(struct buf *b, uint64_t v);
 
@@ -94,8 +102,9 @@ void time_deadline_in(struct timespec *ts, long ms);
 /* Case-insensitive ASCII comparison of two byte ranges. */
 int ascii_casecmp_n(const char *a, size_t alen, const char *b, size_t blen);
 
-/* Formats ms as RFC 3339 UTC with millisecond precision into out (>= 25 bytes). */
-void time_format_rfc3339(int64_t ms, char *out, size_t cap);
+/* Formats ms as RFC 3339 UTC with millisecond precision into out (>= 25
+ * bytes); returns the length of what it wrote. */
+size_t time_format_rfc3339(int64_t ms, char *out, size_t cap);
 /* Parses an RFC 3339 date-time (with Z or numeric offset) into Unix ms.
  * Returns 0 on success, -1 on a malformed or out-of-range value. */
 int time_parse_rfc3339(const char *s, size_t len, int64_t *out_ms);

@@ -1,0 +1,98 @@
+/* Unit tests for core/util: RFC 3339 formatting and JSON string output. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/util.h"
+
+static void check_time(int64_t ms, const char *want)
+{
+	char out[40];
+	size_t n = time_format_rfc3339(ms, out, sizeof(out));
+	assert_string_equal(out, want);
+	assert_int_equal(n, strlen(want));
+}
+
+static void test_rfc3339(void **state)
+{
+	(void)state;
+	check_time(0, "1970-01-01T00:00:00.000Z");
+	check_time(1896091200250LL, "2030-01-31T12:00:00.250Z");
+	check_time(951782400999LL, "2000-02-29T00:00:00.999Z");
+	check_time(-1, "1969-12-31T23:59:59.999Z");
+	check_time(253402300799999LL, "9999-12-31T23:59:59.999Z");
+	/* past the four digits the fast path writes: the general one */
+	check_time(253402300800000LL, "10000-01-01T00:00:00.000Z");
+	/* every value read back the same */
+	for (int64_t ms = 0; ms < 86400000LL * 365 * 200; ms += 86399937LL) {
+		char out[40];
+		int64_t back;
+		size_t n = time_format_rfc3339(ms, out, sizeof(out));
+		assert_int_equal(time_parse_rfc3339(out, n, &back), 0);
+		assert_true(back == ms);
+	}
+}
+
+static void check_json(const char *in, size_t n, const char *want)
+{
+	struct buf b;
+	buf_init(&b);
+	buf_put_json_string(&b, in, n);
+	assert_string_equal(b.p, want);
+	assert_int_equal(b.len, strlen(want));
+	buf_release(&b);
+}
+
+static void test_json_strings(void **state)
+{
+	(void)state;
+	check_json("", 0, "\"\"");
+	check_json("https://example.com/a?b=c", 25, "\"https://example.com/a?b=c\"");
+	check_json("say \"hi\"\\", 9, "\"say \\\"hi\\\"\\\\\"");
+	check_json("a\nb\tc\x7f", 6, "\"a\\u000ab\\u0009c\\u007f\"");
+	check_json("nul\0x", 5, "\"nul\\u0000x\"");
+	/* valid UTF-8 as it is; a stray byte, a truncated or an overlong
+	 * sequence, and a surrogate each become U+FFFD */
+	check_json("caf\xc3\xa9 \xe2\x82\xac", 9, "\"caf\xc3\xa9 \xe2\x82\xac\"");
+	check_json("a\x80z", 3, "\"a\\ufffdz\"");
+	check_json("\xe2\x82", 2, "\"\\ufffd\\ufffd\"");
+	check_json("\xc0\xaf", 2, "\"\\ufffd\\ufffd\"");
+	check_json("\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\"");
+	/* without the quotes, appended to what is there */
+	struct buf b;
+	buf_init(&b);
+	buf_puts(&b, "x=");
+	buf_put_json_chars(&b, "\"q\"", 3);
+	assert_string_equal(b.p, "x=\\\"q\\\"");
+	buf_release(&b);
+}
+
+static void test_buffer_growth(void **state)
+{
+	(void)state;
+	struct buf b;
+	buf_init_soft(&b);
+	for (int i = 0; i < 10000; i++)
+		buf_putu64(&b, (uint64_t)i % 10);
+	assert_int_equal(b.len, 10000);
+	assert_false(b.failed);
+	assert_int_equal(b.p[9999], '9');
+	assert_int_equal(b.p[10000], '\0');
+	buf_release(&b);
+	assert_null(b.p);
+	assert_true(b.soft); /* it can be filled again */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rfc3339),
+		cmocka_unit_test(test_json_strings),
+		cmocka_unit_test(test_buffer_growth),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
