@@ -48,22 +48,29 @@ int64_t idgen_time_ms(int64_t id)
 	return (id >> (IDGEN_NODE_BITS + IDGEN_SEQ_BITS)) + IDGEN_EPOCH_MS;
 }
 
+/* Each thread draws from its own pool of kernel randomness, refilled 256
+ * bytes at a time: one getrandom() call per about 35 codes of 7, where
+ * there was one per code (a syscall was about 2% of a create). The bytes are
+ * the kernel's CSPRNG output, only fetched ahead; shortd does not fork. */
+static __thread unsigned char pool[256];
+static __thread size_t pool_have, pool_used;
+
 int code_random(char *out, size_t len)
 {
-	unsigned char pool[64];
-	size_t have = 0, used = 0, n = 0;
+	size_t n = 0;
 	while (n < len) {
-		if (used == have) {
+		if (pool_used == pool_have) {
 			ssize_t r = getrandom(pool, sizeof(pool), 0);
 			if (r < 0) {
 				if (errno == EINTR)
 					continue;
 				return -1;
 			}
-			have = (size_t)r;
-			used = 0;
+			pool_have = (size_t)r;
+			pool_used = 0;
 		}
-		unsigned char b = pool[used++];
+		unsigned char b = pool[pool_used];
+		pool[pool_used++] = 0; /* used bytes do not stay in memory */
 		/* 248 = 4 * 62: values above would favour the first characters. */
 		if (b < 248)
 			out[n++] = base62_alphabet[b % 62];
