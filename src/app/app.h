@@ -93,6 +93,7 @@ struct app_worker {
 	uint16_t rl_mark;
 	int notfound_blocked; /* over the 404 budget: every code answers 429 */
 	int64_t now_us;       /* the request's monotonic time, for the limiters */
+	struct apikey_memo keys[APIKEY_MEMO_SLOTS]; /* verified by this worker */
 };
 
 /* --cors-origins: 0, or -1 if an entry is not * or scheme://host[:port]. */

@@ -68,7 +68,7 @@ int app_authenticate(struct http_exchange *ex, struct app_worker *ws, struct pri
 			return -1;
 		}
 	}
-	if (rc != STORE_OK || !apikey_verify(&k, key, len)) {
+	if (rc != STORE_OK || !apikey_verify_memo(ws->keys, &k, key, len)) {
 		reply_json(ex, 401,
 			   json_pack("{s:{s:s,s:s}}", "error", "code", "invalid_api_key", "message",
 				     "the API key is not valid (malformed, unknown or revoked)"),

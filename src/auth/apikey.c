@@ -62,6 +62,32 @@ int apikey_verify(const struct api_key *k, const char *s, size_t len)
 	return same && k->revoked_at_ms == 0;
 }
 
+int apikey_verify_memo(struct apikey_memo *memo, const struct api_key *k, const char *s,
+		       size_t len)
+{
+	if (len != APIKEY_LEN)
+		return apikey_verify(k, s, len);
+	unsigned slot = 0;
+	for (const char *c = k->key_id; *c; c++)
+		slot = slot * 31 + (unsigned char)*c;
+	struct apikey_memo *m = &memo[slot % APIKEY_MEMO_SLOTS];
+	int same;
+	if (m->used && memcmp(m->hash, k->hash, sizeof(m->hash)) == 0) {
+		/* m->key hashes to k->hash: only the same key does */
+		same = CRYPTO_memcmp(m->key, s, APIKEY_LEN) == 0;
+	} else {
+		uint8_t h[32];
+		apikey_sha256(s, len, h);
+		same = CRYPTO_memcmp(h, k->hash, sizeof(h)) == 0;
+		if (same) {
+			memcpy(m->key, s, APIKEY_LEN);
+			memcpy(m->hash, k->hash, sizeof(m->hash));
+			m->used = 1;
+		}
+	}
+	return same && k->revoked_at_ms == 0;
+}
+
 const char *apikey_role_name(int role)
 {
 	return role == APIKEY_ADMIN ? "admin" : role == APIKEY_USER ? "user" : "unknown";
