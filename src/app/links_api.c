@@ -112,7 +112,7 @@ static void send_link(struct http_exchange *ex, struct app *app, int status, con
 	}
 	buf_init_soft(&location);
 	buf_puts(&location, app->base_url);
-	buf_append(&location, "/api/v1/links/", 14);
+	buf_lit(&location, "/api/v1/links/");
 	buf_append(&location, l->code, l->code_len);
 	if (location.failed)
 		b.failed = 1;
@@ -392,21 +392,21 @@ static int list(struct http_exchange *ex, struct app_worker *ws, int64_t scope)
 	}
 	struct buf b;
 	buf_init_soft(&b);
-	buf_append(&b, "{\"links\":[", 10);
+	buf_lit(&b, "{\"links\":[");
 	for (int i = 0; i < n && i < limit; i++) {
 		if (i)
-			buf_append(&b, ",", 1);
+			buf_lit(&b, ",");
 		link_json(&b, ws->app, links[i], NULL);
 	}
-	buf_append(&b, "],\"next_cursor\":", 16);
+	buf_lit(&b, "],\"next_cursor\":");
 	if (n > limit) {
 		char cur[16];
 		size_t cl = base62_encode((uint64_t)links[limit - 1]->id, cur, sizeof(cur));
 		buf_put_json_string(&b, cur, cl);
 	} else {
-		buf_append(&b, "null", 4);
+		buf_lit(&b, "null");
 	}
-	buf_append(&b, "}", 1);
+	buf_lit(&b, "}");
 	store_links_free(links, n);
 	reply_json_buf(ex, 200, &b, NULL, NULL);
 	return HTTP_DONE;

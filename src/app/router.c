@@ -116,40 +116,40 @@ void reply_options(struct http_exchange *ex, const char *allow)
 static void put_time(struct buf *b, int64_t ms)
 {
 	char t[32];
-	buf_append(b, "\"", 1);
+	buf_lit(b, "\"");
 	buf_append(b, t, time_format_rfc3339(ms, t, sizeof(t)));
-	buf_append(b, "\"", 1);
+	buf_lit(b, "\"");
 }
 
 void link_json(struct buf *b, const struct app *app, const struct link *l, const uint64_t *clicks)
 {
 	buf_reserve(b, 256 + l->url_len + l->code_len * 2 + strlen(app->base_url));
-	buf_append(b, "{\"code\":", 8);
+	buf_lit(b, "{\"code\":");
 	buf_put_json_string(b, l->code, l->code_len);
-	buf_append(b, ",\"short_url\":\"", 14);
+	buf_lit(b, ",\"short_url\":\"");
 	buf_put_json_chars(b, app->base_url, strlen(app->base_url));
-	buf_append(b, "/", 1);
+	buf_lit(b, "/");
 	buf_put_json_chars(b, l->code, l->code_len);
-	buf_append(b, "\",\"url\":", 8);
+	buf_lit(b, "\",\"url\":");
 	buf_put_json_string(b, l->url, l->url_len);
-	buf_append(b, ",\"redirect\":", 12);
+	buf_lit(b, ",\"redirect\":");
 	buf_putu64(b, (uint64_t)l->redirect);
-	buf_append(b, ",\"created_at\":", 14);
+	buf_lit(b, ",\"created_at\":");
 	put_time(b, l->created_at_ms);
-	buf_append(b, ",\"updated_at\":", 14);
+	buf_lit(b, ",\"updated_at\":");
 	put_time(b, l->updated_at_ms);
-	buf_append(b, ",\"expires_at\":", 14);
+	buf_lit(b, ",\"expires_at\":");
 	if (l->expires_at_ms)
 		put_time(b, l->expires_at_ms);
 	else
-		buf_append(b, "null", 4);
+		buf_lit(b, "null");
 	if (clicks) {
-		buf_append(b, ",\"clicks\":", 10);
+		buf_lit(b, ",\"clicks\":");
 		buf_putu64(b, clicks[0]);
-		buf_append(b, ",\"bot_clicks\":", 14);
+		buf_lit(b, ",\"bot_clicks\":");
 		buf_putu64(b, clicks[1]);
 	}
-	buf_append(b, "}", 1);
+	buf_lit(b, "}");
 }
 
 long app_query_param(const struct http_request *req, const char *name, const char **val)

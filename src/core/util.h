@@ -79,6 +79,8 @@ void buf_release(struct buf *b);
 int buf_reserve(struct buf *b, size_t extra);
 void buf_append(struct buf *b, const void *data, size_t n);
 void buf_puts(struct buf *b, const char *s);
+/* Appends a string literal, its length known when compiling. */
+#define buf_lit(b, lit) buf_append((b), "" lit, sizeof(lit) - 1)
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 /* Appends s[0..n) as a quoted JSON string, escaping what JSON requires
