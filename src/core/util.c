@@ -109,12 +109,20 @@ void buf_release(struct buf *b)
 	free(b->p);
 	b->p = NULL;
 	b->len = b->cap = 0;
+	b->failed = 0; /* empty, and usable again; soft stays as it was */
 }
 
 int buf_reserve(struct buf *b, size_t extra)
 {
 	if (b->failed)
 		return -1;
+	if (extra > SIZE_MAX / 4 - b->len) { /* the doubling below would overflow */
+		if (!b->soft)
+			oom(extra);
+		alloc_failures++;
+		b->failed = 1;
+		return -1;
+	}
 	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
 		return 0;
@@ -322,7 +330,9 @@ size_t time_format_rfc3339(int64_t ms, char *out, size_t cap)
 	if (year < 0 || year > 9999 || cap < 25) {
 		int n = snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year,
 				 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-		return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap ? cap - 1 : 0;
+		if (n < 0 || cap == 0)
+			return 0;
+		return (size_t)n < cap ? (size_t)n : cap - 1; /* what fitted */
 	}
 	/* The hand-written common case: on the path of every API answer. */
 	char *p = put_digits(out, year, 4);

@@ -64,7 +64,8 @@ char *xstrndup(const char *s, size_t n);
  * buf_release() frees its contents. p is always NUL-terminated when cap > 0.
  * Running out of memory ends the process, unless the buffer is soft
  * (buf_init_soft(), for answers built on the request path): then failed is
- * set, alloc_failures counted, and every later append is dropped. */
+ * set, alloc_failures counted, and every later append is dropped until
+ * buf_release(). */
 struct buf {
 	char *p;
 	size_t len;

@@ -85,6 +85,21 @@ static void test_buffer_growth(void **state)
 	buf_release(&b);
 	assert_null(b.p);
 	assert_true(b.soft); /* it can be filled again */
+
+	/* a soft buffer asked for more than can be had: it fails, drops what
+	 * follows, counts the failure, and is usable again once released */
+	unsigned long before = alloc_failures;
+	buf_puts(&b, "kept");
+	assert_int_equal(buf_reserve(&b, SIZE_MAX / 2), -1);
+	assert_true(b.failed);
+	assert_true(alloc_failures == before + 1);
+	buf_puts(&b, "dropped");
+	assert_string_equal(b.p, "kept");
+	buf_release(&b);
+	assert_false(b.failed);
+	buf_puts(&b, "again");
+	assert_string_equal(b.p, "again");
+	buf_release(&b);
 }
 
 int main(void)
