@@ -353,8 +353,8 @@ def against_nginx(b, title, links, script, warm=True, **env):
     """shortd over `links` links and nginx `return 302`, alternated, the
     same wrk script for both; the rows: shortd (with its ratios to nginx)
     and nginx. warm: every link is in shortd's cache before the first run
-    (else the first round measures misses too: its 1 s warm-up caches a
-    third of 100k links)."""
+    (else the first round measures misses too: the 1 s warm-up before a
+    run caches about half of 100k links)."""
     d, codes, _ = b.dataset(links)
     sh, ng = b.shortd("shortd", d), b.nginx()
     if warm:
