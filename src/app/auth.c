@@ -3,11 +3,13 @@
  *
  * A request names its key in "Authorization: Bearer KEY" or "X-API-Key:
  * KEY". The key's row is read on every API request through the worker's
- * store reader (an indexed lookup of microseconds; API requests are not the
- * hot path), so a revocation by the API takes effect with the next request,
+ * store reader (which keeps the rows it read while nothing is committed to
+ * shortd.db), so a revocation by the API takes effect with the next request,
  * and one by `shortd key revoke` in another process at the latest when the
  * worker's loop turn ends (the reader keeps its snapshot for a turn, well
- * under a millisecond under load). Redirects never authenticate.
+ * under a millisecond under load). A key already verified by this worker is
+ * compared with the one sent instead of hashed again (apikey_verify_memo).
+ * Redirects never authenticate.
  *
  * Rules: no key -> anonymous (only POST /api/v1/links accepts it, and only
  * with --allow-anonymous); a key that is malformed, unknown or revoked ->

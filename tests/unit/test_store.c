@@ -4,6 +4,8 @@
  *    commits stays unseen) until it releases it;
  *  - a write committed by the store's own writer is seen by the very next
  *    read, released or not: an acknowledged write is never missed;
+ *  - the API key rows a reader keeps follow revocations, by another
+ *    connection (from its next snapshot) and by the writer (at once);
  *  - with a reader always holding a snapshot, as a busy worker does, the
  *    WAL still starts over, and stays within a bound however many commits
  *    go through it. */
@@ -167,6 +169,87 @@ static void test_own_commits_seen_at_once(void **state)
 	store_reader_close(&st, r);
 }
 
+/* One key op through the store's writer, waited for. */
+static int key_op(enum store_op_kind kind, struct api_key *k)
+{
+	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 1};
+	struct store_op op;
+	memset(&op, 0, sizeof(op));
+	op.kind = kind;
+	op.key = k;
+	store_submit(&st, &op, op_done, &w);
+	wait_all(&w);
+	return op.status;
+}
+
+static int64_t revoked_at(struct store_reader *r, const char *key_id)
+{
+	struct api_key k;
+	assert_int_equal(store_key_get(&st, r, key_id, &k), STORE_OK);
+	return k.revoked_at_ms;
+}
+
+/* The reader keeps the key rows it read while nothing is committed to
+ * shortd.db: a revocation, by another process or by the store's writer,
+ * must still be seen where a fresh read would see it. */
+static void test_key_rows_follow_revocations(void **state)
+{
+	(void)state;
+	struct api_key k[3];
+	memset(k, 0, sizeof(k));
+	for (int i = 0; i < 3; i++) {
+		k[i].id = i + 1;
+		memset(k[i].key_id, 'a' + i, APIKEY_ID_LEN);
+		k[i].role = APIKEY_ADMIN;
+		k[i].created_at_ms = 1;
+		assert_int_equal(key_op(STORE_OP_KEY_INSERT, &k[i]), STORE_OK);
+	}
+	struct store_reader *r;
+	assert_int_equal(store_reader_open(&st, &r), STORE_OK);
+	struct api_key got;
+	assert_int_equal(store_key_get(&st, r, "nosuchkey0", &got), STORE_NOTFOUND);
+	/* every row read twice in each of a few turns (then from memory) */
+	for (int turn = 0; turn < 3; turn++) {
+		for (int i = 0; i < 6; i++)
+			assert_true(revoked_at(r, k[i % 3].key_id) == 0);
+		store_reader_release(&st, r);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_true(revoked_at(r, k[i].key_id) == 0);
+
+	/* another process revokes a key while the worker's turn holds a
+	 * snapshot: unseen until the next one, which the key's read begins */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/shortd.db", dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, "UPDATE api_keys SET revoked_at = 7 WHERE id = 1", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
+	assert_true(revoked_at(r, k[0].key_id) == 0); /* the turn's snapshot */
+	store_reader_release(&st, r);
+	assert_true(revoked_at(r, k[0].key_id) == 7);
+	assert_true(revoked_at(r, k[0].key_id) == 7);
+	/* again, with a redirect's lookup beginning the next snapshot */
+	assert_int_equal(sqlite3_exec(db, "UPDATE api_keys SET revoked_at = 8 WHERE id = 2", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
+	store_reader_release(&st, r);
+	assert_int_equal(lookup(r, "nosuchlink"), STORE_NOTFOUND);
+	assert_true(revoked_at(r, k[1].key_id) == 8);
+	sqlite3_close(db);
+
+	/* the store's writer revokes one: seen by the next read, no release */
+	assert_true(revoked_at(r, k[2].key_id) == 0);
+	k[2].revoked_at_ms = 9;
+	assert_int_equal(key_op(STORE_OP_KEY_REVOKE, &k[2]), STORE_OK);
+	assert_int_equal(lookup(r, "nosuchlink"), STORE_NOTFOUND);
+	assert_true(revoked_at(r, k[2].key_id) == 9);
+	assert_true(revoked_at(r, k[0].key_id) == 7);
+	store_reader_close(&st, r);
+}
+
 static atomic_int stop_reading;
 
 /* A busy worker whose turns are long: lookups for 5 ms, then it releases
@@ -244,6 +327,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_snapshot_kept_until_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_own_commits_seen_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_rows_follow_revocations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_starts_over_under_held_snapshots, setup,
 						teardown),
 	};
