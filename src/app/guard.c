@@ -43,11 +43,11 @@ static void rl_headers(struct http_exchange *ex, struct app_worker *ws, const st
 {
 	char v[24];
 	ex->extra_len = ws->rl_mark;
-	snprintf(v, sizeof(v), "%lld", (long long)r->limit);
+	fmt_int(v, r->limit);
 	http_exchange_header(ex, "RateLimit-Limit", v);
-	snprintf(v, sizeof(v), "%lld", (long long)r->remaining);
+	fmt_int(v, r->remaining);
 	http_exchange_header(ex, "RateLimit-Remaining", v);
-	snprintf(v, sizeof(v), "%lld", (long long)r->reset_s);
+	fmt_int(v, r->reset_s);
 	http_exchange_header(ex, "RateLimit-Reset", v);
 }
 

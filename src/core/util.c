@@ -238,15 +238,33 @@ void buf_put_json_string(struct buf *b, const char *s, size_t n)
 	buf_append(b, "\"", 1);
 }
 
+/* Writes u's digits backwards, ending just before end; returns the first. */
+static char *dec_digits(char *end, uint64_t u)
+{
+	do {
+		*--end = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	return end;
+}
+
+size_t fmt_int(char out[24], int64_t v)
+{
+	char tmp[24], *end = tmp + sizeof(tmp);
+	char *p = dec_digits(end, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+	if (v < 0)
+		*--p = '-';
+	size_t n = (size_t)(end - p);
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return n;
+}
+
 void buf_putu64(struct buf *b, uint64_t v)
 {
-	char tmp[20];
-	size_t i = sizeof(tmp);
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	buf_append(b, tmp + i, sizeof(tmp) - i);
+	char tmp[20], *end = tmp + sizeof(tmp);
+	char *p = dec_digits(end, v);
+	buf_append(b, p, (size_t)(end - p));
 }
 
 int64_t time_now_ms(void)

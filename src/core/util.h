@@ -91,6 +91,8 @@ void buf_put_json_string(struct buf *b, const char *s, size_t n);
 void buf_put_json_chars(struct buf *b, const char *s, size_t n);
 /* Appends the decimal form of v. */
 void buf_putu64(struct buf *b, uint64_t v);
+/* Writes the decimal form of v, NUL-terminated; returns its length. */
+size_t fmt_int(char out[24], int64_t v);
 
 /* Wall clock, Unix milliseconds. */
 int64_t time_now_ms(void);

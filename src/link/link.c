@@ -366,18 +366,28 @@ int link_url_normalize(const char *in, size_t len, const struct url_policy *pol,
 	int eff_port = port ? port : default_port(scheme);
 	struct buf tmp;
 	buf_init(&tmp);
-	buf_printf(&tmp, "%s://%s", scheme, host);
-	if (port && port != default_port(scheme))
-		buf_printf(&tmp, ":%d", port);
+	buf_reserve(&tmp, len + 16);
+	buf_puts(&tmp, scheme);
+	buf_lit(&tmp, "://");
+	buf_puts(&tmp, host);
+	if (port && port != default_port(scheme)) {
+		buf_lit(&tmp, ":");
+		buf_putu64(&tmp, (uint64_t)port);
+	}
+	static const char hex[] = "0123456789ABCDEF";
+	size_t run = a_end; /* bytes from here on go out as they are */
 	for (size_t i = a_end; i < len; i++) {
 		unsigned char c = (unsigned char)in[i];
 		/* non-ASCII, and ASCII that RFC 3986 does not allow anywhere in a
 		 * URL (what browsers encode too) */
-		if (c >= 0x80 || (c && strchr("\"<>`{}|^", c)))
-			buf_printf(&tmp, "%%%02X", c);
-		else
-			buf_append(&tmp, &in[i], 1);
+		if (c >= 0x80 || (c && strchr("\"<>`{}|^", c))) {
+			char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+			buf_append(&tmp, in + run, i - run);
+			buf_append(&tmp, esc, 3);
+			run = i + 1;
+		}
 	}
+	buf_append(&tmp, in + run, len - run);
 
 	int rc = -1;
 	CURLU *u = curl_url();

@@ -1,4 +1,4 @@
-/* Unit tests for core/util: RFC 3339 formatting and JSON string output. */
+/* Unit tests for core/util: RFC 3339 times, JSON strings, decimals, buffers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,12 +102,37 @@ static void test_buffer_growth(void **state)
 	buf_release(&b);
 }
 
+static void test_decimal(void **state)
+{
+	(void)state;
+	static const struct {
+		int64_t v;
+		const char *s;
+	} cases[] = {
+		{0, "0"}, {7, "7"}, {42, "42"}, {-7, "-7"}, {1000000, "1000000"},
+		{INT64_MAX, "9223372036854775807"}, {INT64_MIN, "-9223372036854775808"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char out[24];
+		assert_int_equal(fmt_int(out, cases[i].v), strlen(cases[i].s));
+		assert_string_equal(out, cases[i].s);
+	}
+	struct buf b;
+	buf_init(&b);
+	buf_putu64(&b, UINT64_MAX);
+	buf_lit(&b, " ");
+	buf_putu64(&b, 0);
+	assert_string_equal(b.p, "18446744073709551615 0");
+	buf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_json_strings),
 		cmocka_unit_test(test_buffer_growth),
+		cmocka_unit_test(test_decimal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
