@@ -39,6 +39,26 @@ def test_pipelined_creates_keep_order(server):
     assert [r[0] for r in resps] == [201, 404, 201, 404]
 
 
+def test_requests_arriving_while_a_create_waits(server):
+    """A create waits for its commit while the connection keeps reading
+    into the room left in its input buffer (never growing it: the create's
+    request points into it). Here the first read fills the 4 KiB buffer,
+    the create in it waits, the next read finds no room (reading stops,
+    and resumes after the answer), and so on through five creates, the
+    redirects between them and the client's EOF: all answered, in order."""
+    code = server.create("https://example.com/w")["code"]
+    body = b'{"url":"https://example.com/while-waiting"}'
+    post = server.auth(b"POST /api/v1/links HTTP/1.1\r\nHost: t\r\n"
+                       b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                       % (len(body), body))
+    batch = (post + get(code) * 60) * 5  # about 9 KiB
+    for _ in range(5):
+        resps = parse_responses(server.raw(batch, timeout=10, shut=True))
+        assert [r[0] for r in resps] == ([201] + [302] * 60) * 5
+        assert all(r[1]["location"] == "https://example.com/w" for r in resps if r[0] == 302)
+    assert server.request("GET", "/healthz").status == 200
+
+
 def test_keep_alive_many_requests_one_connection(server):
     code = server.create()["code"]
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
