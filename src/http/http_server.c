@@ -432,7 +432,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
  * two epoll_ctl() calls, 2.6% of an API create. */
 static void conn_update_reading(struct conn *c)
 {
-	int want = !c->closed && !c->writing && !c->peer_eof &&
+	int want = !c->closed && !c->want_close && !c->writing && !c->peer_eof &&
 		   (c->phase == PH_LINGER ||
 		    (!c->close_after_write && (c->phase != PH_WAIT || c->in_len < c->in_cap)));
 	if (want && !c->reading) {
@@ -765,6 +765,7 @@ static void conn_close(struct conn *c)
 	if (c->phase == PH_WAIT) {
 		/* A task still refers to this connection: close when it lands. */
 		c->want_close = 1;
+		conn_update_reading(c);
 		return;
 	}
 	c->closed = 1;
