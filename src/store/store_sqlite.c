@@ -83,9 +83,8 @@ struct sqlite_store {
  * was read at (see sqlite_key_get). */
 #define KEY_ROWS 4
 struct key_row {
-	struct api_key key;
+	struct api_key key; /* key_id "": an empty slot */
 	unsigned version;
-	int used;
 };
 
 struct store_reader {
@@ -968,28 +967,23 @@ static int sqlite_key_get(struct store_reader *r, const char *key_id, struct api
 {
 	sqlite3_stmt *st = r->key_get;
 	snapshot(r);
-	int reading = sqlite3_txn_state(r->db, "main") == SQLITE_TXN_READ;
-	unsigned v = reading ? data_version(r) : 0;
-	for (int i = 0; reading && i < KEY_ROWS; i++) {
-		struct key_row *k = &r->keys[i];
-		if (k->used && k->version == v && strcmp(k->key.key_id, key_id) == 0) {
-			*out = k->key;
-			return STORE_OK;
-		}
+	struct key_row *k = NULL;
+	for (int i = 0; i < KEY_ROWS && !k; i++)
+		if (strcmp(r->keys[i].key.key_id, key_id) == 0)
+			k = &r->keys[i];
+	if (k && sqlite3_txn_state(r->db, "main") == SQLITE_TXN_READ &&
+	    k->version == data_version(r)) {
+		*out = k->key;
+		return STORE_OK;
 	}
 	sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
 	int status = lookup_step(r, st, "an API key");
 	if (status == STORE_OK) {
 		row_to_key(st, out);
-		struct key_row *k = NULL;
-		for (int i = 0; i < KEY_ROWS && !k; i++)
-			if (r->keys[i].used && strcmp(r->keys[i].key.key_id, key_id) == 0)
-				k = &r->keys[i]; /* an older read of the same row */
 		if (!k)
 			k = &r->keys[r->next_key++ % KEY_ROWS];
 		k->key = *out;
 		k->version = data_version(r);
-		k->used = 1;
 	}
 	return lookup_done(st, status);
 }
