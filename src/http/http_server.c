@@ -489,22 +489,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 			conn_close(c);
 		return;
 	}
-	if (nread < 0 && c->phase == PH_WAIT) {
-		/* The answer awaited and the requests read after it are still
-		 * owed: conn_run() closes once they are answered. */
-		c->peer_eof = 1;
-		conn_update_reading(c);
-		return;
-	}
 	if (nread < 0) {
+		/* Answer what was received before the EOF, then close: conn_run()
+		 * does, now or, if a request is waiting, after its answer. */
 		c->peer_eof = 1;
 		conn_update_reading(c);
-		/* Answer what was received before the EOF, then close. */
-		c->close_after_write = 1;
-		if (!c->writing && c->phase != PH_WAIT && c->out.len == 0)
-			conn_close(c);
-		else
-			conn_flush(c);
+		if (c->phase != PH_WAIT)
+			conn_run(c);
 		return;
 	}
 	if (c->in_len == c->pos && c->phase == PH_HEAD)
@@ -728,7 +719,7 @@ static void conn_run(struct conn *c)
 	int full;
 	do {
 		full = conn_process(c);
-		/* An EOF read while waiting: everything before it is answered */
+		/* after an EOF: everything before it is answered */
 		if (c->peer_eof && !full && c->phase != PH_WAIT)
 			c->close_after_write = 1;
 		conn_flush(c);
