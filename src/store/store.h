@@ -31,6 +31,12 @@
 #include "core/metrics.h"
 #include "link/link.h"
 
+/* The SQLite backend's WAL sizes, in pages (see store_sqlite.c, where the
+ * checkpoints run): a checkpoint after a commit leaves this many ... */
+#define STORE_SQLITE_CHECKPOINT_PAGES 8000
+/* ... and past this many it waits for readers and has the WAL start over. */
+#define STORE_SQLITE_RESTART_PAGES 32000
+
 enum store_status {
 	STORE_OK = 0,
 	STORE_NOTFOUND,
