@@ -31,10 +31,12 @@
 #include "core/metrics.h"
 #include "link/link.h"
 
-/* The SQLite backend's WAL sizes, in pages (see store_sqlite.c, where the
- * checkpoints run): a checkpoint after a commit leaves this many ... */
+/* The SQLite backend's WAL thresholds, in pages (store_sqlite.c runs the
+ * checkpoints). A commit that leaves this many in the WAL is followed by a
+ * checkpoint that copies what it can without waiting for readers ... */
 #define STORE_SQLITE_CHECKPOINT_PAGES 8000
-/* ... and past this many it waits for readers and has the WAL start over. */
+/* ... and one that leaves this many, by a checkpoint that waits for them
+ * (up to 20 ms), copies everything and has the WAL start over. */
 #define STORE_SQLITE_RESTART_PAGES 32000
 
 enum store_status {
