@@ -3,6 +3,7 @@
  */
 #include "apikey.h"
 #include "core/idgen.h"
+#include "core/util.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -54,12 +55,17 @@ int apikey_parse(const char *s, size_t len, char id[APIKEY_ID_LEN + 1])
 	return 0;
 }
 
-int apikey_verify(const struct api_key *k, const char *s, size_t len)
+/* 1 if s hashes to k->hash; constant time in the secret. */
+static int hashes_to(const struct api_key *k, const char *s, size_t len)
 {
 	uint8_t h[32];
 	apikey_sha256(s, len, h);
-	int same = CRYPTO_memcmp(h, k->hash, sizeof(h)) == 0;
-	return same && k->revoked_at_ms == 0;
+	return CRYPTO_memcmp(h, k->hash, sizeof(h)) == 0;
+}
+
+int apikey_verify(const struct api_key *k, const char *s, size_t len)
+{
+	return hashes_to(k, s, len) && k->revoked_at_ms == 0;
 }
 
 int apikey_verify_memo(struct apikey_memo *memo, const struct api_key *k, const char *s,
@@ -67,23 +73,16 @@ int apikey_verify_memo(struct apikey_memo *memo, const struct api_key *k, const 
 {
 	if (len != APIKEY_LEN)
 		return apikey_verify(k, s, len);
-	unsigned slot = 0;
-	for (const char *c = k->key_id; *c; c++)
-		slot = slot * 31 + (unsigned char)*c;
-	struct apikey_memo *m = &memo[slot % APIKEY_MEMO_SLOTS];
+	struct apikey_memo *m =
+		&memo[hash_bytes(k->key_id, strlen(k->key_id), 0) % APIKEY_MEMO_SLOTS];
 	int same;
 	if (m->used && memcmp(m->hash, k->hash, sizeof(m->hash)) == 0) {
 		/* m->key hashes to k->hash: only the same key does */
 		same = CRYPTO_memcmp(m->key, s, APIKEY_LEN) == 0;
-	} else {
-		uint8_t h[32];
-		apikey_sha256(s, len, h);
-		same = CRYPTO_memcmp(h, k->hash, sizeof(h)) == 0;
-		if (same) {
-			memcpy(m->key, s, APIKEY_LEN);
-			memcpy(m->hash, k->hash, sizeof(m->hash));
-			m->used = 1;
-		}
+	} else if ((same = hashes_to(k, s, len))) {
+		memcpy(m->key, s, APIKEY_LEN);
+		memcpy(m->hash, k->hash, sizeof(m->hash));
+		m->used = 1;
 	}
 	return same && k->revoked_at_ms == 0;
 }

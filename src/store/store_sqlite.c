@@ -970,7 +970,7 @@ static int sqlite_key_get(struct store_reader *r, const char *key_id, struct api
 	sqlite3_stmt *st = r->key_get;
 	snapshot(r);
 	struct key_row *k = NULL;
-	for (int i = 0; i < KEY_ROWS && !k; i++)
+	for (int i = 0; i < KEY_ROWS && !k && key_id[0]; i++)
 		if (strcmp(r->keys[i].key.key_id, key_id) == 0)
 			k = &r->keys[i];
 	if (k && sqlite3_txn_state(r->db, "main") == SQLITE_TXN_READ &&
