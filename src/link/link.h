@@ -80,6 +80,11 @@ struct url_policy {
 	char self_path[LINK_URL_MAX]; /* base URL path prefix without trailing '/' */
 };
 
+/* 1: every URL goes through libcurl's parser, even one it would give back
+ * unchanged (link.c, curl_keeps). Tests and fuzzers set it to compare the
+ * two ways; the service leaves it 0. */
+extern int link_url_always_curl;
+
 /* Normalises a target URL into out (appended). Returns 0, or -1 with *why
  * set to a message for the client. */
 int link_url_normalize(const char *in, size_t len, const struct url_policy *pol, struct buf *out,

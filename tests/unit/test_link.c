@@ -183,12 +183,73 @@ static void test_states(void **state)
 	assert_int_equal(link_state_of(0, 1, 1000), LINK_DELETED);
 }
 
+/* URLs that curl gives back unchanged skip its parser (link.c,
+ * curl_keeps); each answer must be the one the parser gives, near every
+ * edge of that rule. */
+static void test_same_answer_without_curl(void **state)
+{
+	(void)state;
+	static const char *const urls[] = {
+		"https://example.com/",
+		"https://example.com",
+		"https://example.com?q",
+		"https://example.com/a?",
+		"https://example.com/a#",
+		"https://example.com/a?#",
+		"https://example.com/a?#f",
+		"https://example.com/a?b#",
+		"https://example.com/a??",
+		"https://example.com/a##",
+		"https://example.com/a?x=/../y#/./z",
+		"https://example.com/a/.b/..c",
+		"https://example.com/a/./b",
+		"https://example.com/a/..",
+		"https://example.com/.well-known/x",
+		"https://example.com/a%2e%2e/b",
+		"https://example.com//a//b",
+		"https://example.com/~u/@x:y;z'(c)*d!e$f&g=h+i,j",
+		"https://example.com/[x]?[y]",
+		"https://example.com:8443",
+		"https://example.com:08443/x",
+		"http://0x7f.1/",
+		"http://127.1/",
+		"http://abc.de/",
+		"http://foo.123/",
+		"http://1.2.3.4/x",
+		"http://a_b.example/x",
+		"http://[2001:DB8::1]/x",
+		"https://sho.rt/",
+		"https://sho.rt/x?y",
+		"https://sho.rt.example/x",
+		"https://localhost:8080/x",
+		"http://localhost:8080/x",
+		"https://bücher.de/straße?ü#ö",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(urls); i++) {
+		struct buf fast, slow;
+		buf_init(&fast);
+		buf_init(&slow);
+		const char *fast_why = NULL, *slow_why = NULL;
+		int fast_rc = link_url_normalize(urls[i], strlen(urls[i]), &pol, &fast, &fast_why);
+		link_url_always_curl = 1;
+		int slow_rc = link_url_normalize(urls[i], strlen(urls[i]), &pol, &slow, &slow_why);
+		link_url_always_curl = 0;
+		if (fast_rc != slow_rc || (fast_rc == 0 && strcmp(fast.p, slow.p) != 0) ||
+		    (fast_rc != 0 && strcmp(fast_why, slow_why) != 0))
+			fail_msg("'%s': '%s' (%s) without curl, '%s' (%s) with it", urls[i],
+				 fast_rc ? "" : fast.p, fast_rc ? fast_why : "ok", slow_rc ? "" : slow.p,
+				 slow_rc ? slow_why : "ok");
+		buf_release(&fast);
+		buf_release(&slow);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_normalises), cmocka_unit_test(test_refuses),
 		cmocka_unit_test(test_length_limit), cmocka_unit_test(test_aliases),
-		cmocka_unit_test(test_states),
+		cmocka_unit_test(test_states), cmocka_unit_test(test_same_answer_without_curl),
 	};
 	return cmocka_run_group_tests_name("link", tests, setup, NULL);
 }
