@@ -21,9 +21,12 @@
 #define LINK_TTL_MAX_S 315360000LL /* ten years */
 
 struct link_input {
-	json_t *root;          /* the parsed body; alias and err.field point into it */
+	json_t *root;          /* the body as jansson parsed it, or NULL (see
+				  link_input.c, read_flat); err.field may
+				  point into it */
 	struct buf url;        /* normalised; len 0 if absent */
-	const char *alias;     /* NULL: none (a random code) */
+	const char *alias;     /* NULL: none (a random code), or alias_buf */
+	char alias_buf[LINK_CODE_MAX + 1];
 	int has_expires;       /* expires_at or ttl_s given (PATCH: change it) */
 	int64_t expires_at_ms; /* 0: never */
 	int has_redirect;
@@ -40,5 +43,10 @@ struct link_input_error {
 int link_input_parse(const char *body, size_t len, int is_patch, const struct url_policy *pol,
 		     int64_t now_ms, struct link_input *in, struct link_input_error *err);
 void link_input_release(struct link_input *in);
+
+/* 1: every body is parsed by jansson, even a flat one read_flat() would
+ * read (link_input.c). Tests and fuzzers set it to compare the two ways;
+ * the service leaves it 0. */
+extern int link_input_always_jansson;
 
 #endif

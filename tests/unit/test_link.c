@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "link/link.h"
+#include "link/link_input.h"
 
 static struct url_policy pol;
 
@@ -244,12 +245,99 @@ static void test_same_answer_without_curl(void **state)
 	}
 }
 
+/* Flat bodies skip jansson (link_input.c, read_flat); each must be read
+ * as jansson reads it: the same fields, or the same error. */
+static void test_bodies_read_as_jansson_reads(void **state)
+{
+	(void)state;
+	static const char *const bodies[] = {
+		"{\"url\":\"https://example.com/a\"}",
+		" {\r\n\t\"url\" : \"https://example.com/\" , \"alias\" : \"my-link\" } \n",
+		"{\"url\":\"https://example.com/\",\"alias\":null,\"redirect\":308,\"ttl_s\":60}",
+		"{\"url\":\"https://example.com/\",\"expires_at\":\"2030-01-31T12:00:00Z\"}",
+		"{\"url\":\"https://example.com/\",\"expires_at\":null}",
+		"{\"url\":\"https://example.com/\",\"expires_at\":\"2030-01-31T12:00:00Z\",\"ttl_s\":5}",
+		"{\"url\":\"https://example.com/\",\"url\":\"https://example.org/\"}",
+		"{\"url\":\"https://example.com/\",\"ttl_s\":0}",
+		"{\"url\":\"https://example.com/\",\"ttl_s\":01}",
+		"{\"url\":\"https://example.com/\",\"ttl_s\":-5}",
+		"{\"url\":\"https://example.com/\",\"ttl_s\":1e3}",
+		"{\"url\":\"https://example.com/\",\"ttl_s\":99999999999999999999999}",
+		"{\"url\":\"https://example.com/\",\"ttl_s\":315360001}",
+		"{\"url\":\"https://example.com/\",\"redirect\":302.0}",
+		"{\"url\":\"https://example.com/\",\"redirect\":true}",
+		"{\"url\":\"https://example.com/\",\"redirect\":nul}",
+		"{\"url\":\"https://example.com/\",\"alias\":\"api\"}",
+		"{\"url\":\"https://example.com/\",\"alias\":\"a\\u0062c\"}",
+		"{\"url\":\"https://bücher.de/\"}",
+		"{\"url\":\"https://example.com/\",\"color\":\"red\"}",
+		"{\"url\":\"https://example.com/\",}",
+		"{\"url\":\"https://example.com/\"} x",
+		"{\"url\":\"https://example.com/\"",
+		"{\"url\":[\"https://example.com/\"]}",
+		"{\"url\":\"javascript:alert(1)\"}",
+		"{\"url\":\"https://sho.rt/x\"}",
+		"{}",
+		"[]",
+		"\"url\"",
+		"{\"redirect\":301}",
+		"{\"code\":\"abc\"}",
+		"{\"alias\":\"abc\"}",
+	};
+	const int64_t now = 1800000000000LL;
+	for (size_t i = 0; i < ARRAY_LEN(bodies) * 2; i++) {
+		const char *b = bodies[i / 2];
+		int is_patch = (int)(i & 1);
+		struct link_input f, j;
+		struct link_input_error ferr, jerr;
+		int frc = link_input_parse(b, strlen(b), is_patch, &pol, now, &f, &ferr);
+		link_input_always_jansson = 1;
+		int jrc = link_input_parse(b, strlen(b), is_patch, &pol, now, &j, &jerr);
+		link_input_always_jansson = 0;
+		if (frc != jrc)
+			fail_msg("%s (patch %d): %d here, %d by jansson", b, is_patch, frc, jrc);
+		if (frc) {
+			if (strcmp(ferr.msg, jerr.msg) != 0 || (ferr.field == NULL) != (jerr.field == NULL) ||
+			    (ferr.field && strcmp(ferr.field, jerr.field) != 0))
+				fail_msg("%s (patch %d): '%s: %s' here, '%s: %s' by jansson", b, is_patch,
+					 ferr.field ? ferr.field : "", ferr.msg,
+					 jerr.field ? jerr.field : "", jerr.msg);
+		} else {
+			assert_int_equal(f.url.len, j.url.len);
+			if (f.url.len)
+				assert_memory_equal(f.url.p, j.url.p, f.url.len);
+			assert_int_equal(f.alias == NULL, j.alias == NULL);
+			if (f.alias)
+				assert_string_equal(f.alias, j.alias);
+			assert_int_equal(f.has_expires, j.has_expires);
+			assert_int_equal(f.expires_at_ms, j.expires_at_ms);
+			assert_int_equal(f.has_redirect, j.has_redirect);
+			assert_int_equal(f.redirect, j.redirect);
+		}
+		link_input_release(&f);
+		link_input_release(&j);
+	}
+	/* and the flat reader's answer is the right one */
+	struct link_input in;
+	struct link_input_error err;
+	const char *b = "{\"url\":\"https://example.com/x\",\"alias\":\"my-link\",\"ttl_s\":60,"
+			"\"redirect\":301}";
+	assert_int_equal(link_input_parse(b, strlen(b), 0, &pol, now, &in, &err), 0);
+	assert_null(in.root); /* read without jansson */
+	assert_string_equal(in.url.p, "https://example.com/x");
+	assert_string_equal(in.alias, "my-link");
+	assert_int_equal(in.expires_at_ms, now + 60000);
+	assert_int_equal(in.redirect, 301);
+	link_input_release(&in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_normalises), cmocka_unit_test(test_refuses),
 		cmocka_unit_test(test_length_limit), cmocka_unit_test(test_aliases),
 		cmocka_unit_test(test_states), cmocka_unit_test(test_same_answer_without_curl),
+		cmocka_unit_test(test_bodies_read_as_jansson_reads),
 	};
 	return cmocka_run_group_tests_name("link", tests, setup, NULL);
 }
