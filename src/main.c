@@ -384,7 +384,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	/* JSON is request-path memory: a failed allocation answers 503 (util.h). */
-	json_set_alloc_funcs(try_malloc, free);
+	json_set_alloc_funcs(json_alloc, free);
 	int rc = serve(&cfg);
 	curl_global_cleanup();
 	config_release(&cfg);

@@ -88,7 +88,7 @@ static int submit_key_op(struct http_exchange *ex, struct app *app, struct key_p
 static int create_key(struct http_exchange *ex, struct app *app)
 {
 	json_error_t jerr;
-	json_t *root = ex->req->body_len ? json_loadb(ex->req->body, ex->req->body_len,
+	json_t *root = ex->req->body_len ? json_parse(ex->req->body, ex->req->body_len,
 						      JSON_REJECT_DUPLICATES, &jerr)
 					 : NULL;
 	const char *name = NULL, *role = NULL;

@@ -8,7 +8,7 @@
  *
  * The exception is the request path, where one client's request must not
  * take the process down: the connection and request buffers, pending
- * writes and JSON (jansson allocates through try_malloc) use try_*(),
+ * writes and JSON (jansson allocates through json_alloc) use try_*(),
  * which return NULL, count the failure in alloc_failures (per thread; the
  * HTTP server zeroes it before each handler call and each posted task) and
  * leave the request to be answered 503 or its connection closed. Test
@@ -58,6 +58,14 @@ extern __thread unsigned long alloc_failures;
 void *try_malloc(size_t n);
 void *try_calloc(size_t count, size_t n);
 void *try_realloc(void *p, size_t n);
+
+/* jansson's allocator (main.c sets it): try_malloc(), except inside
+ * json_parse(), which is json_loadb() with allocations that cannot fail
+ * (util.c says why). Request bodies are parsed with json_parse(). */
+struct json_t;
+struct json_error_t;
+void *json_alloc(size_t n);
+struct json_t *json_parse(const char *p, size_t n, size_t flags, struct json_error_t *err);
 char *xstrndup(const char *s, size_t n);
 
 /* A growable byte buffer. buf_init() sets up a caller-owned struct,

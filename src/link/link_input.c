@@ -241,7 +241,7 @@ int link_input_parse(const char *body, size_t len, int is_patch, const struct ur
 		has_ttl = 0;
 	}
 	json_error_t jerr;
-	in->root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	in->root = json_parse(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (!in->root) {
 		snprintf(err->msg, sizeof(err->msg), "invalid JSON at line %d column %d: %s",
 			 jerr.line, jerr.column, jerr.text);
