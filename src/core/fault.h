@@ -7,7 +7,8 @@
  *
  *     POINT N MODE [ERROR]
  *
- * POINT: write (a write(2) by SQLite, database or WAL), sync (an fsync by
+ * POINT: write (SQLite writing the database or the WAL: each of its xWrite
+ *        calls, before the WAL's are gathered), sync (an fsync by
  *        SQLite), commit (the store's COMMIT), alloc (an allocation on the
  *        request path: see util.h try_*).
  * N:     the Nth call at that point after the file was (re)loaded, from 1.

@@ -27,7 +27,7 @@
  * full, I/O error), the rest of the batch is failed, not run in autocommit.
  */
 #include "store.h"
-#include "sqlite_fault_vfs.h"
+#include "sqlite_vfs.h"
 #include "core/fault.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -675,7 +675,7 @@ static int sqlite_open(struct store *s, const char *data_dir, int commit_batch, 
 	pthread_cond_init(&ss->cond, NULL);
 	if (sqlite3_open_v2(ss->path, &ss->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			    sqlite_fault_vfs()) != SQLITE_OK) {
+			    sqlite_vfs_name()) != SQLITE_OK) {
 		snprintf(err, errlen, "unable to open database '%s': %s", ss->path,
 			 ss->db ? sqlite3_errmsg(ss->db) : "out of memory");
 		goto fail;
@@ -804,7 +804,7 @@ static int sqlite_reader_open(struct store *s, struct store_reader **out)
 	char err[256];
 	r->ss = ss;
 	if (sqlite3_open_v2(ss->path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-			    sqlite_fault_vfs()) !=
+			    sqlite_vfs_name()) !=
 		    SQLITE_OK ||
 	    attach_clicks(r->db, ss->clicks_path, err, sizeof(err)) ||
 	    exec(r->db, "PRAGMA query_only=1", err, sizeof(err)) ||
