@@ -383,7 +383,8 @@ int main(int argc, char **argv)
 		log_threshold = lvl;
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	/* JSON is request-path memory: a failed allocation answers 503 (util.h). */
+	/* JSON is request-path memory: a failed allocation answers 503, except
+	 * while jansson parses, where it aborts (util.h, json_alloc). */
 	json_set_alloc_funcs(json_alloc, free);
 	int rc = serve(&cfg);
 	curl_global_cleanup();

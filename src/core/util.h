@@ -58,6 +58,7 @@ extern __thread unsigned long alloc_failures;
 void *try_malloc(size_t n);
 void *try_calloc(size_t count, size_t n);
 void *try_realloc(void *p, size_t n);
+char *xstrndup(const char *s, size_t n);
 
 /* jansson's allocator (main.c sets it): try_malloc(), except inside
  * json_parse(), which is json_loadb() with allocations that cannot fail
@@ -66,7 +67,6 @@ struct json_t;
 struct json_error_t;
 void *json_alloc(size_t n);
 struct json_t *json_parse(const char *p, size_t n, size_t flags, struct json_error_t *err);
-char *xstrndup(const char *s, size_t n);
 
 /* A growable byte buffer. buf_init() sets up a caller-owned struct,
  * buf_release() frees its contents. p is always NUL-terminated when cap > 0.

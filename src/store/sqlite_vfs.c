@@ -6,6 +6,7 @@
 #include "sqlite_vfs.h"
 #include "core/fault.h"
 #include "core/log.h"
+#include "core/util.h"
 
 #include <sqlite3.h>
 #include <stddef.h>
@@ -70,7 +71,7 @@ static int gather(struct shim_file *f, const void *p, int n, sqlite3_int64 off)
 			return rc;
 	}
 	if (!f->len && !f->listed) {
-		for (size_t i = 0; i < sizeof(pending) / sizeof(pending[0]) && !f->listed; i++)
+		for (size_t i = 0; i < ARRAY_LEN(pending) && !f->listed; i++)
 			if (!pending[i]) {
 				pending[i] = f;
 				f->listed = &pending[i];
@@ -180,7 +181,7 @@ static int f_shm_lock(sqlite3_file *f, int offset, int n, int flags)
  * commit's frames must be in the file by then (see sqlite_vfs.h). */
 static void f_shm_barrier(sqlite3_file *f)
 {
-	for (size_t i = 0; i < sizeof(pending) / sizeof(pending[0]); i++) {
+	for (size_t i = 0; i < ARRAY_LEN(pending); i++) {
 		if (pending[i] && pass_on(pending[i]) != SQLITE_OK) {
 			log_error("unable to write WAL frames that a commit was publishing: stopping");
 			abort();
