@@ -246,6 +246,8 @@ static int serve(const struct config *cfg)
 		blocklist_install(NULL);
 		return 1;
 	}
+	if (cfg->code_map)
+		store_map_codes(&app.store);
 	app.rl = rl_table_new((size_t)cfg->ratelimit_entries);
 	idgen_init(&app.idgen, (unsigned)cfg->node_id, time_now_ms);
 	hint_first_key(&app.store, cfg);

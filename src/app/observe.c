@@ -168,6 +168,14 @@ void app_metrics_render(struct app *app, struct buf *o)
 	counter(o, "shortd_store_commit_errors_total", "Transactions that failed.", ss.commit_errors);
 	gauge(o, "shortd_store_writable", "1 if the last commit succeeded.",
 	      (uint64_t)store_writable(&app->store));
+	gauge(o, "shortd_code_map_links", "Links in the code map (--code-map).", ss.map_entries);
+	gauge(o, "shortd_code_map_bytes", "Memory of the code map's table.", ss.map_bytes);
+	counter(o, "shortd_code_map_builds_total", "Tables of the code map built.", ss.map_builds);
+	counter(o, "shortd_code_map_found_total",
+		"Cache misses whose row the code map found (one B-tree read).", ss.map_found);
+	counter(o, "shortd_code_map_missed_total",
+		"Cache misses the code map did not answer (the code index was read).",
+		ss.map_missed);
 
 	struct clicks_stats ks;
 	memset(&ks, 0, sizeof(ks));

@@ -28,6 +28,7 @@ struct config {
 	int code_length;
 	int node_id;
 	int cache_mb;
+	int code_map;
 	int cache_ttl_s;
 	int negative_ttl_s;
 	int redirect_status;

@@ -31,6 +31,11 @@ int store_open(struct store *s, const char *backend, const char *data_dir, int c
 	return s->ops->open(s, data_dir, commit_batch, err, errlen);
 }
 
+int store_map_codes(struct store *s)
+{
+	return s->ops->map_codes ? s->ops->map_codes(s) : STORE_ERR;
+}
+
 void store_close(struct store *s)
 {
 	if (s->ops)

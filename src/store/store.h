@@ -134,6 +134,10 @@ struct store_stats {
 	struct hist_sum commit_latency; /* ns per COMMIT, fsync included */
 	struct hist_sum batch_size;     /* ops per transaction */
 	uint64_t commits, commit_errors;
+	/* The code map (store_map_codes), all 0 without one: */
+	uint64_t map_entries, map_bytes, map_builds;
+	uint64_t map_found;  /* gets the map's ids answered */
+	uint64_t map_missed; /* gets that read the code index (none matched) */
 };
 
 struct store_ops {
@@ -168,6 +172,8 @@ struct store_ops {
 			    void (*fn)(void *ctx, uint64_t seq, const void *blob, size_t len),
 			    void *ctx);
 	void (*stats)(struct store *s, struct store_stats *out);
+	/* Optional: starts keeping which row holds each code in memory. */
+	int (*map_codes)(struct store *s);
 };
 
 struct store {
@@ -179,6 +185,11 @@ const struct store_ops *store_find(const char *name);
 
 int store_open(struct store *s, const char *backend, const char *data_dir, int commit_batch,
 	       char *err, size_t errlen);
+/* Keeps which row holds each short code in memory (store/code_map.h),
+ * built in the background from the database, so that a get reads one
+ * B-tree instead of two; about 15 bytes a link. For the server, not for
+ * one-shot commands. STORE_ERR if the backend has no such map. */
+int store_map_codes(struct store *s);
 /* Commits every queued write, then closes. */
 void store_close(struct store *s);
 int store_reader_open(struct store *s, struct store_reader **out);

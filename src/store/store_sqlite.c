@@ -27,6 +27,7 @@
  * full, I/O error), the rest of the batch is failed, not run in autocommit.
  */
 #include "store.h"
+#include "code_map.h"
 #include "sqlite_vfs.h"
 #include "core/fault.h"
 #include "core/log.h"
@@ -77,6 +78,15 @@ struct sqlite_store {
 	int stopping;
 	atomic_int last_commit_ok;
 	atomic_ulong commit_gen; /* transactions the writer has ended */
+	/* The code map (store_map_codes) and the thread that builds its
+	 * tables, with its own connection; NULL/0 without one. */
+	struct code_map *map;
+	pthread_t mapper;
+	pthread_mutex_t map_lock;
+	pthread_cond_t map_cond;
+	int map_wanted;		/* under map_lock */
+	atomic_int map_stopping;
+	metric_counter map_found, map_missed;
 };
 
 /* API key rows a reader read, each with the data version of shortd.db it
@@ -94,7 +104,8 @@ struct store_reader {
 	unsigned long gen; /* ss->commit_gen when the snapshot began */
 	struct key_row keys[KEY_ROWS];
 	unsigned next_key; /* the slot the next new row takes */
-	sqlite3_stmt *get, *list, *list_owner, *key_get, *key_list, *idem_get;
+	uint64_t map_found, map_missed; /* not yet added to ss's */
+	sqlite3_stmt *get, *get_id, *list, *list_owner, *key_get, *key_list, *idem_get;
 	sqlite3_stmt *hours, *days, *seq, *deltas;
 };
 
@@ -469,6 +480,18 @@ static void fail_op(struct store_op *op, int status)
 	}
 }
 
+/* Tells the code map that row id holds code, and has a new table built
+ * when the map asks for one. */
+static void map_add(struct sqlite_store *ss, const char *code, size_t len, int64_t id)
+{
+	if (code_map_add(ss->map, code_map_hash(code, len), id)) {
+		pthread_mutex_lock(&ss->map_lock);
+		ss->map_wanted = 1;
+		pthread_cond_signal(&ss->map_cond);
+		pthread_mutex_unlock(&ss->map_lock);
+	}
+}
+
 static void run_batch(struct sqlite_store *ss, struct store_op *batch)
 {
 	uint64_t t0 = time_mono_ns();
@@ -539,6 +562,9 @@ static void run_batch(struct sqlite_store *ss, struct store_op *batch)
 	/* Before done(): readers drop older snapshots before a client can
 	 * hear of this commit. */
 	atomic_fetch_add_explicit(&ss->commit_gen, 1, memory_order_release);
+	for (struct store_op *op = batch; ok && ss->map && op; op = op->next)
+		if (op->kind == STORE_OP_INSERT && op->status == STORE_OK && op->result)
+			map_add(ss, op->result->code, op->result->code_len, op->result->id);
 	metric_add(ok ? &ss->commits : &ss->commit_errors, 1);
 	hist_observe(&ss->commit_latency, time_mono_ns() - t0);
 	struct store_op *next;
@@ -650,6 +676,132 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, s
 	return 0;
 }
 
+/* Reads every code and row id into a new table for the code map, in
+ * chunks of MAP_CHUNK codes, each chunk in its own read transaction so
+ * that the build does not hold one snapshot (and the WAL's growth) for
+ * seconds. A link committed after its chunk was read is not missed: the
+ * writer adds it to the map after its commit, which is after the build
+ * began, so the map keeps it for the new table. Returns 0, or -1 if the
+ * build stopped (error or shutdown). */
+#define MAP_CHUNK 65536
+
+static int build_code_map(struct sqlite_store *ss, sqlite3 *db)
+{
+	uint64_t t0 = time_mono_ns();
+	sqlite3_stmt *count = NULL, *chunk = NULL;
+	struct code_table *t = NULL;
+	char err[256] = "";
+	code_map_build_begin(ss->map);
+	if (prepare(db, "SELECT count(*) FROM links", &count, err, sizeof(err)) ||
+	    prepare(db,
+		    "SELECT code, id FROM links INDEXED BY links_code WHERE code > ?1"
+		    " ORDER BY code LIMIT ?2",
+		    &chunk, err, sizeof(err)))
+		goto fail;
+	if (sqlite3_step(count) != SQLITE_ROW) {
+		snprintf(err, sizeof(err), "%s", sqlite3_errmsg(db));
+		goto fail;
+	}
+	int64_t rows = sqlite3_column_int64(count, 0);
+	if (!(t = code_table_new((size_t)rows))) {
+		snprintf(err, sizeof(err), "no memory for %lld links", (long long)rows);
+		goto fail;
+	}
+	char last[LINK_CODE_MAX + 1] = "";
+	for (;;) {
+		int n = 0, rc;
+		sqlite3_bind_text(chunk, 1, last, -1, SQLITE_STATIC);
+		sqlite3_bind_int(chunk, 2, MAP_CHUNK);
+		while ((rc = sqlite3_step(chunk)) == SQLITE_ROW) {
+			const char *code = (const char *)sqlite3_column_text(chunk, 0);
+			size_t len = (size_t)sqlite3_column_bytes(chunk, 0);
+			code_table_put(t, code_map_hash(code, len), sqlite3_column_int64(chunk, 1));
+			if (++n == MAP_CHUNK)
+				snprintf(last, sizeof(last), "%.*s", (int)len, code);
+		}
+		sqlite3_reset(chunk);
+		if (rc != SQLITE_DONE) {
+			snprintf(err, sizeof(err), "%s", sqlite3_errmsg(db));
+			goto fail;
+		}
+		if (n < MAP_CHUNK)
+			break;
+		if (atomic_load(&ss->map_stopping))
+			goto fail;
+	}
+	sqlite3_finalize(count);
+	sqlite3_finalize(chunk);
+	code_map_build_end(ss->map, t);
+	struct code_map_stats st;
+	code_map_get_stats(ss->map, &st);
+	log_info("code map: %llu links in %.1f s, %llu MiB",
+		 (unsigned long long)st.entries, (double)(time_mono_ns() - t0) / 1e9,
+		 (unsigned long long)(st.bytes >> 20));
+	return 0;
+fail:
+	if (err[0])
+		log_warn("unable to build the code map (misses read the code index): %s", err);
+	sqlite3_finalize(count);
+	sqlite3_finalize(chunk);
+	code_map_build_abort(ss->map, t);
+	return -1;
+}
+
+/* The code map's builder. Its connection is opened for each build and
+ * closed after it, without a memory map: a build reads the code index once,
+ * in order, and its pages need not stay mapped (and counted in the
+ * process's RSS) afterwards. */
+static void *mapper_main(void *arg)
+{
+	struct sqlite_store *ss = arg;
+	pthread_mutex_lock(&ss->map_lock);
+	for (;;) {
+		while (!ss->map_wanted && !atomic_load(&ss->map_stopping))
+			pthread_cond_wait(&ss->map_cond, &ss->map_lock);
+		if (atomic_load(&ss->map_stopping))
+			break;
+		ss->map_wanted = 0;
+		pthread_mutex_unlock(&ss->map_lock);
+		sqlite3 *db = NULL;
+		char err[256] = "";
+		int failed = 1;
+		if (sqlite3_open_v2(ss->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+				    sqlite_vfs_name()) != SQLITE_OK) {
+			log_warn("unable to build the code map: %s",
+				 db ? sqlite3_errmsg(db) : "no memory");
+			code_map_build_abort(ss->map, NULL);
+		} else if (exec(db, "PRAGMA query_only=1", err, sizeof(err))) {
+			log_warn("unable to build the code map: %s", err);
+			code_map_build_abort(ss->map, NULL);
+		} else {
+			sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+			failed = build_code_map(ss, db);
+		}
+		sqlite3_close(db);
+		pthread_mutex_lock(&ss->map_lock);
+		if (failed)
+			break;
+	}
+	pthread_mutex_unlock(&ss->map_lock);
+	return NULL;
+}
+
+static int sqlite_map_codes(struct store *s)
+{
+	struct sqlite_store *ss = s->impl;
+	if (ss->map)
+		return STORE_OK;
+	ss->map = code_map_new();
+	ss->map_wanted = 1;
+	if (pthread_create(&ss->mapper, NULL, mapper_main, ss) != 0) {
+		log_warn("unable to start the code map's thread: misses read the code index");
+		code_map_free(ss->map);
+		ss->map = NULL;
+		return STORE_ERR;
+	}
+	return STORE_OK;
+}
+
 static void sqlite_close(struct store *s);
 
 static int sqlite_open(struct store *s, const char *data_dir, int commit_batch, char *err,
@@ -673,6 +825,8 @@ static int sqlite_open(struct store *s, const char *data_dir, int commit_batch, 
 	ss->last_commit_ok = 1;
 	pthread_mutex_init(&ss->lock, NULL);
 	pthread_cond_init(&ss->cond, NULL);
+	pthread_mutex_init(&ss->map_lock, NULL);
+	pthread_cond_init(&ss->map_cond, NULL);
 	if (sqlite3_open_v2(ss->path, &ss->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    sqlite_vfs_name()) != SQLITE_OK) {
@@ -765,6 +919,13 @@ static void sqlite_close(struct store *s)
 	struct sqlite_store *ss = s->impl;
 	if (!ss)
 		return;
+	if (ss->map) {
+		pthread_mutex_lock(&ss->map_lock);
+		atomic_store(&ss->map_stopping, 1);
+		pthread_cond_signal(&ss->map_cond);
+		pthread_mutex_unlock(&ss->map_lock);
+		pthread_join(ss->mapper, NULL);
+	}
 	if (ss->thread) {
 		pthread_mutex_lock(&ss->lock);
 		ss->stopping = 1;
@@ -789,6 +950,9 @@ static void sqlite_close(struct store *s)
 		log_error("unable to close database '%s': %s", ss->path, sqlite3_errmsg(ss->db));
 	pthread_mutex_destroy(&ss->lock);
 	pthread_cond_destroy(&ss->cond);
+	pthread_mutex_destroy(&ss->map_lock);
+	pthread_cond_destroy(&ss->map_cond);
+	code_map_free(ss->map);
 	free(ss->path);
 	free(ss->clicks_path);
 	free(ss);
@@ -816,6 +980,8 @@ static int sqlite_reader_open(struct store *s, struct store_reader **out)
 	    prepare(r->db, "BEGIN", &r->begin, err, sizeof(err)) ||
 	    prepare(r->db, "COMMIT", &r->end, err, sizeof(err)) ||
 	    prepare(r->db, "SELECT " LINK_COLUMNS " FROM links WHERE code = ?1", &r->get, err,
+		    sizeof(err)) ||
+	    prepare(r->db, "SELECT " LINK_COLUMNS " FROM links WHERE id = ?1", &r->get_id, err,
 		    sizeof(err)) ||
 	    prepare(r->db,
 		    "SELECT " LINK_COLUMNS " FROM links WHERE deleted_at IS NULL AND id < ?1"
@@ -858,7 +1024,7 @@ static void sqlite_reader_close(struct store_reader *r)
 {
 	if (!r)
 		return;
-	sqlite3_stmt *all[] = {r->get,	   r->list,  r->list_owner, r->key_get,
+	sqlite3_stmt *all[] = {r->get,	   r->get_id, r->list,  r->list_owner, r->key_get,
 			       r->key_list, r->idem_get, r->hours,	    r->days,
 			       r->seq,	   r->deltas, r->begin,	    r->end};
 	for (size_t i = 0; i < ARRAY_LEN(all); i++)
@@ -869,6 +1035,11 @@ static void sqlite_reader_close(struct store_reader *r)
 
 static void sqlite_reader_release(struct store_reader *r)
 {
+	if (r->map_found | r->map_missed) {
+		metric_add(&r->ss->map_found, r->map_found);
+		metric_add(&r->ss->map_missed, r->map_missed);
+		r->map_found = r->map_missed = 0;
+	}
 	if (!sqlite3_get_autocommit(r->db)) {
 		sqlite3_step(r->end);
 		sqlite3_reset(r->end);
@@ -913,14 +1084,49 @@ static int lookup_done(sqlite3_stmt *st, int status)
 	return status;
 }
 
+/* The row the code map says holds code, if one of them does: STORE_OK
+ * (*out set), STORE_NOTFOUND (none does, or there is no map) or
+ * STORE_ERR. */
+static int get_mapped(struct store_reader *r, const char *code, size_t len, struct link **out)
+{
+	int64_t ids[4];
+	size_t n = code_map_find(r->ss->map, code_map_hash(code, len), ids, ARRAY_LEN(ids));
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *st = r->get_id;
+		sqlite3_bind_int64(st, 1, ids[i]);
+		int status = lookup_step(r, st, "link");
+		if (status == STORE_OK && (size_t)sqlite3_column_bytes(st, 1) == len &&
+		    memcmp(sqlite3_column_text(st, 1), code, len) == 0) {
+			*out = row_to_link(st);
+			r->map_found++;
+			return lookup_done(st, STORE_OK);
+		}
+		lookup_done(st, status);
+		if (status == STORE_ERR)
+			return STORE_ERR;
+	}
+	r->map_missed++;
+	return STORE_NOTFOUND;
+}
+
 static int sqlite_get(struct store_reader *r, const char *code, size_t len, struct link **out)
 {
 	sqlite3_stmt *st = r->get;
 	snapshot(r);
+	if (r->ss->map) {
+		int status = get_mapped(r, code, len, out);
+		if (status != STORE_NOTFOUND)
+			return status;
+	}
 	sqlite3_bind_text(st, 1, code, (int)len, SQLITE_STATIC);
 	int status = lookup_step(r, st, "link");
-	if (status == STORE_OK)
+	if (status == STORE_OK) {
 		*out = row_to_link(st);
+		/* a link the map did not know: another process's, or one
+		 * added while the map was being built or full */
+		if (r->ss->map)
+			map_add(r->ss, code, len, (*out)->id);
+	}
 	return lookup_done(st, status);
 }
 
@@ -1141,6 +1347,15 @@ static void sqlite_stats(struct store *s, struct store_stats *out)
 	hist_sum_add(&out->batch_size, &ss->batch_size);
 	out->commits = metric_read(&ss->commits);
 	out->commit_errors = metric_read(&ss->commit_errors);
+	if (ss->map) {
+		struct code_map_stats m;
+		code_map_get_stats(ss->map, &m);
+		out->map_entries = m.entries;
+		out->map_bytes = m.bytes;
+		out->map_builds = m.builds;
+		out->map_found = metric_read(&ss->map_found);
+		out->map_missed = metric_read(&ss->map_missed);
+	}
 }
 
 static int sqlite_writable(struct store *s)
@@ -1166,4 +1381,5 @@ const struct store_ops store_sqlite_ops = {
 	.clicks_read = sqlite_clicks_read,
 	.click_deltas = sqlite_click_deltas,
 	.stats = sqlite_stats,
+	.map_codes = sqlite_map_codes,
 };

@@ -255,3 +255,56 @@ def test_reads_see_every_answered_write_under_load(make_server):
     finally:
         wrk.terminate()
         wrk.wait()
+
+
+def map_metric(s, name):
+    for line in s.request("GET", "/metrics").body.decode().splitlines():
+        if line.startswith(f"shortd_code_map_{name} "):
+            return int(line.split()[1])
+    raise AssertionError(f"no metric shortd_code_map_{name}")
+
+
+def wait_map_builds(s, n):
+    deadline = time.monotonic() + 20
+    while map_metric(s, "builds_total") < n:
+        assert time.monotonic() < deadline, "the code map was not built"
+        time.sleep(0.05)
+
+
+def test_code_map_finds_rows_and_keeps_answers(make_server, tmp_path):
+    """With no cache, every redirect is a lookup. Links made before the
+    start (read into the map at start-up) and after it (added by the
+    writer) are found through the code map; an unknown code goes to the
+    index and still answers 404; a deleted link 410. With --code-map 0 the
+    same redirects answer the same, from the index."""
+    data = str(tmp_path / "mapdata")
+    s = make_server("--cache-mb", "0", data=data)
+    before = [s.create(f"https://example.com/before/{i}")["code"] for i in range(30)]
+    s.stop()
+    s = make_server("--cache-mb", "0", data=data)
+    wait_map_builds(s, 1)
+    assert map_metric(s, "links") == 30 and map_metric(s, "bytes") > 0
+    after = [s.create(f"https://example.com/after/{i}")["code"] for i in range(30)]
+    gone = s.create("https://example.com/gone")["code"]
+    assert s.request("DELETE", "/api/v1/links/" + gone).status == 204
+    expect = {c: f"https://example.com/before/{i}" for i, c in enumerate(before)}
+    expect.update({c: f"https://example.com/after/{i}" for i, c in enumerate(after)})
+    found0, missed0 = map_metric(s, "found_total"), map_metric(s, "missed_total")
+    for code, url in expect.items():
+        r = s.request("GET", "/" + code)
+        assert r.status == 302 and r.headers["location"] == url
+    assert s.request("GET", "/" + gone).status == 410
+    assert s.request("GET", "/NoSuchCode1").status == 404
+    deadline = time.monotonic() + 5  # the workers add their counts once a turn
+    while map_metric(s, "found_total") - found0 < 61:
+        assert time.monotonic() < deadline, (map_metric(s, "found_total"), found0)
+        time.sleep(0.05)
+    assert map_metric(s, "missed_total") - missed0 >= 1
+    s.stop()
+
+    s = make_server("--cache-mb", "0", "--code-map", "0", data=data)
+    for code, url in expect.items():
+        r = s.request("GET", "/" + code)
+        assert r.status == 302 and r.headers["location"] == url
+    assert s.request("GET", "/" + gone).status == 410
+    assert map_metric(s, "links") == 0 and map_metric(s, "found_total") == 0

@@ -10,7 +10,12 @@
  *    WAL still starts over, and stays within a bound however many commits
  *    go through it;
  *  - the WAL writes the store's VFS gathers reach the file before anyone
- *    reads them. */
+ *    reads them;
+ *  - with the code map (store_map_codes), the first two hold the same, and
+ *    a get answers what the code index answers: the map's rows for links
+ *    committed by the writer, before the map was built or after, through
+ *    its rebuilds as it fills; the index for a link another connection
+ *    committed (which the map then learns) or renamed by hand. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -56,6 +61,29 @@ static int setup(void **state)
 		return -1;
 	char err[256];
 	return store_open(&st, "sqlite", dir, 256, err, sizeof(err)) == STORE_OK ? 0 : -1;
+}
+
+static struct store_stats stats(void)
+{
+	struct store_stats s;
+	store_get_stats(&st, &s);
+	return s;
+}
+
+/* Waits until the code map has built its builds-th table. */
+static void wait_map_builds(uint64_t builds)
+{
+	for (int i = 0; i < 2000 && stats().map_builds < builds; i++)
+		usleep(5000);
+	assert_true(stats().map_builds >= builds);
+}
+
+static int setup_mapped(void **state)
+{
+	if (setup(state) != 0 || store_map_codes(&st) != STORE_OK)
+		return -1;
+	wait_map_builds(1);
+	return 0;
 }
 
 static int teardown(void **state)
@@ -355,6 +383,102 @@ static void *read_t(void *arg)
  * connection reads back frames it spilled in mid-transaction (a 10-page
  * cache), which must be in the file by then (the first rounds fail if a
  * read does not pass them on). */
+/* Renames a link by hand, as an operator with the sqlite3 shell could. */
+static void rename_by_hand(const char *from, const char *to)
+{
+	char path[128], sql[256];
+	snprintf(path, sizeof(path), "%s/shortd.db", dir);
+	snprintf(sql, sizeof(sql), "UPDATE links SET code = '%s' WHERE code = '%s'", to, from);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_close(db);
+}
+
+/* lookup(), and that the row it found holds code. */
+static int lookup_checked(struct store_reader *r, const char *code)
+{
+	struct link *l = NULL;
+	int rc = store_get(&st, r, code, strlen(code), &l);
+	if (l) {
+		assert_string_equal(l->code, code);
+		link_unref(l);
+	}
+	return rc;
+}
+
+static void test_code_map_answers_as_the_index(void **state)
+{
+	(void)state;
+	assert_int_equal(insert_links("before", 1000), 1000);
+	assert_int_equal(store_map_codes(&st), STORE_OK);
+	wait_map_builds(1);
+	struct store_stats s = stats();
+	assert_int_equal(s.map_entries, 1000);
+	assert_true(s.map_bytes >= 1000 * 9);
+
+	struct store_reader *r;
+	assert_int_equal(store_reader_open(&st, &r), STORE_OK);
+	char code[32];
+	for (int i = 0; i < 1000; i++) {
+		snprintf(code, sizeof(code), "before-%d", i);
+		assert_int_equal(lookup_checked(r, code), STORE_OK);
+	}
+	assert_int_equal(lookup(r, "before-1000"), STORE_NOTFOUND);
+	store_reader_release(&st, r); /* adds the reader's counts */
+	s = stats();
+	assert_int_equal(s.map_found, 1000);
+	assert_int_equal(s.map_missed, 1);
+
+	/* the writer's commits go into the map, and past 80% of its slots
+	 * (1,000 links: 2,624) a bigger table is built */
+	assert_int_equal(insert_links("after", 2500), 2500);
+	wait_map_builds(2);
+	for (int i = 0; i < 2500; i += 7) {
+		snprintf(code, sizeof(code), "after-%d", i);
+		assert_int_equal(lookup_checked(r, code), STORE_OK);
+	}
+	for (int i = 0; i < 1000; i += 7) {
+		snprintf(code, sizeof(code), "before-%d", i);
+		assert_int_equal(lookup_checked(r, code), STORE_OK);
+	}
+	store_reader_release(&st, r);
+	s = stats();
+	assert_int_equal(s.map_missed, 1);
+	assert_int_equal(s.map_found, 1000 + 358 + 143);
+	assert_true(s.map_entries >= 3500);
+
+	/* a row another connection committed: read from the index, then
+	 * learned */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/shortd.db", dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db,
+				      "INSERT INTO links (id, code, url, created_at, updated_at)"
+				      " VALUES (9000000, 'outside', 'https://example.com/', 1, 1)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	store_reader_release(&st, r);
+	assert_int_equal(lookup_checked(r, "outside"), STORE_OK);
+	assert_int_equal(lookup_checked(r, "outside"), STORE_OK);
+	store_reader_release(&st, r);
+	s = stats();
+	assert_int_equal(s.map_missed, 2);
+	assert_int_equal(s.map_found, 1000 + 358 + 143 + 1);
+
+	/* a row renamed by hand: the map's entry for the old code leads to a
+	 * row with another code, which is not taken for it */
+	rename_by_hand("before-5", "renamed");
+	assert_int_equal(lookup_checked(r, "before-5"), STORE_NOTFOUND);
+	assert_int_equal(lookup_checked(r, "renamed"), STORE_OK);
+	store_reader_close(&st, r);
+}
+
 static void test_vfs_gathered_writes_reach_the_file(void **state)
 {
 	(void)state;
@@ -421,6 +545,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_snapshot_kept_until_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_own_commits_seen_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_kept_until_release, setup_mapped,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_own_commits_seen_at_once, setup_mapped,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_code_map_answers_as_the_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_rows_follow_revocations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_starts_over_under_held_snapshots, setup,
 						teardown),
