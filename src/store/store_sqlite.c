@@ -703,7 +703,15 @@ static int build_code_map(struct sqlite_store *ss, sqlite3 *db)
 		goto fail;
 	}
 	int64_t rows = sqlite3_column_int64(count, 0);
-	if (!(t = code_table_new((size_t)rows))) {
+	/* The first table is sized for the links there are (a server
+	 * restarted on its data grows slowly); one built because the map
+	 * filled up holds 1.6 times more than that, so that it lasts until
+	 * the table doubles: each rebuild reads every link, and under a
+	 * stream of creates they were 5% of a create's CPU at 1.28 times. */
+	struct code_map_stats before;
+	code_map_get_stats(ss->map, &before);
+	size_t room = before.builds ? (size_t)rows + (size_t)rows / 16 * 9 : (size_t)rows;
+	if (!(t = code_table_new(room))) {
 		snprintf(err, sizeof(err), "no memory for %lld links", (long long)rows);
 		goto fail;
 	}
