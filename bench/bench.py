@@ -492,7 +492,7 @@ def s7_memory(b):
     b.record(7, f"memory: {b.a.big:,} links all in cache", [{
         "server": "shortd", "cached": cached, "rss_mib": rss / 1024, "anon_mib": anon / 1024,
         "bytes_per_link": per_link, "projected_10m_gib": projected}],
-        "10M cached links < 1.5 GB RSS", projected < 1.5,
+        "10M cached links < 1.5 GB RSS", projected * 2**30 < 1.5e9,
         "bytes/link from anonymous memory; projected = 10M x that + the idle RSS")
 
 

@@ -44,7 +44,7 @@ static const struct option_def options[] = {
 	INT(node_id, "node-id", "0", 0, 1023, "node id embedded in row ids (unique per node)"),
 	INT(cache_mb, "cache-mb", "256", 0, 1048576, "in-process link cache size in MiB (0: off)"),
 	INT(code_map, "code-map", "1", 0, 1,
-	    "1: keep each link's code and row id in memory (about 15 bytes a link) for faster cache misses"),
+	    "1: keep which row holds each code in memory (11-23 bytes a link) for faster cache misses"),
 	INT(cache_ttl_s, "cache-ttl-s", "3600", 1, 604800, "how long a cached link is trusted"),
 	INT(negative_ttl_s, "negative-ttl-s", "5", 0, 3600, "how long an unknown code is cached"),
 	INT(redirect_status, "redirect-status", "302", 301, 308,

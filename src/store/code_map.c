@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 
 struct code_table {
 	size_t slots;
@@ -36,6 +37,8 @@ struct code_map {
 	struct pending_add *pending; /* adds since the build began */
 	size_t npending, pending_cap;
 	uint64_t builds;
+	uint64_t seed; /* of the hash: random, so that no one can choose
+			* aliases that all land on one run of slots */
 };
 
 /* The slot a probe starts at, from the hash's upper half (Lemire's
@@ -51,9 +54,9 @@ struct code_map {
 #define WANTS_BUILD(t) (atomic_load_explicit(&(t)->count, memory_order_relaxed) * 5 >= (t)->slots * 4)
 #define FULL(t) (atomic_load_explicit(&(t)->count, memory_order_relaxed) * 10 >= (t)->slots * 9)
 
-uint64_t code_map_hash(const char *code, size_t len)
+uint64_t code_map_hash(const struct code_map *m, const char *code, size_t len)
 {
-	return hash_bytes(code, len, 0x636f64655f6d6170ULL);
+	return hash_bytes(code, len, m->seed);
 }
 
 struct code_map *code_map_new(void)
@@ -67,6 +70,8 @@ struct code_map *code_map_new(void)
 	pthread_rwlock_init(&m->swap, &a);
 	pthread_rwlockattr_destroy(&a);
 	pthread_mutex_init(&m->lock, NULL);
+	if (getrandom(&m->seed, sizeof(m->seed), 0) != (ssize_t)sizeof(m->seed))
+		m->seed = mix64((uint64_t)time_mono_ns() ^ (uint64_t)(uintptr_t)m);
 	return m;
 }
 

@@ -38,7 +38,9 @@ struct code_map_stats {
 struct code_map *code_map_new(void);
 void code_map_free(struct code_map *m);
 
-uint64_t code_map_hash(const char *code, size_t len);
+/* The hash of a code, as this map's adds and finds take it (the seed is
+ * the map's own). */
+uint64_t code_map_hash(const struct code_map *m, const char *code, size_t len);
 
 /* Records that row id holds code (any thread). Returns 1 when the table
  * is missing or 80% full and no build is running: the caller should have

@@ -187,7 +187,7 @@ int store_open(struct store *s, const char *backend, const char *data_dir, int c
 	       char *err, size_t errlen);
 /* Keeps which row holds each short code in memory (store/code_map.h),
  * built in the background from the database, so that a get reads one
- * B-tree instead of two; about 15 bytes a link. For the server, not for
+ * B-tree instead of two; 11-23 bytes a link. For the server, not for
  * one-shot commands. STORE_ERR if the backend has no such map. */
 int store_map_codes(struct store *s);
 /* Commits every queued write, then closes. */

@@ -484,7 +484,7 @@ static void fail_op(struct store_op *op, int status)
  * when the map asks for one. */
 static void map_add(struct sqlite_store *ss, const char *code, size_t len, int64_t id)
 {
-	if (code_map_add(ss->map, code_map_hash(code, len), id)) {
+	if (code_map_add(ss->map, code_map_hash(ss->map, code, len), id)) {
 		pthread_mutex_lock(&ss->map_lock);
 		ss->map_wanted = 1;
 		pthread_cond_signal(&ss->map_cond);
@@ -723,7 +723,8 @@ static int build_code_map(struct sqlite_store *ss, sqlite3 *db)
 		while ((rc = sqlite3_step(chunk)) == SQLITE_ROW) {
 			const char *code = (const char *)sqlite3_column_text(chunk, 0);
 			size_t len = (size_t)sqlite3_column_bytes(chunk, 0);
-			code_table_put(t, code_map_hash(code, len), sqlite3_column_int64(chunk, 1));
+			int64_t id = sqlite3_column_int64(chunk, 1);
+			code_table_put(t, code_map_hash(ss->map, code, len), id);
 			if (++n == MAP_CHUNK)
 				snprintf(last, sizeof(last), "%.*s", (int)len, code);
 		}
@@ -1098,7 +1099,8 @@ static int lookup_done(sqlite3_stmt *st, int status)
 static int get_mapped(struct store_reader *r, const char *code, size_t len, struct link **out)
 {
 	int64_t ids[4];
-	size_t n = code_map_find(r->ss->map, code_map_hash(code, len), ids, ARRAY_LEN(ids));
+	uint64_t hash = code_map_hash(r->ss->map, code, len);
+	size_t n = code_map_find(r->ss->map, hash, ids, ARRAY_LEN(ids));
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_stmt *st = r->get_id;
 		sqlite3_bind_int64(st, 1, ids[i]);
