@@ -157,6 +157,21 @@ static int lookup(struct store_reader *r, const char *code)
 	return rc;
 }
 
+/* Runs sql on a connection of its own, as another process (or an operator
+ * with the sqlite3 shell) would; returns how many rows it changed. */
+static int exec_elsewhere(const char *sql)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/shortd.db", dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	int n = sqlite3_changes(db);
+	sqlite3_close(db);
+	return n;
+}
+
 static void test_snapshot_kept_until_release(void **state)
 {
 	(void)state;
@@ -166,17 +181,9 @@ static void test_snapshot_kept_until_release(void **state)
 
 	/* Another connection commits: not the store's writer, so nothing
 	 * tells the reader, which keeps the snapshot of its first read. */
-	char path[128];
-	snprintf(path, sizeof(path), "%s/shortd.db", dir);
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	assert_int_equal(sqlite3_exec(db,
-				      "INSERT INTO links (id, code, url, created_at, updated_at)"
-				      " VALUES (1000000, 'outside', 'https://example.com/', 1, 1)",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
-	sqlite3_close(db);
+	assert_int_equal(exec_elsewhere("INSERT INTO links (id, code, url, created_at, updated_at)"
+					" VALUES (1000000, 'outside', 'https://example.com/', 1, 1)"),
+			 1);
 	assert_int_equal(lookup(r, "outside"), STORE_NOTFOUND);
 
 	store_reader_release(&st, r);
@@ -383,20 +390,6 @@ static void *read_t(void *arg)
  * connection reads back frames it spilled in mid-transaction (a 10-page
  * cache), which must be in the file by then (the first rounds fail if a
  * read does not pass them on). */
-/* Renames a link by hand, as an operator with the sqlite3 shell could. */
-static void rename_by_hand(const char *from, const char *to)
-{
-	char path[128], sql[256];
-	snprintf(path, sizeof(path), "%s/shortd.db", dir);
-	snprintf(sql, sizeof(sql), "UPDATE links SET code = '%s' WHERE code = '%s'", to, from);
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_changes(db), 1);
-	sqlite3_close(db);
-}
-
 /* lookup(), and that the row it found holds code. */
 static int lookup_checked(struct store_reader *r, const char *code)
 {
@@ -452,17 +445,9 @@ static void test_code_map_answers_as_the_index(void **state)
 
 	/* a row another connection committed: read from the index, then
 	 * learned */
-	char path[128];
-	snprintf(path, sizeof(path), "%s/shortd.db", dir);
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	assert_int_equal(sqlite3_exec(db,
-				      "INSERT INTO links (id, code, url, created_at, updated_at)"
-				      " VALUES (9000000, 'outside', 'https://example.com/', 1, 1)",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
-	sqlite3_close(db);
+	assert_int_equal(exec_elsewhere("INSERT INTO links (id, code, url, created_at, updated_at)"
+					" VALUES (9000000, 'outside', 'https://example.com/', 1, 1)"),
+			 1);
 	store_reader_release(&st, r);
 	assert_int_equal(lookup_checked(r, "outside"), STORE_OK);
 	assert_int_equal(lookup_checked(r, "outside"), STORE_OK);
@@ -473,7 +458,8 @@ static void test_code_map_answers_as_the_index(void **state)
 
 	/* a row renamed by hand: the map's entry for the old code leads to a
 	 * row with another code, which is not taken for it */
-	rename_by_hand("before-5", "renamed");
+	assert_int_equal(
+		exec_elsewhere("UPDATE links SET code = 'renamed' WHERE code = 'before-5'"), 1);
 	assert_int_equal(lookup_checked(r, "before-5"), STORE_NOTFOUND);
 	assert_int_equal(lookup_checked(r, "renamed"), STORE_OK);
 	store_reader_close(&st, r);
