@@ -703,6 +703,7 @@ static int build_code_map(struct sqlite_store *ss, sqlite3 *db)
 		goto fail;
 	}
 	int64_t rows = sqlite3_column_int64(count, 0);
+	sqlite3_reset(count); /* ends its read transaction: each chunk has its own */
 	/* The first table is sized for the links there are (a server
 	 * restarted on its data grows slowly); one built because the map
 	 * filled up holds 1.6 times more than that, so that it lasts until
