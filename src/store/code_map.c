@@ -51,8 +51,9 @@ struct code_map {
  * 80%, and adds are dropped past 90% (linear probing slows down as a table
  * fills). */
 #define SLOTS_FOR(rows) ((rows) / 5 * 8 + 1024)
-#define WANTS_BUILD(t) (atomic_load_explicit(&(t)->count, memory_order_relaxed) * 5 >= (t)->slots * 4)
-#define FULL(t) (atomic_load_explicit(&(t)->count, memory_order_relaxed) * 10 >= (t)->slots * 9)
+#define COUNT(t) atomic_load_explicit(&(t)->count, memory_order_relaxed)
+#define WANTS_BUILD(t) (COUNT(t) * 5 >= (t)->slots * 4)
+#define FULL(t) (COUNT(t) * 10 >= (t)->slots * 9)
 
 uint64_t code_map_hash(const struct code_map *m, const char *code, size_t len)
 {
@@ -245,7 +246,7 @@ void code_map_get_stats(struct code_map *m, struct code_map_stats *out)
 	pthread_rwlock_rdlock(&m->swap);
 	struct code_table *t = m->table;
 	if (t) {
-		out->entries = atomic_load_explicit(&t->count, memory_order_relaxed);
+		out->entries = COUNT(t);
 		out->slots = t->slots;
 		out->bytes = t->bytes;
 	}
