@@ -61,20 +61,23 @@ struct shard {
 };
 
 struct cache {
+	uint64_t seed; /* of the hash (hash_seed()): codes and aliases are
+			* chosen by clients, unknown ones cached too */
 	uint64_t ttl_ms, negative_ttl_ms;
 	size_t max_bytes;
 	struct shard shards[NSHARDS];
 };
 
-static uint64_t hash_key(const char *s, size_t n)
+static uint64_t hash_key(const struct cache *c, const char *s, size_t n)
 {
 	/* mixed: the shard takes the top bits and the bucket the low ones */
-	return hash_bytes(s, n, 0);
+	return hash_bytes(s, n, c->seed);
 }
 
 struct cache *cache_new(size_t max_bytes, uint64_t ttl_ms, uint64_t negative_ttl_ms)
 {
 	struct cache *c = xcalloc(1, sizeof(*c));
+	c->seed = hash_seed();
 	c->ttl_ms = ttl_ms;
 	c->negative_ttl_ms = negative_ttl_ms;
 	c->max_bytes = max_bytes;
@@ -274,7 +277,7 @@ int cache_get(struct cache *c, const char *key, size_t len, uint64_t now_ms, cac
 	      void *ctx, struct cache_link *out)
 {
 	assert(len <= LINK_CODE_MAX);
-	uint64_t h = hash_key(key, len);
+	uint64_t h = hash_key(c, key, len);
 	struct shard *s = shard_of(c, h);
 	pthread_mutex_lock(&s->lock);
 	struct entry **slot = find_slot(s, h, key, len);
@@ -354,7 +357,7 @@ int cache_get(struct cache *c, const char *key, size_t len, uint64_t now_ms, cac
 
 void cache_put(struct cache *c, struct link *l, uint64_t now_ms)
 {
-	uint64_t h = hash_key(l->code, l->code_len);
+	uint64_t h = hash_key(c, l->code, l->code_len);
 	struct shard *s = shard_of(c, h);
 	pthread_mutex_lock(&s->lock);
 	mark_stale(s, h, l->code, l->code_len);
@@ -365,7 +368,7 @@ void cache_put(struct cache *c, struct link *l, uint64_t now_ms)
 
 void cache_invalidate(struct cache *c, const char *key, size_t len)
 {
-	uint64_t h = hash_key(key, len);
+	uint64_t h = hash_key(c, key, len);
 	struct shard *s = shard_of(c, h);
 	pthread_mutex_lock(&s->lock);
 	mark_stale(s, h, key, len);

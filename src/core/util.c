@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 static void oom(size_t n)
@@ -302,6 +303,14 @@ uint64_t time_mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t hash_seed(void)
+{
+	uint64_t seed;
+	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		seed = mix64(time_mono_ns() ^ (uint64_t)(uintptr_t)&seed);
+	return seed;
 }
 
 uint64_t time_mono_ns(void)

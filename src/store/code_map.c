@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 
 struct code_table {
 	size_t slots;
@@ -37,8 +36,7 @@ struct code_map {
 	struct pending_add *pending; /* adds since the build began */
 	size_t npending, pending_cap;
 	uint64_t builds;
-	uint64_t seed; /* of the hash: random, so that no one can choose
-			* aliases that all land on one run of slots */
+	uint64_t seed; /* of the hash (hash_seed()) */
 };
 
 /* The slot a probe starts at, from the hash's upper half (Lemire's
@@ -71,8 +69,7 @@ struct code_map *code_map_new(void)
 	pthread_rwlock_init(&m->swap, &a);
 	pthread_rwlockattr_destroy(&a);
 	pthread_mutex_init(&m->lock, NULL);
-	if (getrandom(&m->seed, sizeof(m->seed), 0) != (ssize_t)sizeof(m->seed))
-		m->seed = mix64((uint64_t)time_mono_ns() ^ (uint64_t)(uintptr_t)m);
+	m->seed = hash_seed();
 	return m;
 }
 
