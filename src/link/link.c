@@ -439,37 +439,35 @@ int link_url_normalize(const char *in, size_t len, const struct url_policy *pol,
 	int rc = -1;
 	CURLU *u = NULL;
 	char *canon = NULL, *chost = NULL, *cpath = NULL;
-	if (!link_url_always_curl && curl_keeps(tmp.p, tmp.len, path_at, host)) {
-		if (tmp.len > LINK_URL_MAX) {
-			*why = "is longer than 8192 bytes once normalised";
+	/* The canonical URL and its path: tmp's own when curl would give
+	 * them back unchanged, else curl's. */
+	const char *url = tmp.p, *path = tmp.p + path_at;
+	size_t url_len = tmp.len, path_len = strcspn(path, "?#");
+	if (link_url_always_curl || !curl_keeps(tmp.p, tmp.len, path_at, host)) {
+		u = curl_url();
+		if (!u || curl_url_set(u, CURLUPART_URL, tmp.p, 0) != CURLUE_OK ||
+		    curl_url_get(u, CURLUPART_URL, &canon, 0) != CURLUE_OK ||
+		    curl_url_get(u, CURLUPART_HOST, &chost, 0) != CURLUE_OK ||
+		    curl_url_get(u, CURLUPART_PATH, &cpath, 0) != CURLUE_OK) {
+			*why = "is not a valid URL";
 			goto out;
 		}
-		const char *path = tmp.p + path_at;
-		if (points_to_self(pol, host, eff_port, path, strcspn(path, "?#"), why))
+		if (strcasecmp(chost, host) != 0) {
+			*why = "has an ambiguous host";
 			goto out;
-		buf_append(out, tmp.p, tmp.len);
-		rc = 0;
-		goto out;
+		}
+		url = canon;
+		url_len = strlen(canon);
+		path = cpath;
+		path_len = strlen(cpath);
 	}
-	u = curl_url();
-	if (!u || curl_url_set(u, CURLUPART_URL, tmp.p, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_URL, &canon, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &chost, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_PATH, &cpath, 0) != CURLUE_OK) {
-		*why = "is not a valid URL";
-		goto out;
-	}
-	if (strcasecmp(chost, host) != 0) {
-		*why = "has an ambiguous host";
-		goto out;
-	}
-	if (strlen(canon) > LINK_URL_MAX) {
+	if (url_len > LINK_URL_MAX) {
 		*why = "is longer than 8192 bytes once normalised";
 		goto out;
 	}
-	if (points_to_self(pol, host, eff_port, cpath, strlen(cpath), why))
+	if (points_to_self(pol, host, eff_port, path, path_len, why))
 		goto out;
-	buf_puts(out, canon);
+	buf_append(out, url, url_len);
 	rc = 0;
 out:
 	curl_free(canon);
