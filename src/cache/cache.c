@@ -61,7 +61,7 @@ struct shard {
 };
 
 struct cache {
-	uint64_t seed; /* of the hash (hash_seed()): codes and aliases are
+	uint64_t seed; /* of the hash (random_seed()): codes and aliases are
 			* chosen by clients, unknown ones cached too */
 	uint64_t ttl_ms, negative_ttl_ms;
 	size_t max_bytes;
@@ -77,7 +77,7 @@ static uint64_t hash_key(const struct cache *c, const char *s, size_t n)
 struct cache *cache_new(size_t max_bytes, uint64_t ttl_ms, uint64_t negative_ttl_ms)
 {
 	struct cache *c = xcalloc(1, sizeof(*c));
-	c->seed = hash_seed();
+	c->seed = random_seed();
 	c->ttl_ms = ttl_ms;
 	c->negative_ttl_ms = negative_ttl_ms;
 	c->max_bytes = max_bytes;

@@ -305,7 +305,7 @@ uint64_t time_mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-uint64_t hash_seed(void)
+uint64_t random_seed(void)
 {
 	uint64_t seed;
 	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))

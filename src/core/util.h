@@ -44,10 +44,10 @@ static inline uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
 	return mix64(h);
 }
 
-/* A seed for hash_bytes() that no client can know (the kernel's
- * randomness), so that no one can choose keys that all land on one run of
- * a table's slots. */
-uint64_t hash_seed(void);
+/* 64 bits no client can know (the kernel's randomness; the clock if that
+ * fails): a seed for hash_bytes(), so that no one can choose keys that all
+ * land on one run of a table's slots, or for a generator's state. */
+uint64_t random_seed(void);
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t n);

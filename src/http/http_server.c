@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1067,8 +1066,7 @@ int http_server_start(struct http_server *srv)
 		if (srv->handler.turn_end)
 			uv_prepare_start(&w->turn, on_turn_end);
 		worker_update_date(w);
-		if (getrandom(&w->rid_state, sizeof(w->rid_state), 0) != sizeof(w->rid_state))
-			w->rid_state = uv_hrtime() ^ (uint64_t)(uintptr_t)w;
+		w->rid_state = random_seed();
 	}
 	atomic_store(&srv->running, srv->nworkers);
 	for (int i = 0; i < srv->nworkers; i++) {

@@ -36,7 +36,7 @@ struct code_map {
 	struct pending_add *pending; /* adds since the build began */
 	size_t npending, pending_cap;
 	uint64_t builds;
-	uint64_t seed; /* of the hash (hash_seed()) */
+	uint64_t seed; /* of the hash (random_seed()) */
 };
 
 /* The slot a probe starts at, from the hash's upper half (Lemire's
@@ -69,7 +69,7 @@ struct code_map *code_map_new(void)
 	pthread_rwlock_init(&m->swap, &a);
 	pthread_rwlockattr_destroy(&a);
 	pthread_mutex_init(&m->lock, NULL);
-	m->seed = hash_seed();
+	m->seed = random_seed();
 	return m;
 }
 
