@@ -136,7 +136,7 @@ void buf_release(struct buf *b)
 	b->failed = 0; /* empty, and usable again; soft stays as it was */
 }
 
-int buf_reserve(struct buf *b, size_t extra)
+int buf_grow(struct buf *b, size_t extra)
 {
 	if (b->failed)
 		return -1;
@@ -161,15 +161,6 @@ int buf_reserve(struct buf *b, size_t extra)
 	b->p = p;
 	b->cap = cap;
 	return 0;
-}
-
-void buf_append(struct buf *b, const void *data, size_t n)
-{
-	if (buf_reserve(b, n) != 0)
-		return;
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
 }
 
 void buf_puts(struct buf *b, const char *s)

@@ -292,39 +292,56 @@ void http_respond_abort(struct http_exchange *ex)
 	c->out.len = c->resp_mark;
 }
 
+/* Copies n bytes to p; returns the end. */
+static char *put(char *p, const void *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+#define PUT_LIT(p, lit) put((p), "" lit, sizeof(lit) - 1)
+
 void http_respond_finish(struct http_exchange *ex, const char *content_type, const char *body,
 			 size_t len)
 {
 	struct conn *c = ex_conn(ex);
 	if (atomic_load_explicit(&c->w->srv->draining, memory_order_relaxed) || !c->req.keep_alive)
 		c->close_after_write = 1;
-	buf_reserve(&c->out, 128 + len);
+	int with_body = c->req.method != HTTP_HEAD && len;
+	size_t ct_len = content_type ? strlen(content_type) : 0;
+	/* One reservation and one cursor: the fixed names and numbers below
+	 * take at most 128 bytes. */
+	if (buf_reserve(&c->out, 128 + c->ex.request_id_len + c->ex.extra_len + ct_len +
+					(with_body ? len : 0)) != 0)
+		return; /* not for this buffer: it is not soft */
+	char *p = c->out.p + c->out.len;
 	if (c->ex.request_id_len) {
-		buf_append(&c->out, "X-Request-Id: ", 14);
-		buf_append(&c->out, c->ex.request_id, c->ex.request_id_len);
-		buf_append(&c->out, "\r\n", 2);
+		p = PUT_LIT(p, "X-Request-Id: ");
+		p = put(p, c->ex.request_id, c->ex.request_id_len);
+		p = PUT_LIT(p, "\r\n");
 	}
-	buf_append(&c->out, c->ex.extra, c->ex.extra_len);
+	p = put(p, c->ex.extra, c->ex.extra_len);
 	if (content_type) {
-		buf_puts(&c->out, "Content-Type: ");
-		buf_puts(&c->out, content_type);
-		buf_append(&c->out, "\r\n", 2);
+		p = PUT_LIT(p, "Content-Type: ");
+		p = put(p, content_type, ct_len);
+		p = PUT_LIT(p, "\r\n");
 	}
 	/* RFC 9110 8.6: no Content-Length in a 204 (its body is empty). */
 	assert(c->resp_status != 204 || len == 0);
 	if (c->resp_status != 204) {
-		buf_append(&c->out, "Content-Length: ", 16);
-		buf_putu64(&c->out, len);
-		buf_append(&c->out, "\r\n", 2);
+		p = PUT_LIT(p, "Content-Length: ");
+		p += fmt_int(p, (int64_t)len);
+		p = PUT_LIT(p, "\r\n");
 	}
 	if (c->close_after_write)
-		buf_append(&c->out, "Connection: close\r\n\r\n", 21);
+		p = PUT_LIT(p, "Connection: close\r\n\r\n");
 	else if (c->req.minor == 0)
-		buf_append(&c->out, "Connection: keep-alive\r\n\r\n", 26);
+		p = PUT_LIT(p, "Connection: keep-alive\r\n\r\n");
 	else
-		buf_append(&c->out, "\r\n", 2);
-	if (c->req.method != HTTP_HEAD && len)
-		buf_append(&c->out, body, len);
+		p = PUT_LIT(p, "\r\n");
+	if (with_body)
+		p = put(p, body, len);
+	c->out.len = (size_t)(p - c->out.p);
+	c->out.p[c->out.len] = '\0';
 	if (c->w->srv->access_log)
 		access_log_line(c, c->req.method != HTTP_HEAD ? len : 0);
 }
