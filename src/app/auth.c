@@ -26,7 +26,7 @@ static const char challenge_invalid[] = "Bearer realm=\"shortd\", error=\"invali
 /* The key sent with the request, or NULL. */
 static const char *sent_key(const struct http_request *req, size_t *len)
 {
-	const struct http_header *h = http_find_header(req, "authorization");
+	const struct http_header *h = http_header_get(req, HTTP_H_AUTHORIZATION);
 	if (h) {
 		if (h->value_len > 7 && ascii_casecmp_n(h->value, 7, "Bearer ", 7) == 0) {
 			const char *v = h->value + 7;
@@ -41,7 +41,7 @@ static const char *sent_key(const struct http_request *req, size_t *len)
 		*len = h->value_len; /* another scheme: refused as invalid below */
 		return h->value;
 	}
-	h = http_find_header(req, "x-api-key");
+	h = http_header_get(req, HTTP_H_X_API_KEY);
 	if (h) {
 		*len = h->value_len;
 		return h->value;

@@ -193,13 +193,13 @@ void client_addr(const struct trusted_proxies *t, const struct http_request *req
 	if (!t->n || !trusted(t, peer))
 		return;
 	struct sockaddr_storage a;
-	const struct http_header *h = http_find_header(req, "x-forwarded-for");
+	const struct http_header *h = http_header_get(req, HTTP_H_X_FORWARDED_FOR);
 	if (h) {
 		if (rightmost(t, h->value, h->value_len, xff_item, &a) == 0)
 			*out = a;
 		return;
 	}
-	h = http_find_header(req, "forwarded");
+	h = http_header_get(req, HTTP_H_FORWARDED);
 	if (h && rightmost(t, h->value, h->value_len, forwarded_item, &a) == 0)
 		*out = a;
 }

@@ -86,7 +86,7 @@ static int origin_allowed(const struct app *app, const struct http_header *o)
 static int cors(struct http_exchange *ex, const struct app *app)
 {
 	const struct http_request *req = ex->req;
-	const struct http_header *o = http_find_header(req, "origin");
+	const struct http_header *o = http_header_get(req, HTTP_H_ORIGIN);
 	if (!origin_allowed(app, o))
 		return 0;
 	char origin[256];
@@ -94,7 +94,7 @@ static int cors(struct http_exchange *ex, const struct app *app)
 	if (http_exchange_header(ex, "Access-Control-Allow-Origin", origin) != 0)
 		return 0;
 	http_exchange_header(ex, "Vary", "Origin");
-	if (req->method == HTTP_OPTIONS && http_find_header(req, "access-control-request-method")) {
+	if (req->method == HTTP_OPTIONS && http_header_get(req, HTTP_H_AC_REQUEST_METHOD)) {
 		http_exchange_header(ex, "Access-Control-Allow-Methods",
 				     "GET, HEAD, POST, PATCH, DELETE");
 		http_exchange_header(ex, "Access-Control-Allow-Headers",

@@ -47,7 +47,7 @@ int app_random_code(char *code, size_t n)
 
 static int content_type_ok(const struct http_request *req)
 {
-	const struct http_header *h = http_find_header(req, "content-type");
+	const struct http_header *h = http_header_get(req, HTTP_H_CONTENT_TYPE);
 	if (!h)
 		return 1; /* absent: the body must still parse as JSON */
 	size_t n = h->value_len;
@@ -227,7 +227,7 @@ static int start_write(struct http_exchange *ex, struct app *app, enum store_op_
 static int idem_key_of(struct http_exchange *ex, char out[IDEM_KEY_MAX + 1])
 {
 	out[0] = '\0';
-	const struct http_header *h = http_find_header(ex->req, "idempotency-key");
+	const struct http_header *h = http_header_get(ex->req, HTTP_H_IDEMPOTENCY_KEY);
 	if (!h)
 		return 0;
 	int ok = h->value_len >= 1 && h->value_len <= IDEM_KEY_MAX;

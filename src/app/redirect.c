@@ -63,8 +63,8 @@ int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char 
 		http_respond_header(ex, "Cache-Control", cache_control, sizeof(cache_control) - 1);
 		http_respond_finish(ex, NULL, NULL, 0);
 		if (ws->clicks && ex->req->method == HTTP_GET) {
-			const struct http_header *ua = http_find_header(ex->req, "user-agent");
-			const struct http_header *ref = http_find_header(ex->req, "referer");
+			const struct http_header *ua = http_header_get(ex->req, HTTP_H_USER_AGENT);
+			const struct http_header *ref = http_header_get(ex->req, HTTP_H_REFERER);
 			clicks_record(ws->clicks, l.id, now, ua ? ua->value : "", ua ? ua->value_len : 0,
 				      ref ? ref->value : NULL, ref ? ref->value_len : 0,
 				      (const struct sockaddr *)&ws->client);

@@ -61,20 +61,27 @@ static enum http_method method_lookup(const char *s, size_t n)
 	return HTTP_M_NONE;
 }
 
-static int lower_eq(const char *a, size_t alen, const char *lower)
+/* Do the n bytes at a spell lower (lower case) in any case? */
+static int same_lower(const char *a, const char *lower, size_t n)
 {
-	size_t n = strlen(lower);
-	if (alen != n)
-		return 0;
 	for (size_t i = 0; i < n; i++) {
-		char c = a[i];
-		if (c >= 'A' && c <= 'Z')
-			c = (char)(c + 32);
-		if (c != lower[i])
+		unsigned char c = (unsigned char)a[i];
+		if ((unsigned)(c - 'A') < 26u)
+			c = (unsigned char)(c + 32);
+		if (c != (unsigned char)lower[i])
 			return 0;
 	}
 	return 1;
 }
+
+static int lower_eq(const char *a, size_t alen, const char *lower)
+{
+	size_t n = strlen(lower);
+	return alen == n && same_lower(a, lower, n);
+}
+
+/* lower_eq() with a literal, its length known when compiling */
+#define LOWER_EQ(a, alen, lit) ((alen) == sizeof(lit) - 1 && same_lower((a), "" lit, sizeof(lit) - 1))
 
 /* Finds the end of the line starting at p: returns the index of its CR (the
  * line ends with CRLF), -2 for more input, or -1 for a bare CR or LF. */
@@ -93,38 +100,57 @@ static long line_end(const char *buf, size_t p, size_t len)
 	return -2;
 }
 
-/* 1 if none of the n bytes is below 0x20 or 0x7f (DEL), checked eight at
- * a time: a word has a byte below k iff (w - k*ones) & ~w & highs is not
- * zero (k <= 0x80), and a byte equal to 0x7f iff w ^ 0x7f... has a zero. */
-static int plain_bytes(const char *s, size_t n)
+/* Is the field name at a (n token characters) lit, in any case? lit is in
+ * lower case letters, digits and '-': there a token character can differ
+ * only in the case bit (0x20), so an OR compares a word at once. */
+static inline __attribute__((always_inline)) int name_is(const char *a, const char *lit, size_t n)
 {
-	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	const uint64_t lc = 0x2020202020202020ULL;
+	uint64_t x, y;
+	if (n < 8) {
+		for (size_t i = 0; i < n; i++)
+			if ((a[i] | 0x20) != lit[i])
+				return 0;
+		return 1;
+	}
 	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w;
-		memcpy(&w, s + i, 8);
-		uint64_t del = w ^ (ones * 0x7f);
-		if (((w - ones * 0x20) & ~w & highs) | ((del - ones) & ~del & highs))
+	for (; i + 8 < n; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, lit + i, 8);
+		if ((x | lc) != y)
 			return 0;
 	}
-	for (; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f)
-			return 0;
-	}
-	return 1;
+	memcpy(&x, a + n - 8, 8); /* the last word, overlapping the one before */
+	memcpy(&y, lit + n - 8, 8);
+	return (x | lc) == y;
 }
 
-/* The common case of line_end(): the CR found by memchr, followed by LF,
- * and no control byte before it. Returns the CR's index, or -3 when the
- * line is not that simple and must go byte by byte. */
-static long plain_line_end(const char *buf, size_t p, size_t len)
+/* The index of the first byte in buf[p..len) below 0x20 or equal to 0x7f
+ * (DEL), or len: sixteen bytes a step (vector extensions: SSE2 here, NEON
+ * on ARM), the last few one by one. */
+static size_t first_control(const char *buf, size_t p, size_t len)
 {
-	const char *cr = memchr(buf + p, '\r', len - p);
-	if (!cr || (size_t)(cr - buf) + 1 == len || cr[1] != '\n' ||
-	    !plain_bytes(buf + p, (size_t)(cr - (buf + p))))
-		return -3;
-	return cr - buf;
+	typedef unsigned char v16 __attribute__((vector_size(16)));
+	typedef uint64_t v2 __attribute__((vector_size(16)));
+	for (; p + 16 <= len; p += 16) {
+		v16 v;
+		memcpy(&v, buf + p, 16);
+		v2 m = (v2)((v < 0x20) | (v == 0x7f));
+		if (!(m[0] | m[1]))
+			continue;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		return p + (m[0] ? (size_t)__builtin_ctzll(m[0]) >> 3
+				 : 8 + ((size_t)__builtin_ctzll(m[1]) >> 3));
+#else
+		break; /* found byte by byte below */
+#endif
+	}
+	for (; p < len; p++) {
+		unsigned char c = (unsigned char)buf[p];
+		if (c < 0x20 || c == 0x7f)
+			break;
+	}
+	return p;
 }
 
 #define FAIL(st, msg)                                                                      \
@@ -220,8 +246,8 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 		if (req->method != HTTP_OPTIONS)
 			FAIL(400, "asterisk-form target is only valid for OPTIONS");
 		req->asterisk = 1;
-	} else if ((tlen > 7 && lower_eq(target, 7, "http://")) ||
-		   (tlen > 8 && lower_eq(target, 8, "https://"))) {
+	} else if ((tlen > 7 && same_lower(target, "http://", 7)) ||
+		   (tlen > 8 && same_lower(target, "https://", 8))) {
 		size_t s = target[4] == ':' ? 7 : 8, a = s;
 		while (a < tlen && target[a] != '/' && target[a] != '?')
 			a++;
@@ -253,12 +279,14 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 	req->content_length = -1;
 	req->chunked = 0;
 	req->expect_continue = 0;
+	memset(req->known, 0, sizeof(req->known));
 	int hosts = 0, conn_close = 0, conn_keep = 0, te = 0;
 	for (;;) {
 		if (p > HTTP_MAX_HEAD)
 			FAIL(431, "request header fields too large");
-		long e = plain_line_end(buf, p, len);
-		int plain = e >= 0; /* no control byte in the line */
+		/* plain: the line's first control byte is its CR, before an LF */
+		long e = (long)first_control(buf, p, len);
+		int plain = (size_t)e + 1 < len && buf[e] == '\r' && buf[e + 1] == '\n';
 		if (!plain)
 			e = line_end(buf, p, len);
 		if (e == -2) {
@@ -306,28 +334,59 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 		h->value_len = (uint16_t)(vend - v0);
 		p = end + 2;
 
-		const char *v = h->value;
+		const char *v = h->value, *name = h->name;
 		size_t vl = h->value_len;
+/* the field is the known k: note where its first one is */
+#define KNOWN(lit, k)                                                                      \
+	if (name_is(name, "" lit, sizeof(lit) - 1)) {                                      \
+		if (!req->known[k])                                                        \
+			req->known[k] = (uint8_t)req->nheaders;                            \
+		break;                                                                     \
+	}
 		switch (nlen) {
 		case 4:
-			if (lower_eq(h->name, 4, "host"))
+			if (name_is(name, "host", 4))
 				hosts++;
 			break;
 		case 6:
-			if (lower_eq(h->name, 6, "expect")) {
-				if (!lower_eq(v, vl, "100-continue"))
+			if (name_is(name, "expect", 6)) {
+				if (!LOWER_EQ(v, vl, "100-continue"))
 					FAIL(417, "only 'Expect: 100-continue' is supported");
 				req->expect_continue = 1;
+				break;
 			}
+			KNOWN("origin", HTTP_H_ORIGIN);
+			break;
+		case 7:
+			KNOWN("referer", HTTP_H_REFERER);
+			break;
+		case 9:
+			KNOWN("forwarded", HTTP_H_FORWARDED);
+			KNOWN("x-api-key", HTTP_H_X_API_KEY);
 			break;
 		case 10:
-			if (lower_eq(h->name, 10, "connection")) {
+			KNOWN("user-agent", HTTP_H_USER_AGENT);
+			if (name_is(name, "connection", 10)) {
 				conn_close |= list_has(v, vl, "close");
 				conn_keep |= list_has(v, vl, "keep-alive");
 			}
 			break;
+		case 12:
+			KNOWN("x-request-id", HTTP_H_X_REQUEST_ID);
+			KNOWN("content-type", HTTP_H_CONTENT_TYPE);
+			break;
+		case 13:
+			KNOWN("authorization", HTTP_H_AUTHORIZATION);
+			break;
+		case 15:
+			KNOWN("x-forwarded-for", HTTP_H_X_FORWARDED_FOR);
+			KNOWN("idempotency-key", HTTP_H_IDEMPOTENCY_KEY);
+			break;
+		case 29:
+			KNOWN("access-control-request-method", HTTP_H_AC_REQUEST_METHOD);
+			break;
 		case 14:
-			if (lower_eq(h->name, 14, "content-length")) {
+			if (name_is(name, "content-length", 14)) {
 				if (req->content_length >= 0)
 					FAIL(400, "duplicate Content-Length");
 				if (vl == 0)
@@ -343,15 +402,16 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 			}
 			break;
 		case 17:
-			if (lower_eq(h->name, 17, "transfer-encoding")) {
+			if (name_is(name, "transfer-encoding", 17)) {
 				if (te++)
 					FAIL(400, "duplicate Transfer-Encoding");
-				if (!lower_eq(v, vl, "chunked"))
+				if (!LOWER_EQ(v, vl, "chunked"))
 					FAIL(501, "only the chunked transfer coding is supported");
 				req->chunked = 1;
 			}
 			break;
 		}
+#undef KNOWN
 	}
 	req->head_len = p;
 	if (p > HTTP_MAX_HEAD + 2)

@@ -48,6 +48,23 @@ struct http_header {
 	uint16_t value_len;
 };
 
+/* Header fields the server reads on most requests: the parser notes where
+ * the first of each is, so that finding one costs no search. */
+enum http_known {
+	HTTP_H_USER_AGENT,
+	HTTP_H_REFERER,
+	HTTP_H_X_REQUEST_ID,
+	HTTP_H_ORIGIN,
+	HTTP_H_X_FORWARDED_FOR,
+	HTTP_H_FORWARDED,
+	HTTP_H_AUTHORIZATION,
+	HTTP_H_X_API_KEY,
+	HTTP_H_CONTENT_TYPE,
+	HTTP_H_IDEMPOTENCY_KEY,
+	HTTP_H_AC_REQUEST_METHOD, /* Access-Control-Request-Method */
+	HTTP_H_KNOWN
+};
+
 struct http_request {
 	enum http_method method;
 	int minor;           /* HTTP/1.minor */
@@ -64,6 +81,7 @@ struct http_request {
 	const char *body;
 	size_t body_len;
 	size_t nheaders;
+	uint8_t known[HTTP_H_KNOWN]; /* 1 + the index of the first such field; 0: none */
 	struct http_header headers[HTTP_MAX_HEADERS];
 };
 
@@ -76,6 +94,13 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 
 /* The first header named name (case-insensitive), or NULL. */
 const struct http_header *http_find_header(const struct http_request *req, const char *name);
+
+/* The same for a known field, without a search. */
+static inline const struct http_header *http_header_get(const struct http_request *req,
+							 enum http_known k)
+{
+	return req->known[k] ? &req->headers[req->known[k] - 1] : NULL;
+}
 
 const char *http_method_name(enum http_method m);
 

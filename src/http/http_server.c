@@ -174,7 +174,7 @@ static void set_request_id(struct conn *c)
 {
 	struct http_exchange *ex = &c->ex;
 	const struct http_header *h =
-		c->req.method != HTTP_M_NONE ? http_find_header(&c->req, "x-request-id") : NULL;
+		c->req.method != HTTP_M_NONE ? http_header_get(&c->req, HTTP_H_X_REQUEST_ID) : NULL;
 	if (h && h->value_len > 0 && h->value_len <= HTTP_REQUEST_ID_MAX) {
 		size_t i = 0;
 		while (i < h->value_len && request_id_char(h->value[i]))
@@ -212,10 +212,10 @@ static void access_log_line(struct conn *c, size_t body_len)
 		buf_puts(&line, "null");
 	buf_printf(&line, ",\"status\":%d,\"bytes\":%zu,\"duration_us\":%llu", c->resp_status,
 		   body_len, (unsigned long long)us);
-	static const char *const names[] = {"user-agent", "referer"};
+	static const enum http_known fields[] = {HTTP_H_USER_AGENT, HTTP_H_REFERER};
 	static const char *const keys[] = {",\"ua\":", ",\"referer\":"};
 	for (int i = 0; i < 2; i++) {
-		const struct http_header *h = c->req.method ? http_find_header(&c->req, names[i]) : NULL;
+		const struct http_header *h = c->req.method ? http_header_get(&c->req, fields[i]) : NULL;
 		buf_puts(&line, keys[i]);
 		if (h)
 			buf_put_json_string(&line, h->value, h->value_len);

@@ -39,9 +39,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(!req.query || inside(req.query, req.query_len, buf, size));
 		assert(req.nheaders <= HTTP_MAX_HEADERS);
 		for (size_t i = 0; i < req.nheaders; i++) {
-			assert(inside(req.headers[i].name, req.headers[i].name_len, buf, size));
-			assert(inside(req.headers[i].value, req.headers[i].value_len, buf, size));
+			const struct http_header *h = &req.headers[i];
+			assert(inside(h->name, h->name_len, buf, size));
+			assert(inside(h->value, h->value_len, buf, size));
+			/* values hold no control byte but tabs (the vector scan) */
+			for (size_t j = 0; j < h->value_len; j++) {
+				unsigned char c = (unsigned char)h->value[j];
+				assert((c >= 0x20 || c == '\t') && c != 0x7f);
+			}
 		}
+		/* the fields noted while parsing are the ones a search finds */
+		static const char *const known[HTTP_H_KNOWN] = {
+			[HTTP_H_USER_AGENT] = "user-agent",
+			[HTTP_H_REFERER] = "referer",
+			[HTTP_H_X_REQUEST_ID] = "x-request-id",
+			[HTTP_H_ORIGIN] = "origin",
+			[HTTP_H_X_FORWARDED_FOR] = "x-forwarded-for",
+			[HTTP_H_FORWARDED] = "forwarded",
+			[HTTP_H_AUTHORIZATION] = "authorization",
+			[HTTP_H_X_API_KEY] = "x-api-key",
+			[HTTP_H_CONTENT_TYPE] = "content-type",
+			[HTTP_H_IDEMPOTENCY_KEY] = "idempotency-key",
+			[HTTP_H_AC_REQUEST_METHOD] = "access-control-request-method",
+		};
+		for (int k = 0; k < HTTP_H_KNOWN; k++)
+			assert(http_header_get(&req, (enum http_known)k) ==
+			       http_find_header(&req, known[k]));
 		assert(req.content_length <= HTTP_MAX_BODY);
 		/* any prefix of a complete head is incomplete or the same error-free head */
 		struct http_request r2;

@@ -196,6 +196,62 @@ static void test_value_bytes_at_every_offset(void **state)
 	}
 }
 
+/* The known fields are noted while parsing: found in any case, the first
+ * of two wins (as http_find_header() finds it), and nothing is kept from
+ * the request parsed before into the same struct. */
+static void test_known_fields(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		enum http_known k;
+	} all[] = {
+		{"User-Agent", HTTP_H_USER_AGENT},
+		{"REFERER", HTTP_H_REFERER},
+		{"x-request-id", HTTP_H_X_REQUEST_ID},
+		{"Origin", HTTP_H_ORIGIN},
+		{"X-Forwarded-For", HTTP_H_X_FORWARDED_FOR},
+		{"Forwarded", HTTP_H_FORWARDED},
+		{"Authorization", HTTP_H_AUTHORIZATION},
+		{"X-Api-Key", HTTP_H_X_API_KEY},
+		{"Content-Type", HTTP_H_CONTENT_TYPE},
+		{"Idempotency-Key", HTTP_H_IDEMPOTENCY_KEY},
+		{"Access-Control-Request-Method", HTTP_H_AC_REQUEST_METHOD},
+	};
+	assert_int_equal(sizeof(all) / sizeof(all[0]), HTTP_H_KNOWN);
+	char head[2048];
+	int len = snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: a\r\nX-Other: o\r\n");
+	for (size_t i = 0; i < HTTP_H_KNOWN; i++)
+		len += snprintf(head + len, sizeof(head) - (size_t)len, "%s: first %zu\r\n",
+				all[i].name, i);
+	for (size_t i = 0; i < HTTP_H_KNOWN; i++)
+		len += snprintf(head + len, sizeof(head) - (size_t)len, "%s: second\r\n", all[i].name);
+	len += snprintf(head + len, sizeof(head) - (size_t)len, "\r\n");
+	struct http_request req;
+	int status;
+	const char *why;
+	assert_int_equal(http_parse_head(head, (size_t)len, &req, &status, &why), HTTP_PARSE_OK);
+	for (size_t i = 0; i < HTTP_H_KNOWN; i++) {
+		const struct http_header *h = http_header_get(&req, all[i].k);
+		char want[32];
+		snprintf(want, sizeof(want), "first %zu", i);
+		assert_non_null(h);
+		assert_int_equal(h->value_len, strlen(want));
+		assert_memory_equal(h->value, want, strlen(want));
+		char lower[64];
+		size_t n = strlen(all[i].name);
+		for (size_t j = 0; j <= n; j++)
+			lower[j] = (char)(all[i].name[j] | (all[i].name[j] >= 'A' && all[i].name[j] <= 'Z' ? 0x20 : 0));
+		assert_ptr_equal(http_find_header(&req, lower), h);
+	}
+	/* same lengths as known names, other letters: not taken for them */
+	const char *near = "GET / HTTP/1.1\r\nHost: a\r\nUser-Agenx: 1\r\nReferex: 2\r\n"
+			   "Connection: keep-alive\r\nX-Request-Ie: 3\r\n\r\n";
+	assert_int_equal(parse(near, &req, &status), HTTP_PARSE_OK);
+	for (size_t i = 0; i < HTTP_H_KNOWN; i++)
+		assert_null(http_header_get(&req, all[i].k));
+}
+
 static void test_limits(void **state)
 {
 	(void)state;
@@ -336,6 +392,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_nul_in_header),
 		cmocka_unit_test(test_value_bytes_at_every_offset),
+		cmocka_unit_test(test_known_fields),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_chunked_ok),
 		cmocka_unit_test(test_chunked_incremental),
