@@ -180,23 +180,37 @@ size_t clicks_referer_host(const char *ref, size_t len, char *out, size_t cap)
 			p = at + 1;
 	}
 	size_t n = 0;
-	int v6 = p < end && *p == '[';
-	for (; p < end && *p != '/' && *p != '?' && *p != '#' && (v6 || *p != ':'); p++) {
-		char c = *p;
-		if (c >= 'A' && c <= 'Z')
-			c = (char)(c + 32);
-		if (v6 ? !((c >= 'a' && c <= 'f') || (c >= '0' && c <= '9') || c == ':' || c == '.' ||
-			   c == '[' || c == ']')
-		       : !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-			   c == '_'))
+	if (p < end && *p == '[') {
+		for (; p < end && *p != '/' && *p != '?' && *p != '#'; p++) {
+			char c = *p;
+			if (c >= 'A' && c <= 'Z')
+				c = (char)(c + 32);
+			if (!((c >= 'a' && c <= 'f') || (c >= '0' && c <= '9') || c == ':' ||
+			      c == '.' || c == '[' || c == ']'))
+				return 0;
+			if (n == cap)
+				return 0;
+			out[n++] = c;
+			if (c == ']')
+				return n; /* a port may follow */
+		}
+		return 0; /* an unclosed '[' is no host */
+	}
+	/* a name or an IPv4 address: letters (lowered), digits, '.', '-', '_' */
+	for (; p < end; p++) {
+		unsigned char c = (unsigned char)*p, lower = c | 0x20;
+		if ((unsigned)(lower - 'a') < 26u) {
+			c = lower;
+		} else if ((unsigned)(c - '0') >= 10u && c != '.' && c != '-' && c != '_') {
+			if (c == '/' || c == '?' || c == '#' || c == ':')
+				break; /* the path, query, fragment or port */
 			return 0;
+		}
 		if (n == cap)
 			return 0;
-		out[n++] = c;
-		if (v6 && c == ']')
-			return n; /* a port may follow */
+		out[n++] = (char)c;
 	}
-	return v6 ? 0 : n; /* an unclosed '[' is no host */
+	return n;
 }
 
 void clicks_record(struct click_ring *ring, int64_t link_id, int64_t now_ms, const char *ua,
@@ -438,13 +452,14 @@ static const unsigned char delta_magic[8] = {'S', 'C', 'D', '2', 0, 0, 0, 0xff};
 
 static void put_varint(struct buf *b, uint64_t v)
 {
-	unsigned char t[10];
-	size_t n = 0;
-	do {
-		t[n++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v);
-	buf_append(b, t, n);
+	if (buf_reserve(b, 10) != 0)
+		return;
+	unsigned char *p = (unsigned char *)b->p + b->len;
+	for (; v > 0x7f; v >>= 7)
+		*p++ = (unsigned char)(v | 0x80);
+	*p++ = (unsigned char)v;
+	b->len = (size_t)((char *)p - b->p);
+	b->p[b->len] = '\0';
 }
 
 static uint64_t zigzag(int64_t v)

@@ -90,6 +90,11 @@ static void test_referer_hosts(void **state)
 		{"https://", ""},
 		{"https://exa mple.com/", ""},
 		{"https://bücher.de/", ""},
+		{"https://Example.COM#top", "example.com"},
+		{"https://a_b-1.EXAMPLE?q=1", "a_b-1.example"},
+		{"https://exam{ple.com/", ""},
+		{"https://exam@ple@x.com/", ""}, /* userinfo holds no unencoded @ */
+		{"https://10.0.0.1:80/", "10.0.0.1"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char out[STORE_CLICK_REF_MAX];
