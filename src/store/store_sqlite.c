@@ -780,11 +780,11 @@ static void *mapper_main(void *arg)
 			log_warn("unable to build the code map: %s",
 				 db ? sqlite3_errmsg(db) : "no memory");
 			code_map_build_abort(ss->map, NULL);
-		} else if (exec(db, "PRAGMA query_only=1", err, sizeof(err))) {
+		} else if (sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS) != SQLITE_OK ||
+			   exec(db, "PRAGMA query_only=1", err, sizeof(err))) {
 			log_warn("unable to build the code map: %s", err);
 			code_map_build_abort(ss->map, NULL);
 		} else {
-			sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
 			failed = build_code_map(ss, db);
 		}
 		sqlite3_close(db);
@@ -980,6 +980,9 @@ static int sqlite_reader_open(struct store *s, struct store_reader **out)
 	if (sqlite3_open_v2(ss->path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 			    sqlite_vfs_name()) !=
 		    SQLITE_OK ||
+	    /* before the first statement: reading the schema waits, as any
+	     * read does, while a restart's recovery holds the WAL */
+	    sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS) != SQLITE_OK ||
 	    attach_clicks(r->db, ss->clicks_path, err, sizeof(err)) ||
 	    exec(r->db, "PRAGMA query_only=1", err, sizeof(err)) ||
 	    /* As much of the file as SQLite maps (it caps this at its
@@ -1025,7 +1028,6 @@ static int sqlite_reader_open(struct store *s, struct store_reader **out)
 		sqlite_reader_close(r);
 		return STORE_ERR;
 	}
-	sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS);
 	*out = r;
 	return STORE_OK;
 }
