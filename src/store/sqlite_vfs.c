@@ -298,6 +298,12 @@ static sqlite3_vfs shim_vfs = {
 const char *sqlite_vfs_name(void)
 {
 	if (!real_vfs) { /* called first before any thread opens a database */
+		/* Before SQLite initialises (sqlite3_vfs_find() does): without
+		 * the memory statistics, which nothing here reads, its malloc
+		 * and free take no global mutex. A lookup by row id made five
+		 * such lock and unlock pairs (callgrind). MISUSE if it already
+		 * started (a test that opened a database first): then it stays. */
+		sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 		real_vfs = sqlite3_vfs_find(NULL);
 		shim_vfs.szOsFile = (int)sizeof(struct shim_file) + real_vfs->szOsFile;
 		shim_vfs.mxPathname = real_vfs->mxPathname;
