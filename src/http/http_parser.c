@@ -81,7 +81,8 @@ static int lower_eq(const char *a, size_t alen, const char *lower)
 }
 
 /* lower_eq() with a literal, its length known when compiling */
-#define LOWER_EQ(a, alen, lit) ((alen) == sizeof(lit) - 1 && same_lower((a), "" lit, sizeof(lit) - 1))
+#define LOWER_EQ(a, alen, lit)                                                             \
+	((alen) == sizeof(lit) - 1 && same_lower((a), "" lit, sizeof(lit) - 1))
 
 /* Finds the end of the line starting at p: returns the index of its CR (the
  * line ends with CRLF), -2 for more input, or -1 for a bare CR or LF. */
