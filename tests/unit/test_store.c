@@ -15,7 +15,9 @@
  *    a get answers what the code index answers: the map's rows for links
  *    committed by the writer, before the map was built or after, through
  *    its rebuilds as it fills; the index for a link another connection
- *    committed (which the map then learns) or renamed by hand. */
+ *    committed (which the map then learns) or renamed by hand;
+ *  - a reader opened while another process holds the WAL (as a restart's
+ *    recovery does) waits for it instead of failing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -189,6 +193,47 @@ static void test_snapshot_kept_until_release(void **state)
 	store_reader_release(&st, r);
 	assert_int_equal(lookup(r, "outside"), STORE_OK);
 	store_reader_close(&st, r);
+}
+
+/* Another process makes the WAL look as a crash leaves it: the first copy
+ * of the wal-index header zeroed (so the next reader must rebuild the
+ * index), with the locks a recovery in progress holds (the WAL's write,
+ * checkpoint and recover locks: bytes 120-122 of the -shm file, from
+ * SQLite's WALINDEX_LOCK_OFFSET) for 300 ms.
+ * Opening a reader reads the schema: it must wait, not fail with
+ * "database is locked" (a start-up after a kill -9 failed so). */
+static void test_reader_waits_for_a_recovery(void **state)
+{
+	(void)state;
+	assert_int_equal(exec_elsewhere("SELECT count(*) FROM links"), 0); /* the -shm exists */
+	char shm[128];
+	snprintf(shm, sizeof(shm), "%s/shortd.db-shm", dir);
+	int ready[2];
+	assert_int_equal(pipe(ready), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(shm, O_RDWR);
+		struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 120, .l_len = 3};
+		static const char zero[48];
+		int ok = fd >= 0 && fcntl(fd, F_SETLK, &lk) == 0 &&
+			 pwrite(fd, zero, sizeof(zero), 0) == (ssize_t)sizeof(zero);
+		if (write(ready[1], ok ? "y" : "n", 1) != 1)
+			_exit(1);
+		usleep(300 * 1000);
+		_exit(0); /* the lock goes with the process */
+	}
+	char c = 0;
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_int_equal(c, 'y');
+	struct store_reader *r;
+	assert_int_equal(store_reader_open(&st, &r), STORE_OK);
+	assert_int_equal(lookup(r, "absent"), STORE_NOTFOUND);
+	store_reader_close(&st, r);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(ready[0]);
+	close(ready[1]);
 }
 
 static void test_own_commits_seen_at_once(void **state)
@@ -537,6 +582,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_code_map_answers_as_the_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_rows_follow_revocations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_waits_for_a_recovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_starts_over_under_held_snapshots, setup,
 						teardown),
 		cmocka_unit_test(test_vfs_gathered_writes_reach_the_file),
