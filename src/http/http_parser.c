@@ -80,10 +80,6 @@ static int lower_eq(const char *a, size_t alen, const char *lower)
 	return alen == n && same_lower(a, lower, n);
 }
 
-/* lower_eq() with a literal, its length known when compiling */
-#define LOWER_EQ(a, alen, lit)                                                             \
-	((alen) == sizeof(lit) - 1 && same_lower((a), "" lit, sizeof(lit) - 1))
-
 /* Finds the end of the line starting at p: returns the index of its CR (the
  * line ends with CRLF), -2 for more input, or -1 for a bare CR or LF. */
 static long line_end(const char *buf, size_t p, size_t len)
@@ -351,7 +347,7 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 			break;
 		case 6:
 			if (name_is(name, "expect", 6)) {
-				if (!LOWER_EQ(v, vl, "100-continue"))
+				if (!lower_eq(v, vl, "100-continue"))
 					FAIL(417, "only 'Expect: 100-continue' is supported");
 				req->expect_continue = 1;
 				break;
@@ -406,7 +402,7 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 			if (name_is(name, "transfer-encoding", 17)) {
 				if (te++)
 					FAIL(400, "duplicate Transfer-Encoding");
-				if (!LOWER_EQ(v, vl, "chunked"))
+				if (!lower_eq(v, vl, "chunked"))
 					FAIL(501, "only the chunked transfer coding is supported");
 				req->chunked = 1;
 			}
@@ -436,7 +432,7 @@ const struct http_header *http_find_header(const struct http_request *req, const
 	size_t n = strlen(name);
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];
-		if (h->name_len == n && lower_eq(h->name, n, name))
+		if (h->name_len == n && same_lower(h->name, name, n))
 			return h;
 	}
 	return NULL;
