@@ -8,7 +8,7 @@
  * with one fixed 302. What it costs per request is what the kernel costs
  * (the TCP exchange over loopback, the wake-ups), so its requests per core
  * are a ceiling for any server built on epoll on the machine of the day, and
- * its latency under the same load is the floor of every server's.
+ * its latency is what the same load gives a server that does no work.
  *
  * Usage: floor302 PORT (listens on 127.0.0.1:PORT; ends on SIGTERM).
  */
