@@ -569,9 +569,9 @@ def table(results, meta):
                 f"Target: {r['target']}: **{verdict}**" + (f" ({r['notes']})" if r["notes"] else ""),
                 ""]
         keys = [k for k in ("rps", "per_core", "server_cores", "ratio_per_core", "ratio_rps",
-                            "p50_ms", "p99_ms",
-                            "p999_ms", "errors", "rss_mib", "anon_mib", "cached", "bytes_per_link",
-                            "projected_10m_gib") if any(k in x for x in r["rows"])]
+                            "p50_ms", "p99_ms", "p999_ms", "errors", "rss_mib", "anon_mib",
+                            "cached", "bytes_per_link", "projected_10m_gib")
+                if any(k in x for x in r["rows"])]
         # how busy the server kept its core: a round well under 1 was short
         # of requests (the load generator's core) or of CPU (other tenants)
         names = {"rps": "req/s", "per_core": "req/s per server core",
