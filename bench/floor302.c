@@ -137,15 +137,16 @@ int main(int argc, char **argv)
 				}
 				continue;
 			}
-			/* Reading stops while answers wait for room (EPOLLOUT). */
-			if ((evs[i].events & EPOLLOUT) == 0 && peer_read(p) != 0) {
+			/* A peer with answers queued waits for room (EPOLLOUT)
+			 * and reads nothing more until they are gone. */
+			int waiting = p->out_len > 0;
+			if (!waiting && peer_read(p) != 0) {
 				peer_close(p);
 				continue;
 			}
 			int w = peer_write(p);
 			struct epoll_event e = {.events = w == 1 ? EPOLLOUT : EPOLLIN, .data.ptr = p};
-			if (w < 0 || ((w == 1) != ((evs[i].events & EPOLLOUT) != 0) &&
-				      epoll_ctl(ep, EPOLL_CTL_MOD, p->fd, &e) != 0))
+			if (w < 0 || ((w == 1) != waiting && epoll_ctl(ep, EPOLL_CTL_MOD, p->fd, &e) != 0))
 				peer_close(p);
 		}
 	}
