@@ -985,6 +985,13 @@ static void *aggregator_main(void *arg)
 	uint64_t next_flush = time_mono_ms() + (uint64_t)c->flush_ms;
 	uint64_t next_merge = time_mono_ms() + (uint64_t)c->merge_ms;
 	pthread_mutex_lock(&c->lock);
+	/* Counters read back at start-up are merged at once: a server that
+	 * never runs a whole merge interval (restarted often, or crashing)
+	 * would otherwise leave its deltas to the next start, which reads
+	 * back every one of them (7 s for 140 one-second deltas of 140k
+	 * counters), and more each time. */
+	if (c->durable_nodes)
+		next_merge = 0;
 	while (!c->stopping) {
 		struct timespec ts;
 		time_deadline_in(&ts, DRAIN_MS);

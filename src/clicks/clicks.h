@@ -15,8 +15,9 @@
  *    one delta (a blob, one row, one transaction): durable, and cheap
  *    however many links were clicked. About once a merge interval the
  *    deltas are merged into the per-link tables in one transaction that
- *    also drops them, so a busy link costs one upsert per merge. After a
- *    crash, deltas not merged yet are read back at start-up.
+ *    also drops them, so a busy link costs one upsert per merge. Deltas
+ *    not merged before a stop or a crash are read back at start-up and
+ *    merged at once.
  *  - clicks_query() adds to the merged counters those still in memory
  *    (unmerged deltas, the flush in flight, pending counters, rings), so a
  *    user sees a click at once and counts never go backwards. The merge

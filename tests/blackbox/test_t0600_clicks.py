@@ -125,6 +125,41 @@ def test_unmerged_deltas_read_back_after_kill(tmp_path):
         s2.stop()
 
 
+def test_counters_read_back_are_merged_at_start(tmp_path):
+    """A server stopped before its merge interval leaves its deltas; the
+    next start merges what it read back at once (the interval here is an
+    hour), so restarts more frequent than the interval do not pile up
+    deltas for every later start to read back."""
+    args = ("--flush-ms", "100", "--click-merge-s", "3600", "--geoip", "off")
+    s = Server(tmp_path, *args).start()
+    code = s.create("https://example.com/restarted")["code"]
+    known_sequence(s, code)
+    assert s.stop() == 0
+    db = sqlite3.connect(os.path.join(s.data, "clicks.db"))
+    assert db.execute("SELECT count(*) FROM click_deltas").fetchone()[0] > 0
+    s2 = Server(tmp_path, *args, data=s.data).start()
+    try:
+        assert "read back" in s2.log()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            row = db.execute("SELECT sum(humans), sum(bots) FROM click_hours").fetchone()
+            deltas = db.execute("SELECT count(*) FROM click_deltas").fetchone()[0]
+            if row == (6, 2) and deltas == 0:
+                break
+            time.sleep(0.05)
+        assert row == (6, 2) and deltas == 0
+        check_known_counts(stats(s2, code))  # merged once, not counted twice
+    finally:
+        assert s2.stop() == 0
+    db.close()
+    s3 = Server(tmp_path, *args, data=s.data).start()
+    try:
+        assert "read back" not in s3.log()
+        check_known_counts(stats(s3, code))
+    finally:
+        assert s3.stop() == 0
+
+
 def test_corrupt_delta_is_skipped(tmp_path):
     s = Server(tmp_path, "--geoip", "off").start()
     code = s.create("https://example.com/corrupt")["code"]
