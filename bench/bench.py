@@ -283,7 +283,7 @@ http {{
             (s1, f1), b1 = proc_stat(server.pids), machine_busy_ticks()
             m = re.search(r"BENCH_JSON (\{.*\})", out)
             if not m:
-                raise SystemExit(f"wrk gave no result: {out}")
+                raise SystemExit(f"wrk gave no result ({' '.join(cmd)}): {out}")
             r = json.loads(m.group(1))
             # over wrk's own run, not the wall time, which also counts
             # wrk's start-up (its script reading the codes: seconds for
@@ -594,7 +594,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--scenarios", default="1,2,3,4,5,6,7,8")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--links", type=int, default=100_000)
     ap.add_argument("--mid", type=int, default=1_000_000)
     ap.add_argument("--big", type=int, default=10_000_000)
