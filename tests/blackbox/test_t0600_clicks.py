@@ -79,12 +79,10 @@ def test_exact_counts_seen_before_flush(make_server):
     db.close()
 
 
-def test_counts_flushed_merged_and_unchanged(make_server):
-    s = make_server("--flush-ms", "100", "--click-merge-s", "1", "--geoip", "off")
-    code = s.create("https://example.com/flushed")["code"]
-    known_sequence(s, code)
+def wait_merged(db):
+    """Waits until known_sequence()'s clicks are merged into the click
+    tables and the deltas that held them are dropped."""
     deadline = time.monotonic() + 10
-    db = sqlite3.connect(os.path.join(s.data, "clicks.db"))
     while time.monotonic() < deadline:
         row = db.execute("SELECT sum(humans), sum(bots) FROM click_hours").fetchone()
         deltas = db.execute("SELECT count(*) FROM click_deltas").fetchone()[0]
@@ -92,6 +90,14 @@ def test_counts_flushed_merged_and_unchanged(make_server):
             break
         time.sleep(0.05)
     assert row == (6, 2) and deltas == 0  # merged into the tables, deltas dropped
+
+
+def test_counts_flushed_merged_and_unchanged(make_server):
+    s = make_server("--flush-ms", "100", "--click-merge-s", "1", "--geoip", "off")
+    code = s.create("https://example.com/flushed")["code"]
+    known_sequence(s, code)
+    db = sqlite3.connect(os.path.join(s.data, "clicks.db"))
+    wait_merged(db)
     days = dict(((r[0], r[1]), r[2]) for r in db.execute(
         "SELECT referrer, device, sum(clicks) FROM click_days GROUP BY referrer, device"))
     assert days == {("news.example.org", "desktop"): 3, ("direct", "mobile"): 2,
@@ -140,14 +146,7 @@ def test_counters_read_back_are_merged_at_start(tmp_path):
     s2 = Server(tmp_path, *args, data=s.data).start()
     try:
         assert "read back" in s2.log()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            row = db.execute("SELECT sum(humans), sum(bots) FROM click_hours").fetchone()
-            deltas = db.execute("SELECT count(*) FROM click_deltas").fetchone()[0]
-            if row == (6, 2) and deltas == 0:
-                break
-            time.sleep(0.05)
-        assert row == (6, 2) and deltas == 0
+        wait_merged(db)
         check_known_counts(stats(s2, code))  # merged once, not counted twice
     finally:
         assert s2.stop() == 0
