@@ -108,6 +108,9 @@ struct table {
 	size_t nslots, n; /* nslots: a power of two, at most half full */
 	struct chunk *chunks;
 	struct dims dims; /* reset with the table */
+	/* The buckets its hour and day counters span (lo > hi: none), so
+	 * that a query can probe one link's keys instead of every slot. */
+	int32_t hour_lo, hour_hi, day_lo, day_hi;
 };
 
 /* A User-Agent's class, and the combination last interned for a click
@@ -386,6 +389,25 @@ static void table_grow(struct table *t)
 	t->nslots = ns;
 }
 
+/* An empty table: no slots until the first key. */
+static void table_init(struct table *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->hour_lo = t->day_lo = 1;
+	t->hour_hi = t->day_hi = 0;
+}
+
+/* The node of key k (hash h), or NULL. */
+static struct node *table_find(const struct table *t, const struct nkey *k, uint64_t h)
+{
+	if (!t->nslots)
+		return NULL;
+	for (size_t i = h & (t->nslots - 1); t->slots[i].node; i = (i + 1) & (t->nslots - 1))
+		if (t->slots[i].hash == h && key_eq(&t->slots[i].node->key, k))
+			return t->slots[i].node;
+	return NULL;
+}
+
 /* The node of key k (hash h), created (all counts zero) if there is none. */
 static struct node *table_get(struct table *t, const struct nkey *k, uint64_t h)
 {
@@ -406,6 +428,15 @@ static struct node *table_get(struct table *t, const struct nkey *k, uint64_t h)
 	struct node *x = &t->chunks->nodes[t->chunks->used++];
 	memset(x, 0, sizeof(*x));
 	x->key = *k;
+	int32_t *lo = k->dim == NO_DIM ? &t->hour_lo : &t->day_lo;
+	int32_t *hi = k->dim == NO_DIM ? &t->hour_hi : &t->day_hi;
+	if (*lo > *hi) {
+		*lo = *hi = k->bucket;
+	} else if (k->bucket < *lo) {
+		*lo = k->bucket;
+	} else if (k->bucket > *hi) {
+		*hi = k->bucket;
+	}
 	t->slots[i].hash = h;
 	t->slots[i].node = x;
 	t->n++;
@@ -863,7 +894,7 @@ static void on_op_done(struct store_op *op)
 		/* The durable counts are in the click tables now: keep only the
 		 * nodes that still hold pending counts. */
 		struct table old = c->t;
-		memset(&c->t, 0, sizeof(c->t));
+		table_init(&c->t);
 		c->dims_epoch++; /* the memos name ids of the old table */
 		struct nodes dirty = c->dirty;
 		memset(&c->dirty, 0, sizeof(c->dirty));
@@ -1033,6 +1064,7 @@ struct clicks *clicks_new(struct store *store, int nworkers, int flush_ms, int m
 		memset(c->rings[i], 0, sizeof(struct click_ring));
 	}
 	c->ua_cache = xcalloc(UA_CACHE_SIZE, sizeof(*c->ua_cache));
+	table_init(&c->t);
 	c->dims_epoch = 1;
 	buf_init(&c->op_blob);
 	buf_init(&c->op_recs);
@@ -1136,6 +1168,34 @@ static int wanted(const struct nkey *k, int64_t link, int32_t from_h, int32_t to
 	return want_dims && k->bucket >= from_h / 24 && k->bucket <= to_h / 24;
 }
 
+/* Adds node x's counts (if any) to out, which has room for cap rows. */
+static void add_row(const struct clicks *c, const struct node *x, int with_durable,
+		    struct click_rows *out, size_t *cap)
+{
+	uint64_t h = x->pend[H] + x->flush[H] + (with_durable ? x->durable[H] : 0);
+	uint64_t b = x->pend[B] + x->flush[B] + (with_durable ? x->durable[B] : 0);
+	if (!h && !b)
+		return;
+	if (out->n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		out->rows = xrealloc(out->rows, *cap * sizeof(*out->rows));
+	}
+	struct click_count *k = &out->rows[out->n++];
+	count_of(&c->t, &x->key, k);
+	k->humans = h;
+	k->bots = b;
+}
+
+/* How many keys one link can have in the table within [lo, hi] of a span
+ * of buckets (tlo > thi: none), each bucket holding `per` keys. */
+static size_t span_keys(int32_t lo, int32_t hi, int32_t tlo, int32_t thi, size_t per,
+			int32_t *from, int32_t *to)
+{
+	*from = lo > tlo ? lo : tlo;
+	*to = hi < thi ? hi : thi;
+	return *from > *to ? 0 : ((size_t)(*to - *from) + 1) * per;
+}
+
 int clicks_query(struct clicks *c, struct store_reader *r, int64_t link_id, int32_t from_hour,
 		 int32_t to_hour, int want_dims, struct click_rows *out)
 {
@@ -1151,22 +1211,36 @@ int clicks_query(struct clicks *c, struct store_reader *r, int64_t link_id, int3
 	}
 	int with_durable = out->seq < c->unmerged_upto;
 	size_t cap = out->n;
-	for (size_t i = 0; i < c->t.nslots; i++) {
-		const struct node *x = c->t.slots[i].node;
-		if (!x || !wanted(&x->key, link_id, from_hour, to_hour, want_dims))
-			continue;
-		uint64_t h = x->pend[H] + x->flush[H] + (with_durable ? x->durable[H] : 0);
-		uint64_t b = x->pend[B] + x->flush[B] + (with_durable ? x->durable[B] : 0);
-		if (!h && !b)
-			continue;
-		if (out->n == cap) {
-			cap = cap ? cap * 2 : 64;
-			out->rows = xrealloc(out->rows, cap * sizeof(*out->rows));
+	const struct table *t = &c->t;
+	/* The table holds the counters since the last merge: a link's keys are
+	 * its hours in that span, and its days times the combinations interned
+	 * since. Probing them is a few random reads each, walking every slot
+	 * one sequential read per slot: 200k counters took 7 ms a query. */
+	int32_t hfrom, hto, dfrom = 1, dto = 0; /* no days unless want_dims */
+	size_t probes = span_keys(from_hour, to_hour, t->hour_lo, t->hour_hi, 1, &hfrom, &hto);
+	if (want_dims)
+		probes += span_keys(from_hour / 24, to_hour / 24, t->day_lo, t->day_hi, t->dims.n,
+				    &dfrom, &dto);
+	if (probes <= t->nslots / 8) {
+		for (int32_t hr = hfrom; hr <= hto; hr++) {
+			struct nkey k = {link_id, hr, NO_DIM};
+			const struct node *x = table_find(t, &k, key_hash(&k));
+			if (x)
+				add_row(c, x, with_durable, out, &cap);
 		}
-		struct click_count *k = &out->rows[out->n++];
-		count_of(&c->t, &x->key, k);
-		k->humans = h;
-		k->bots = b;
+		for (int32_t day = dfrom; day <= dto; day++)
+			for (uint32_t dim = 0; dim < t->dims.n; dim++) {
+				struct nkey k = {link_id, day, dim};
+				const struct node *x = table_find(t, &k, key_hash(&k));
+				if (x)
+					add_row(c, x, with_durable, out, &cap);
+			}
+	} else {
+		for (size_t i = 0; i < t->nslots; i++) {
+			const struct node *x = t->slots[i].node;
+			if (x && wanted(&x->key, link_id, from_hour, to_hour, want_dims))
+				add_row(c, x, with_durable, out, &cap);
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	return STORE_OK;

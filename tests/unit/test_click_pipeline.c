@@ -353,11 +353,77 @@ static void test_many_links_and_combinations(void **state)
 	clicks_free(c);
 }
 
+/* Hour and day humans of `link` over [from, to] hours, as a query sees them. */
+static void range_sums(struct clicks *c, int64_t link, int32_t from, int32_t to, uint64_t *h,
+		       uint64_t *d)
+{
+	struct click_rows rows;
+	assert_int_equal(clicks_query(c, NULL, link, from, to, 1, &rows), STORE_OK);
+	*h = *d = 0;
+	for (size_t i = 0; i < rows.n; i++) {
+		assert_int_equal(rows.rows[i].link_id, link);
+		if (rows.rows[i].kind == STORE_CLICK_HOUR)
+			*h += rows.rows[i].humans;
+		else
+			*d += rows.rows[i].humans;
+	}
+	free(rows.rows);
+}
+
+/* A query finds one link's counters by probing its keys when the table
+ * spans few buckets, and by walking every slot when its hours span more
+ * than an eighth of the slots (the last range below): both clip hours to
+ * the range and take the days that meet it, and neither sees another
+ * link's counters. */
+static void test_query_ranges(void **state)
+{
+	(void)state;
+	memset(&sc.held, 0, sizeof(sc.held));
+	sc.nheld = 0;
+	sc.seq = sc.merged_humans = sc.merged_day = 0;
+	struct store store = {.ops = &fake_ops};
+	struct clicks *c = clicks_new(&store, 1, 3600000, 3600000, NULL);
+	struct click_ring *r = clicks_ring(c, 0);
+	assert_int_equal(clicks_start(c, NULL), 0);
+	const int64_t link = LINK + 4;
+	const int32_t hs = (int32_t)(NOW_MS / 86400000) * 24; /* a day's first hour */
+	const int32_t at[] = {0, 1, 30, 5000};             /* hours after hs */
+	for (int i = 0; i < 4; i++)
+		for (int n = 0; n <= i; n++) /* 1, 2, 3 and 4 clicks */
+			clicks_record(r, link, (int64_t)(hs + at[i]) * 3600000 + 1000, UA,
+				      sizeof(UA) - 1, NULL, 0, NULL);
+	clicks_record(r, link + 1, (int64_t)hs * 3600000, UA, sizeof(UA) - 1, NULL, 0, NULL);
+	static const struct {
+		int32_t from, to; /* hours after hs, but for the whole range */
+		uint64_t hours, days;
+	} cases[] = {
+		{0, 0, 1, 3},       /* the first day holds hours 0 and 1 */
+		{0, 1, 3, 3},       {2, 29, 0, 6}, /* no hour, but both days */
+		{0, 30, 6, 6},      {4999, 6000, 4, 4},
+		{-1, -1, 10, 10},   /* everything: 5001 hours, more than 8192 / 8 */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t h, d;
+		if (cases[i].from < 0)
+			range_sums(c, link, 0, INT32_MAX - 1, &h, &d);
+		else
+			range_sums(c, link, hs + cases[i].from, hs + cases[i].to, &h, &d);
+		assert_int_equal(h, cases[i].hours);
+		assert_int_equal(d, cases[i].days);
+	}
+	pthread_t t;
+	pthread_create(&t, NULL, stop_thread, c);
+	complete(next_op(), STORE_OK); /* the last flush */
+	pthread_join(t, NULL);
+	clicks_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_flush_and_merge_paths),
 		cmocka_unit_test(test_many_links_and_combinations),
+		cmocka_unit_test(test_query_ranges),
 	};
 	return cmocka_run_group_tests_name("click_pipeline", tests, NULL, NULL);
 }
