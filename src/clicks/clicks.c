@@ -397,15 +397,21 @@ static void table_init(struct table *t)
 	t->hour_hi = t->day_hi = 0;
 }
 
+/* The slot of key k (hash h): the one that holds it, or the empty one
+ * where it would go. The table has slots. */
+static inline size_t table_slot(const struct table *t, const struct nkey *k, uint64_t h)
+{
+	size_t i = h & (t->nslots - 1);
+	for (; t->slots[i].node; i = (i + 1) & (t->nslots - 1))
+		if (t->slots[i].hash == h && key_eq(&t->slots[i].node->key, k))
+			break;
+	return i;
+}
+
 /* The node of key k (hash h), or NULL. */
 static struct node *table_find(const struct table *t, const struct nkey *k, uint64_t h)
 {
-	if (!t->nslots)
-		return NULL;
-	for (size_t i = h & (t->nslots - 1); t->slots[i].node; i = (i + 1) & (t->nslots - 1))
-		if (t->slots[i].hash == h && key_eq(&t->slots[i].node->key, k))
-			return t->slots[i].node;
-	return NULL;
+	return t->nslots ? t->slots[table_slot(t, k, h)].node : NULL;
 }
 
 /* The node of key k (hash h), created (all counts zero) if there is none. */
@@ -413,10 +419,9 @@ static struct node *table_get(struct table *t, const struct nkey *k, uint64_t h)
 {
 	if (2 * (t->n + 1) > t->nslots)
 		table_grow(t);
-	size_t i = h & (t->nslots - 1);
-	for (; t->slots[i].node; i = (i + 1) & (t->nslots - 1))
-		if (t->slots[i].hash == h && key_eq(&t->slots[i].node->key, k))
-			return t->slots[i].node;
+	size_t i = table_slot(t, k, h);
+	if (t->slots[i].node)
+		return t->slots[i].node;
 	if (!t->chunks || t->chunks->used == POOL_CHUNK) {
 		struct chunk *ch;
 		if (posix_memalign((void **)&ch, 64, sizeof(*ch)) != 0)
