@@ -34,6 +34,15 @@ struct script {
 };
 static struct script sc = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
+/* No op held, nothing merged: a test's first step. */
+static void script_reset(void)
+{
+	memset(&sc.held, 0, sizeof(sc.held));
+	sc.nheld = 0;
+	sc.seq = sc.merged_humans = sc.merged_day = 0;
+	sc.merges_applied = 0;
+}
+
 static void fake_submit(struct store *s, struct store_op *op)
 {
 	(void)s;
@@ -119,18 +128,27 @@ static void complete(struct store_op *op, int status)
 	op->done(op);
 }
 
-static uint64_t humans_now(struct clicks *c)
+/* Hour and day humans of `link` over [from, to] hours, as a query sees them. */
+static void range_sums(struct clicks *c, int64_t link, int32_t from, int32_t to, uint64_t *h,
+		       uint64_t *d)
 {
 	struct click_rows rows;
-	assert_int_equal(clicks_query(c, NULL, LINK, 0, INT32_MAX - 1, 1, &rows), STORE_OK);
-	uint64_t h = 0, day = 0;
+	assert_int_equal(clicks_query(c, NULL, link, from, to, 1, &rows), STORE_OK);
+	*h = *d = 0;
 	for (size_t i = 0; i < rows.n; i++) {
+		assert_int_equal(rows.rows[i].link_id, link);
 		if (rows.rows[i].kind == STORE_CLICK_HOUR)
-			h += rows.rows[i].humans;
+			*h += rows.rows[i].humans;
 		else
-			day += rows.rows[i].humans;
+			*d += rows.rows[i].humans;
 	}
 	free(rows.rows);
+}
+
+static uint64_t humans_now(struct clicks *c)
+{
+	uint64_t h, day;
+	range_sums(c, LINK, 0, INT32_MAX - 1, &h, &day);
 	assert_int_equal(h, day); /* the two counters of a click agree */
 	return h;
 }
@@ -288,8 +306,7 @@ static struct store_op *next_merge(void)
 static void test_many_links_and_combinations(void **state)
 {
 	(void)state;
-	memset(&sc.held, 0, sizeof(sc.held));
-	sc.nheld = 0;
+	script_reset();
 	struct store store = {.ops = &fake_ops};
 	struct clicks *c = clicks_new(&store, 1, 10, 50, NULL);
 	struct click_ring *r = clicks_ring(c, 0);
@@ -353,23 +370,6 @@ static void test_many_links_and_combinations(void **state)
 	clicks_free(c);
 }
 
-/* Hour and day humans of `link` over [from, to] hours, as a query sees them. */
-static void range_sums(struct clicks *c, int64_t link, int32_t from, int32_t to, uint64_t *h,
-		       uint64_t *d)
-{
-	struct click_rows rows;
-	assert_int_equal(clicks_query(c, NULL, link, from, to, 1, &rows), STORE_OK);
-	*h = *d = 0;
-	for (size_t i = 0; i < rows.n; i++) {
-		assert_int_equal(rows.rows[i].link_id, link);
-		if (rows.rows[i].kind == STORE_CLICK_HOUR)
-			*h += rows.rows[i].humans;
-		else
-			*d += rows.rows[i].humans;
-	}
-	free(rows.rows);
-}
-
 /* A query finds one link's counters by probing its keys when the table
  * spans few buckets, and by walking every slot when its hours span more
  * than an eighth of the slots (the last range below): both clip hours to
@@ -378,9 +378,7 @@ static void range_sums(struct clicks *c, int64_t link, int32_t from, int32_t to,
 static void test_query_ranges(void **state)
 {
 	(void)state;
-	memset(&sc.held, 0, sizeof(sc.held));
-	sc.nheld = 0;
-	sc.seq = sc.merged_humans = sc.merged_day = 0;
+	script_reset();
 	struct store store = {.ops = &fake_ops};
 	struct clicks *c = clicks_new(&store, 1, 3600000, 3600000, NULL);
 	struct click_ring *r = clicks_ring(c, 0);
