@@ -25,6 +25,13 @@
  *    unmerged deltas are already in them.
  *  - clicks_stop() drains and appends everything: graceful shutdown loses
  *    nothing. A crash loses at most the last flush interval.
+ *  - Work that grows with the number of counters (encoding a delta, taking
+ *    in its outcome, collecting a merge's rows, moving the pending counters
+ *    to a new table after a merge) is done 8,192 counters at a time, a
+ *    millisecond apart, so that a worker sharing the aggregator's core is
+ *    never held up for long. Sorting a merge's rows is the store's job, on
+ *    its writer thread; the store's done() callback only records the
+ *    outcome.
  * Locking: the aggregator lock guards the counters, the op in flight and
  * the consumer side of every ring; producers never take it. One store op
  * (a flush or a merge) is in flight at a time.
