@@ -111,6 +111,28 @@ def test_counts_flushed_merged_and_unchanged(make_server):
     assert "shortd_click_merges_total 0" not in m
 
 
+def test_creates_do_not_wait_for_the_click_writer(make_server):
+    """clicks.db has a writer of its own. While something else holds its
+    write lock (here a sqlite3 connection; in production a long merge),
+    creates still commit, and the clicks held back meanwhile are committed
+    and merged once it lets go."""
+    s = make_server("--flush-ms", "100", "--click-merge-s", "1", "--geoip", "off")
+    code = s.create("https://example.com/held")["code"]
+    db = sqlite3.connect(os.path.join(s.data, "clicks.db"), timeout=0, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        known_sequence(s, code)
+        time.sleep(0.3)  # a few flush intervals: the click writer waits for the lock
+        for i in range(5):
+            s.create(f"https://example.com/during/{i}")  # 201, or the test fails
+        check_known_counts(stats(s, code))  # counted, in memory
+    finally:
+        db.execute("ROLLBACK")
+    wait_merged(db)
+    db.close()
+    check_known_counts(stats(s, code))
+
+
 def test_unmerged_deltas_read_back_after_kill(tmp_path):
     s = Server(tmp_path, "--flush-ms", "100", "--click-merge-s", "3600", "--geoip", "off").start()
     code = s.create("https://example.com/replay")["code"]
