@@ -48,7 +48,7 @@ int app_ready(const struct app *app, const char **why)
 		return 0;
 	}
 	if (!store_writable((struct store *)&app->store)) {
-		*why = "the last database commit failed";
+		*why = "the last commit of links or keys failed";
 		return 0;
 	}
 	return 1;
@@ -166,7 +166,7 @@ void app_metrics_render(struct app *app, struct buf *o)
 	metrics_histogram(o, "shortd_store_commit_batch_size", NULL, &ss.batch_size, 1);
 	counter(o, "shortd_store_commits_total", "Transactions committed.", ss.commits);
 	counter(o, "shortd_store_commit_errors_total", "Transactions that failed.", ss.commit_errors);
-	gauge(o, "shortd_store_writable", "1 if the last commit succeeded.",
+	gauge(o, "shortd_store_writable", "1 if the last commit of links or keys succeeded.",
 	      (uint64_t)store_writable(&app->store));
 	gauge(o, "shortd_code_map_links", "Links in the code map (--code-map).", ss.map_entries);
 	gauge(o, "shortd_code_map_bytes", "Memory of the code map's table.", ss.map_bytes);
