@@ -7,10 +7,12 @@
  *    slot and publishes it with one release store: no lock, no allocation,
  *    no system call. A full ring drops the click and counts it.
  *  - One aggregator thread drains the rings every few milliseconds and
- *    folds each event into two counters: its link's hour (humans and bots
- *    apart) and its link's day for its combination of referrer host,
- *    country, device, browser and OS. User-Agent classes are cached; the
- *    GeoIP lookup happens here too.
+ *    folds each event into one counter: its link, its hour and its
+ *    combination of referrer host, country, device, browser and OS, humans
+ *    and bots apart. The link's hour counts (summed over combinations) and
+ *    its day counts per combination (summed over hours) are derived from
+ *    these when they are committed, merged or queried. User-Agent classes
+ *    are cached; the GeoIP lookup happens here too.
  *  - Every flush interval the new counters are appended to the store as
  *    one delta (a blob, one row, one transaction): durable, and cheap
  *    however many links were clicked. About once a merge interval the

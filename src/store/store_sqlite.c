@@ -469,7 +469,33 @@ static int op_click_merge(struct sqlite_store *ss, struct store_op *op)
 	for (size_t i = 0; i < op->nclicks; i++)
 		order[i] = &op->clicks[i];
 	qsort(order, op->nclicks, sizeof(*order), click_order_cmp);
-	int status = click_upserts(ss, order, op->nclicks);
+	/* rows of one key (a link's hour with several combinations, say)
+	 * are now side by side: one upsert each */
+	struct click_count *sum = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < op->nclicks; i++) {
+		if (n && !click_order_cmp(&order[n - 1], &order[i])) {
+			if (!sum) {
+				sum = xmalloc(op->nclicks * sizeof(*sum));
+				for (size_t j = 0; j < n; j++)
+					sum[j] = *order[j];
+				for (size_t j = 0; j < n; j++)
+					order[j] = &sum[j];
+			}
+			sum[n - 1].humans += order[i]->humans;
+			sum[n - 1].bots += order[i]->bots;
+			continue;
+		}
+		if (sum) {
+			sum[n] = *order[i];
+			order[n] = &sum[n];
+		} else {
+			order[n] = order[i];
+		}
+		n++;
+	}
+	int status = click_upserts(ss, order, n);
+	free(sum);
 	free(order);
 	if (status != STORE_OK)
 		return status;
