@@ -88,6 +88,18 @@ static const struct store_ops fake_ops = {
 	.click_deltas = fake_click_deltas,
 };
 
+static struct store fake_store = {.ops = &fake_ops};
+
+/* An aggregator started on the scripted store, the script reset: it
+ * flushes every flush_ms and merges every merge_ms. */
+static struct clicks *start(int flush_ms, int merge_ms)
+{
+	script_reset();
+	struct clicks *c = clicks_new(&fake_store, 1, flush_ms, merge_ms, NULL);
+	assert_int_equal(clicks_start(c, NULL), 0);
+	return c;
+}
+
 /* Waits for the next op the aggregator submits; returns it, still held. */
 static struct store_op *next_op(void)
 {
@@ -168,10 +180,8 @@ static void clickn(struct click_ring *r, int n)
 static void test_flush_and_merge_paths(void **state)
 {
 	(void)state;
-	struct store store = {.ops = &fake_ops};
-	struct clicks *c = clicks_new(&store, 1, 10, 50, NULL);
+	struct clicks *c = start(10, 50);
 	struct click_ring *r = clicks_ring(c, 0);
-	assert_int_equal(clicks_start(c, NULL), 0);
 
 	clickn(r, 5);
 	struct store_op *d1 = next_op();
@@ -312,11 +322,8 @@ static struct store_op *next_merge(void)
 static void test_many_links_and_combinations(void **state)
 {
 	(void)state;
-	script_reset();
-	struct store store = {.ops = &fake_ops};
-	struct clicks *c = clicks_new(&store, 1, 10, 50, NULL);
+	struct clicks *c = start(10, 50);
 	struct click_ring *r = clicks_ring(c, 0);
-	assert_int_equal(clicks_start(c, NULL), 0);
 	char host[32];
 	for (int64_t l = FIRST_LINK; l < FIRST_LINK + MANY; l++) {
 		host_of(l, 0, host, sizeof(host));
@@ -421,11 +428,8 @@ static void click_range(struct clicks *c, struct click_ring *r, uint64_t want_re
 static void test_query_while_rebuilding(void **state)
 {
 	(void)state;
-	script_reset();
-	struct store store = {.ops = &fake_ops};
-	struct clicks *c = clicks_new(&store, 1, 10, 50, NULL);
+	struct clicks *c = start(10, 50);
 	struct click_ring *r = clicks_ring(c, 0);
-	assert_int_equal(clicks_start(c, NULL), 0);
 	click_range(c, r, MOVED);
 	struct store_op *m1 = next_merge();
 	assert_int_equal(m1->nclicks, 2 * MOVED);
@@ -476,11 +480,8 @@ static void test_query_while_rebuilding(void **state)
 static void test_query_ranges(void **state)
 {
 	(void)state;
-	script_reset();
-	struct store store = {.ops = &fake_ops};
-	struct clicks *c = clicks_new(&store, 1, 3600000, 3600000, NULL);
+	struct clicks *c = start(3600000, 3600000);
 	struct click_ring *r = clicks_ring(c, 0);
-	assert_int_equal(clicks_start(c, NULL), 0);
 	const int64_t link = LINK + 4;
 	const int32_t hs = (int32_t)(NOW_MS / 86400000) * 24; /* a day's first hour */
 	const int32_t at[] = {0, 1, 30, 5000};             /* hours after hs */
