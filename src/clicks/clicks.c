@@ -587,9 +587,8 @@ static void put_str(struct buf *b, const char *s)
  * combinations they use get local numbers in op_local, and encode_finish
  * puts the header, the combinations and the records together. Clicks are
  * folded between slices: a counter already encoded is dirty again and
- * waits for the next delta, one not encoded yet carries them in this one.
- * So a delta holds whole counters, and a click's hour and day counters
- * may go in consecutive deltas. */
+ * waits for the next delta, one not encoded yet carries them in this one,
+ * so a delta holds whole counters. */
 static void encode_begin(struct clicks *c)
 {
 	if (c->op_local_cap) /* not used yet */
@@ -1348,8 +1347,8 @@ void clicks_free(struct clicks *c)
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
-/* What a query over hours [from, to] (and their days, with want_dims)
- * takes of link `link`'s counts in a node with key k. */
+/* A query: link's counts over hours [from, to], and with want_dims over
+ * the days they fall in. */
 struct query {
 	int64_t link;
 	int32_t from, to;
