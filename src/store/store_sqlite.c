@@ -407,35 +407,6 @@ static int op_click_delta(struct sqlite_store *ss, struct store_op *op)
 	return step_done(ss->delta_add, "append click counters");
 }
 
-/* Adds rows to the click tables, in the order given. */
-static int click_upserts(struct sqlite_store *ss, const struct click_count *const *rows, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		const struct click_count *c = rows[i];
-		sqlite3_stmt *st;
-		if (c->kind == STORE_CLICK_HOUR) {
-			st = ss->click_hour;
-			sqlite3_bind_int64(st, 1, c->link_id);
-			sqlite3_bind_int(st, 2, c->bucket);
-			sqlite3_bind_int64(st, 3, (sqlite3_int64)c->humans);
-			sqlite3_bind_int64(st, 4, (sqlite3_int64)c->bots);
-		} else {
-			st = ss->click_day;
-			sqlite3_bind_int64(st, 1, c->link_id);
-			sqlite3_bind_int(st, 2, c->bucket);
-			sqlite3_bind_text(st, 3, c->referrer, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 4, c->country, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 5, c->device, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 6, c->browser, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 7, c->os, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 8, (sqlite3_int64)c->humans);
-		}
-		if (step_done(st, "merge click counters") != STORE_OK)
-			return STORE_ERR;
-	}
-	return STORE_OK;
-}
-
 /* A merge row's place: the table (hours first), then the primary key's
  * columns, so that the upserts walk each B-tree in order and touch every
  * page once instead of at random. */
@@ -461,6 +432,42 @@ static int click_order_cmp(const void *a, const void *b)
 	return d;
 }
 
+/* Adds rows sorted by click_order_cmp to the click tables: the rows of
+ * one key (a link's hour with several combinations, say) lie side by side,
+ * and are added up into one upsert. */
+static int click_upserts(struct sqlite_store *ss, const struct click_count *const *rows, size_t n)
+{
+	for (size_t i = 0, j; i < n; i = j) {
+		const struct click_count *c = rows[i];
+		uint64_t humans = 0, bots = 0;
+		for (j = i; j < n && !click_order_cmp(&rows[i], &rows[j]); j++) {
+			humans += rows[j]->humans;
+			bots += rows[j]->bots;
+		}
+		sqlite3_stmt *st;
+		if (c->kind == STORE_CLICK_HOUR) {
+			st = ss->click_hour;
+			sqlite3_bind_int64(st, 1, c->link_id);
+			sqlite3_bind_int(st, 2, c->bucket);
+			sqlite3_bind_int64(st, 3, (sqlite3_int64)humans);
+			sqlite3_bind_int64(st, 4, (sqlite3_int64)bots);
+		} else {
+			st = ss->click_day;
+			sqlite3_bind_int64(st, 1, c->link_id);
+			sqlite3_bind_int(st, 2, c->bucket);
+			sqlite3_bind_text(st, 3, c->referrer, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, c->country, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 5, c->device, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 6, c->browser, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 7, c->os, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 8, (sqlite3_int64)humans);
+		}
+		if (step_done(st, "merge click counters") != STORE_OK)
+			return STORE_ERR;
+	}
+	return STORE_OK;
+}
+
 /* Adds counters to the click tables, drops the deltas they came from, and
  * records how far the tables go. */
 static int op_click_merge(struct sqlite_store *ss, struct store_op *op)
@@ -469,33 +476,7 @@ static int op_click_merge(struct sqlite_store *ss, struct store_op *op)
 	for (size_t i = 0; i < op->nclicks; i++)
 		order[i] = &op->clicks[i];
 	qsort(order, op->nclicks, sizeof(*order), click_order_cmp);
-	/* rows of one key (a link's hour with several combinations, say)
-	 * are now side by side: one upsert each */
-	struct click_count *sum = NULL;
-	size_t n = 0;
-	for (size_t i = 0; i < op->nclicks; i++) {
-		if (n && !click_order_cmp(&order[n - 1], &order[i])) {
-			if (!sum) {
-				sum = xmalloc(op->nclicks * sizeof(*sum));
-				for (size_t j = 0; j < n; j++)
-					sum[j] = *order[j];
-				for (size_t j = 0; j < n; j++)
-					order[j] = &sum[j];
-			}
-			sum[n - 1].humans += order[i]->humans;
-			sum[n - 1].bots += order[i]->bots;
-			continue;
-		}
-		if (sum) {
-			sum[n] = *order[i];
-			order[n] = &sum[n];
-		} else {
-			order[n] = order[i];
-		}
-		n++;
-	}
-	int status = click_upserts(ss, order, n);
-	free(sum);
+	int status = click_upserts(ss, order, op->nclicks);
 	free(order);
 	if (status != STORE_OK)
 		return status;
