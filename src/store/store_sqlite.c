@@ -722,10 +722,8 @@ static void writer_close(struct writer *w, const char *path)
 	if (w->db && sqlite3_close(w->db) != SQLITE_OK)
 		log_error("unable to close database '%s': %s", path, sqlite3_errmsg(w->db));
 	w->db = NULL;
-	if (w->ss) {
-		pthread_mutex_destroy(&w->lock);
-		pthread_cond_destroy(&w->cond);
-	}
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
 }
 
 static void sqlite_submit(struct store *s, struct store_op *op)
