@@ -12,9 +12,8 @@
 #define SHARD_BITS 6
 
 /* One allocation per cached code, holding only what a redirect needs: the
- * code, then the target (neither NUL-terminated). 56 bytes of header. */
+ * code, then the target (neither NUL-terminated). 48 bytes of header. */
 struct entry {
-	struct entry *hnext;         /* hash chain */
 	struct entry *newer, *older; /* SIEVE queue; head is newest */
 	int64_t id;
 	int64_t expires_at_ms;       /* the link's own expiry; 0: never */
@@ -49,10 +48,22 @@ struct flight {
 	pthread_cond_t cond;
 };
 
+/*
+ * A shard's table: open addressing, linear probing, no tombstones (a removal
+ * shifts the rest of its run back). A slot is 0 when free, else an entry's
+ * address in its low 48 bits and 16 more bits of its key's hash above them,
+ * so a lookup reads one line of slots and then only the entry whose tag
+ * matches: with chains, every entry ahead in the bucket was a cache miss,
+ * and most lookups come from random codes in a table far larger than the
+ * CPU's caches. The table doubles before it is 3/4 full.
+ */
+#define SLOT_PTR_BITS 48
+#define SLOT_PTR_MASK ((UINT64_C(1) << SLOT_PTR_BITS) - 1)
+
 struct shard {
 	pthread_mutex_t lock;
-	struct entry **buckets;
-	size_t nbuckets; /* power of two */
+	uint64_t *slots;
+	size_t nslots; /* power of two */
 	size_t count;
 	size_t bytes, max_bytes;
 	struct entry *head, *tail, *hand;
@@ -84,8 +95,8 @@ struct cache *cache_new(size_t max_bytes, uint64_t ttl_ms, uint64_t negative_ttl
 	for (int i = 0; i < NSHARDS; i++) {
 		struct shard *s = &c->shards[i];
 		pthread_mutex_init(&s->lock, NULL);
-		s->nbuckets = 64;
-		s->buckets = xcalloc(s->nbuckets, sizeof(*s->buckets));
+		s->nslots = 64;
+		s->slots = xcalloc(s->nslots, sizeof(*s->slots));
 		s->max_bytes = max_bytes / NSHARDS;
 	}
 	return c;
@@ -128,7 +139,7 @@ void cache_free(struct cache *c)
 			next = e->older;
 			entry_free(e);
 		}
-		free(s->buckets);
+		free(s->slots);
 		pthread_mutex_destroy(&s->lock);
 	}
 	free(c);
@@ -139,28 +150,79 @@ static struct shard *shard_of(struct cache *c, uint64_t h)
 	return &c->shards[h >> (64 - SHARD_BITS)];
 }
 
-static struct entry **find_slot(struct shard *s, uint64_t h, const char *key, size_t len)
+/* The tag: hash bits above the 32 that place an entry (e->hash) and below
+ * the shard's. */
+static uint64_t tag_of(uint64_t h)
 {
-	struct entry **pp = &s->buckets[h & (s->nbuckets - 1)];
-	for (; *pp; pp = &(*pp)->hnext) {
-		struct entry *e = *pp;
-		if (e->hash == (uint32_t)h && e->key_len == len && memcmp(e->data, key, len) == 0)
-			return pp;
-	}
-	return pp;
+	return (h >> 32 & 0xffff) << SLOT_PTR_BITS;
 }
 
-/* What an entry costs: its malloc chunk and about one bucket pointer. */
+static struct entry *entry_at(uint64_t slot)
+{
+	return (struct entry *)(uintptr_t)(slot & SLOT_PTR_MASK);
+}
+
+static size_t home_of(const struct shard *s, uint32_t hash)
+{
+	return hash & (s->nslots - 1);
+}
+
+/* The slot holding key, or the free slot that ends its run. */
+static size_t find_slot(const struct shard *s, uint64_t h, const char *key, size_t len)
+{
+	uint64_t tag = tag_of(h);
+	size_t mask = s->nslots - 1;
+	for (size_t i = home_of(s, (uint32_t)h);; i = (i + 1) & mask) {
+		uint64_t v = s->slots[i];
+		if (v == 0)
+			return i;
+		if ((v & ~SLOT_PTR_MASK) != tag)
+			continue;
+		struct entry *e = entry_at(v);
+		if (e->hash == (uint32_t)h && e->key_len == len && memcmp(e->data, key, len) == 0)
+			return i;
+	}
+}
+
+/* The slot holding e itself. */
+static size_t slot_of(const struct shard *s, const struct entry *e)
+{
+	size_t mask = s->nslots - 1;
+	size_t i = home_of(s, e->hash);
+	while (entry_at(s->slots[i]) != e) {
+		assert(s->slots[i] != 0);
+		i = (i + 1) & mask;
+	}
+	return i;
+}
+
+/* Empties slot i, moving back any later entry of its run that may not sit
+ * after a free slot: one whose home is not in (i, j], cyclically. */
+static void clear_slot(struct shard *s, size_t i)
+{
+	size_t mask = s->nslots - 1;
+	for (size_t j = (i + 1) & mask; s->slots[j] != 0; j = (j + 1) & mask) {
+		size_t home = home_of(s, entry_at(s->slots[j])->hash);
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			s->slots[i] = s->slots[j];
+			i = j;
+		}
+	}
+	s->slots[i] = 0;
+}
+
+/* What an entry costs: its malloc chunk and about two slots (the table is
+ * between 3/8 and 3/4 full). */
 static size_t entry_size(size_t key_len, size_t url_len)
 {
 	return ((sizeof(struct entry) + key_len + url_len + 8 + 15) & ~(size_t)15) +
-	       sizeof(struct entry *);
+	       2 * sizeof(uint64_t);
 }
 
-static void unlink_entry(struct shard *s, struct entry **slot)
+static void unlink_entry(struct shard *s, size_t slot)
 {
-	struct entry *e = *slot;
-	*slot = e->hnext;
+	struct entry *e = entry_at(s->slots[slot]);
+	clear_slot(s, slot);
 	if (s->hand == e)
 		s->hand = e->newer;
 	if (e->newer)
@@ -178,8 +240,8 @@ static void unlink_entry(struct shard *s, struct entry **slot)
 
 static void remove_key(struct shard *s, uint64_t h, const char *key, size_t len)
 {
-	struct entry **slot = find_slot(s, h, key, len);
-	if (*slot)
+	size_t slot = find_slot(s, h, key, len);
+	if (s->slots[slot])
 		unlink_entry(s, slot);
 }
 
@@ -192,24 +254,24 @@ static void evict_one(struct shard *s)
 	}
 	s->hand = e->newer;
 	s->evictions++;
-	unlink_entry(s, find_slot(s, e->hash, e->data, e->key_len));
+	unlink_entry(s, slot_of(s, e));
 }
 
 static void grow(struct shard *s)
 {
-	size_t n = s->nbuckets * 2;
-	struct entry **b = xcalloc(n, sizeof(*b));
-	for (size_t i = 0; i < s->nbuckets; i++) {
-		struct entry *e = s->buckets[i], *next;
-		for (; e; e = next) {
-			next = e->hnext;
-			e->hnext = b[e->hash & (n - 1)];
-			b[e->hash & (n - 1)] = e;
-		}
+	uint64_t *old = s->slots;
+	size_t n = s->nslots;
+	s->nslots = n * 2;
+	s->slots = xcalloc(s->nslots, sizeof(*s->slots));
+	for (size_t i = 0; i < n; i++) {
+		if (old[i] == 0)
+			continue;
+		size_t j = home_of(s, entry_at(old[i])->hash);
+		while (s->slots[j] != 0)
+			j = (j + 1) & (s->nslots - 1);
+		s->slots[j] = old[i];
 	}
-	free(s->buckets);
-	s->buckets = b;
-	s->nbuckets = n;
+	free(old);
 }
 
 /* Inserts (replacing) an entry; link may be NULL for a negative entry. */
@@ -224,6 +286,12 @@ static void insert(struct shard *s, uint64_t h, const char *key, size_t len,
 	while (s->bytes + size > s->max_bytes && s->tail)
 		evict_one(s);
 	struct entry *e = xmalloc(sizeof(*e) + len + url_len);
+	if ((uintptr_t)e & ~(uintptr_t)SLOT_PTR_MASK) {
+		/* not on the 64-bit systems we know (user addresses have 47
+		 * or 48 bits); not caching costs a load, never an answer */
+		entry_free(e);
+		return;
+	}
 	e->hash = (uint32_t)h;
 	e->fresh_until_ms = fresh_until_ms;
 	e->key_len = (uint8_t)len;
@@ -240,9 +308,12 @@ static void insert(struct shard *s, uint64_t h, const char *key, size_t len,
 		e->expires_at_ms = 0;
 		e->flags = E_NEGATIVE;
 	}
-	struct entry **bucket = &s->buckets[h & (s->nbuckets - 1)];
-	e->hnext = *bucket;
-	*bucket = e;
+	if ((s->count + 1) * 4 > s->nslots * 3)
+		grow(s);
+	size_t i = home_of(s, e->hash);
+	while (s->slots[i] != 0)
+		i = (i + 1) & (s->nslots - 1);
+	s->slots[i] = tag_of(h) | (uintptr_t)e;
 	e->newer = NULL;
 	e->older = s->head;
 	if (s->head)
@@ -252,8 +323,6 @@ static void insert(struct shard *s, uint64_t h, const char *key, size_t len,
 	s->head = e;
 	s->count++;
 	s->bytes += size;
-	if (s->count > s->nbuckets)
-		grow(s);
 }
 
 static void mark_stale(struct shard *s, uint64_t h, const char *key, size_t len)
@@ -280,9 +349,9 @@ int cache_get(struct cache *c, const char *key, size_t len, uint64_t now_ms, cac
 	uint64_t h = hash_key(c, key, len);
 	struct shard *s = shard_of(c, h);
 	pthread_mutex_lock(&s->lock);
-	struct entry **slot = find_slot(s, h, key, len);
-	if (*slot) {
-		struct entry *e = *slot;
+	size_t slot = find_slot(s, h, key, len);
+	if (s->slots[slot]) {
+		struct entry *e = entry_at(s->slots[slot]);
 		if (now_ms < e->fresh_until_ms) {
 			e->flags |= E_VISITED;
 			if (!(e->flags & E_NEGATIVE)) {

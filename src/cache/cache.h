@@ -2,12 +2,14 @@
  * cache: the in-process link cache (L1).
  *
  * Design:
- *  - 64 shards, each a chained hash table behind its own mutex; a key's
- *    shard comes from the top bits of its hash, its bucket from the low bits.
+ *  - 64 shards, each an open-addressing hash table behind its own mutex; a
+ *    key's shard comes from the top bits of its hash, its slot from the low
+ *    bits, and 16 bits in between go into the slot beside the entry's
+ *    address, so a lookup touches only the entry it finds.
  *  - An entry is one allocation holding only what a redirect needs (id,
- *    expiry, deleted flag, status, code and target: 56 bytes plus the two
+ *    expiry, deleted flag, status, code and target: 48 bytes plus the two
  *    strings), not the link record, which carries the API's fields too.
- *  - Bounded in bytes (each entry's malloc chunk and bucket pointer),
+ *  - Bounded in bytes (each entry's malloc chunk and about two slots),
  *    split evenly between shards. Eviction is SIEVE: a FIFO queue with a "visited" bit set
  *    on every hit; the hand evicts the first unvisited entry from the old
  *    end, so hot links survive scans of cold ones.

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -243,6 +244,82 @@ static void test_disabled_cache_still_loads(void **state)
 	cache_free(c);
 }
 
+/* The model test's store: code "k<n>" exists unless n is a multiple of 5. */
+struct model_store {
+	int loads;
+};
+
+static int model_loader(void *ctx, const char *code, size_t len, struct link **out)
+{
+	struct model_store *ms = ctx;
+	ms->loads++;
+	if (atoi(code + 1) % 5 == 0)
+		return CACHE_NOTFOUND;
+	char url[64];
+	int n = snprintf(url, sizeof(url), "https://m.example/%.*s", (int)len, code);
+	*out = link_new(code, len, url, (size_t)n);
+	return CACHE_FOUND;
+}
+
+/* Random gets, puts and invalidations against a model of what must be
+ * cached, at sizes where the shards' tables grow and every removal moves
+ * other entries of its run: a lost entry shows as an extra load, a stale
+ * or misplaced one as a hit after an invalidation or a wrong target. */
+static void test_matches_a_model(void **state)
+{
+	(void)state;
+	enum { KEYS = 4000, OPS = 300000 };
+	static char cached[KEYS]; /* 0: must load; 1: must hit */
+	memset(cached, 0, sizeof(cached));
+	struct cache *c = cache_new(64u << 20, 1000000, 1000000);
+	struct model_store ms = {0};
+	static struct cache_link l;
+	uint64_t x = 88172645463325252ULL;
+	char code[16], want[64];
+	for (int op = 0; op < OPS; op++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		int k = (int)(x % KEYS);
+		int n = snprintf(code, sizeof(code), "k%d", k);
+		switch ((x >> 32) % 8) {
+		case 0: /* a write elsewhere */
+			cache_invalidate(c, code, (size_t)n);
+			cached[k] = 0;
+			break;
+		case 1: { /* a create or an update */
+			if (k % 5 == 0)
+				break;
+			int m = snprintf(want, sizeof(want), "https://m.example/%s", code);
+			struct link *nl = link_new(code, (size_t)n, want, (size_t)m);
+			cache_put(c, nl, 10);
+			link_unref(nl);
+			cached[k] = 1;
+			break;
+		}
+		default: {
+			int loads = ms.loads;
+			int rc = cache_get(c, code, (size_t)n, 10, model_loader, &ms, &l);
+			assert_int_equal(ms.loads - loads, cached[k] ? 0 : 1);
+			cached[k] = 1;
+			if (k % 5 == 0) {
+				assert_int_equal(rc, CACHE_NOTFOUND);
+			} else {
+				assert_int_equal(rc, CACHE_FOUND);
+				snprintf(want, sizeof(want), "https://m.example/%s", code);
+				assert_string_equal(l.url, want);
+			}
+		}
+		}
+	}
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	uint64_t expect = 0;
+	for (int k = 0; k < KEYS; k++)
+		expect += (uint64_t)cached[k];
+	assert_int_equal(st.entries, expect);
+	assert_int_equal(st.evictions, 0);
+	cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -254,6 +331,7 @@ int main(void)
 		cmocka_unit_test(test_single_flight),
 		cmocka_unit_test(test_hit_copies_redirect_fields),
 		cmocka_unit_test(test_disabled_cache_still_loads),
+		cmocka_unit_test(test_matches_a_model),
 	};
 	return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
