@@ -537,6 +537,24 @@ static void on_write(uv_write_t *req, int status)
 	conn_run(c);
 }
 
+/* What uv_try_write() does for a stream with nothing queued, through
+ * send() instead of write(): a socket's write() goes through the file
+ * layer first (about 2% of a cached redirect's CPU). Returns the bytes
+ * the kernel took, UV_EAGAIN if none, or another negative UV error. */
+static int send_now(struct conn *c, const char *p, size_t len)
+{
+	uv_os_fd_t fd;
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+		return UV_EBADF;
+	ssize_t n;
+	do
+		n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0)
+		return (int)n;
+	return errno == EAGAIN || errno == EWOULDBLOCK ? UV_EAGAIN : -errno;
+}
+
 static void conn_flush(struct conn *c)
 {
 	if (c->closed || c->writing)
@@ -548,8 +566,7 @@ static void conn_flush(struct conn *c)
 			conn_update_reading(c);
 		return;
 	}
-	uv_buf_t b = uv_buf_init(c->out.p, (unsigned)c->out.len);
-	int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	int n = send_now(c, c->out.p, c->out.len);
 	if (n == (int)c->out.len) {
 		c->out.len = 0;
 		if (c->close_after_write && c->phase != PH_WAIT)
@@ -573,7 +590,7 @@ static void conn_flush(struct conn *c)
 	c->writing = 1;
 	c->write_start_ms = uv_now(&c->w->loop);
 	c->wreq.data = c;
-	b = uv_buf_init(c->wbuf.p + n, (unsigned)(c->wbuf.len - (size_t)n));
+	uv_buf_t b = uv_buf_init(c->wbuf.p + n, (unsigned)(c->wbuf.len - (size_t)n));
 	if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
 		c->writing = 0;
 		conn_close(c);
