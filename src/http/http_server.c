@@ -90,6 +90,8 @@ struct http_worker {
 	size_t date_len;
 	time_t date_s;
 	uint64_t rid_state; /* request id generator */
+	int64_t wall_minus_mono_ns; /* worker_wall_ms() */
+	uint64_t wall_read_ns;
 	struct http_worker_stats stats;
 };
 
@@ -627,6 +629,21 @@ static void conn_compact(struct conn *c)
 	c->pos = 0;
 }
 
+/* The wall clock at monotonic time mono_ns. CLOCK_REALTIME is read again
+ * once a second, so a batch of requests reads one clock instead of two
+ * (each read costs about 22 ns here; three a request were 1.5% of a cached
+ * redirect's CPU), and a step of the wall clock shows within a second. */
+static int64_t worker_wall_ms(struct http_worker *w, uint64_t mono_ns)
+{
+	if (w->wall_read_ns == 0 || mono_ns - w->wall_read_ns >= 1000000000u) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		w->wall_minus_mono_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - (int64_t)mono_ns;
+		w->wall_read_ns = mono_ns;
+	}
+	return ((int64_t)mono_ns + w->wall_minus_mono_ns) / 1000000;
+}
+
 /* Parses and answers buffered requests; 1 if it stopped because OUT_HIGH
  * bytes of answers wait to be written. */
 static int conn_process(struct conn *c)
@@ -724,7 +741,7 @@ static int conn_process(struct conn *c)
 		}
 		if (!batch_ns) {
 			batch_ns = uv_hrtime();
-			batch_ms = time_now_ms();
+			batch_ms = worker_wall_ms(c->w, batch_ns);
 		}
 		c->ex.start_ns = batch_ns;
 		c->ex.now_ms = batch_ms;
