@@ -184,6 +184,15 @@ static size_t find_slot(const struct shard *s, uint64_t h, const char *key, size
 	}
 }
 
+/* The free slot that ends the run from hash's home: where an entry goes. */
+static size_t free_slot(const struct shard *s, uint32_t hash)
+{
+	size_t i = home_of(s, hash);
+	while (s->slots[i] != 0)
+		i = (i + 1) & (s->nslots - 1);
+	return i;
+}
+
 /* The slot holding e itself. */
 static size_t slot_of(const struct shard *s, const struct entry *e)
 {
@@ -266,10 +275,7 @@ static void grow(struct shard *s)
 	for (size_t i = 0; i < n; i++) {
 		if (old[i] == 0)
 			continue;
-		size_t j = home_of(s, entry_at(old[i])->hash);
-		while (s->slots[j] != 0)
-			j = (j + 1) & (s->nslots - 1);
-		s->slots[j] = old[i];
+		s->slots[free_slot(s, entry_at(old[i])->hash)] = old[i];
 	}
 	free(old);
 }
@@ -310,10 +316,7 @@ static void insert(struct shard *s, uint64_t h, const char *key, size_t len,
 	}
 	if ((s->count + 1) * 4 > s->nslots * 3)
 		grow(s);
-	size_t i = home_of(s, e->hash);
-	while (s->slots[i] != 0)
-		i = (i + 1) & (s->nslots - 1);
-	s->slots[i] = tag_of(h) | (uintptr_t)e;
+	s->slots[free_slot(s, e->hash)] = tag_of(h) | (uintptr_t)e;
 	e->newer = NULL;
 	e->older = s->head;
 	if (s->head)
