@@ -211,7 +211,7 @@ static int serve(const struct config *cfg)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    (rlim_t)cfg->max_conns + 64 > rl.rlim_cur)
 		log_warn("open file limit %lu is below --max-conns %d: connections beyond it "
-			 "will be refused by the kernel",
+			 "wait in the kernel's queue until a descriptor is free",
 			 (unsigned long)rl.rlim_cur, cfg->max_conns);
 
 	int threads = cfg->threads;

@@ -2,7 +2,9 @@
 bodies) while normal clients keep being answered, and slow readers; the
 header and send timeouts close the slow ones; connection floods beyond the
 cap get 503 at once; memory stays bounded."""
+import os
 import resource
+import select
 import selectors
 import socket
 import threading
@@ -223,5 +225,51 @@ def test_connection_flood_beyond_the_cap(tmp_path):
               f"RSS {rss0} KiB before, {rss_peak} KiB during")
         if not SANITIZED:
             assert rss_peak - rss0 < 32 * 1024
+    finally:
+        s.stop()
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors_connections_wait(tmp_path):
+    """With its descriptors used up, shortd stops accepting until one is
+    free (instead of spinning on accept's EMFILE): the connections over
+    the limit wait in the kernel's queue and are all answered later."""
+    s = Server(tmp_path, "--analytics", "0").start()
+    try:
+        s.create("https://example.com/target", alias="slow-target")
+        resource.prlimit(s.proc.pid, resource.RLIMIT_NOFILE, (128, 128))
+        socks = []
+        for _ in range(200):
+            sk = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+            sk.sendall(REDIRECT)
+            socks.append(sk)
+        deadline = time.monotonic() + 10
+        while "Too many open files" not in s.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # ... without spinning (a busy loop would take a whole core), and
+        # with one warning, not one for each retry
+        warnings = s.log().count("accept: Too many open files; accepting again")
+        cpu0, t0 = cpu_seconds(s.proc.pid), time.monotonic()
+        time.sleep(1)
+        busy = (cpu_seconds(s.proc.pid) - cpu0) / (time.monotonic() - t0)
+        assert busy < 0.5, f"{busy:.2f} of a core while out of descriptors"
+        assert s.log().count("accept: Too many open files; accepting again") == warnings
+        # as answered connections close, the waiting ones are accepted:
+        # every one of them is answered
+        waiting, deadline = list(socks), time.monotonic() + 20
+        while waiting and time.monotonic() < deadline:
+            ready = [sk for sk in waiting if select.select([sk], [], [], 0)[0]]
+            for sk in ready:
+                assert sk.recv(4096).startswith(b"HTTP/1.1 302 ")
+                sk.close()
+                waiting.remove(sk)
+            time.sleep(0.05)
+        assert not waiting, f"{len(waiting)} of 200 connections not answered"
+        assert s.request("GET", "/slow-target").status == 302
     finally:
         s.stop()
