@@ -44,9 +44,10 @@ struct click_ring {
 	struct click_event ev[CLICK_RING_SIZE];
 };
 
-/* Counters: an open-addressing hash table (linear probing) of slots that
- * keep each node's hash, so a probe touches a node only when the hash
- * matches. With clicks spread over many links every node access is a
+/* Counters: an open-addressing hash table (linear probing) of 8-byte
+ * slots, each the node's number and the high half of its key's hash (which
+ * also picks the home slot), so a probe touches a node only when that half
+ * matches, and growing moves slots without reading a node. With clicks spread over many links every node access is a
  * cache miss, so a node is one cache line, and a click touches one node:
  * its key is the link, the hour and the interned id of the click's
  * combination of referrer, country, device, browser and OS (the strings
@@ -87,10 +88,10 @@ struct chunk {
 	struct node nodes[POOL_CHUNK];
 };
 
-struct slot {
-	uint64_t hash;
-	struct node *node; /* NULL: empty */
-};
+/* A slot: (hash >> 32) << 32 | (node number + 1); 0: empty. A node's
+ * number is its chunk's (in order of allocation) * POOL_CHUNK + its place
+ * in it. */
+typedef uint64_t slot_t;
 
 /* The strings of a day counter's key, zero-padded so that a combination
  * is hashed and compared as bytes. */
@@ -116,9 +117,11 @@ struct nodes {
 };
 
 struct table {
-	struct slot *slots;
+	slot_t *slots;
 	size_t nslots, n; /* nslots: a power of two, at most half full */
-	struct chunk *chunks;
+	struct chunk *chunks;   /* newest first */
+	struct chunk **chunkv;  /* by number, oldest first */
+	size_t nchunks, chunkcap;
 	struct dims dims; /* reset with the table */
 	/* The hours of its keys, and the days of its day counters (lo > hi:
 	 * none), so that a query can probe one link's keys instead of every
@@ -451,15 +454,26 @@ static int key_eq(const struct nkey *a, const struct nkey *b)
 	return a->link_id == b->link_id && a->bucket == b->bucket && a->dim == b->dim;
 }
 
+static inline size_t slot_home(const struct table *t, uint64_t h)
+{
+	return (size_t)(h >> 32) & (t->nslots - 1);
+}
+
+static inline struct node *slot_node(const struct table *t, slot_t v)
+{
+	uint32_t id = (uint32_t)v - 1;
+	return &t->chunkv[id / POOL_CHUNK]->nodes[id % POOL_CHUNK];
+}
+
 static void table_grow(struct table *t)
 {
 	size_t ns = t->nslots ? t->nslots * 2 : 8192;
-	struct slot *slots = xcalloc(ns, sizeof(*slots));
+	slot_t *slots = xcalloc(ns, sizeof(*slots));
 	for (size_t i = 0; i < t->nslots; i++) {
-		if (!t->slots[i].node)
+		if (!t->slots[i])
 			continue;
-		size_t j = t->slots[i].hash & (ns - 1);
-		while (slots[j].node)
+		size_t j = (size_t)(t->slots[i] >> 32) & (ns - 1);
+		while (slots[j])
 			j = (j + 1) & (ns - 1);
 		slots[j] = t->slots[i];
 	}
@@ -490,9 +504,9 @@ static void table_reserve(struct table *t, size_t n)
  * where it would go. The table has slots. */
 static inline size_t table_slot(const struct table *t, const struct nkey *k, uint64_t h)
 {
-	size_t i = h & (t->nslots - 1);
-	for (; t->slots[i].node; i = (i + 1) & (t->nslots - 1))
-		if (t->slots[i].hash == h && key_eq(&t->slots[i].node->key, k))
+	size_t i = slot_home(t, h);
+	for (slot_t v; (v = t->slots[i]) != 0; i = (i + 1) & (t->nslots - 1))
+		if (v >> 32 == h >> 32 && key_eq(&slot_node(t, v)->key, k))
 			break;
 	return i;
 }
@@ -500,7 +514,10 @@ static inline size_t table_slot(const struct table *t, const struct nkey *k, uin
 /* The node of key k (hash h), or NULL. */
 static struct node *table_find(const struct table *t, const struct nkey *k, uint64_t h)
 {
-	return t->nslots ? t->slots[table_slot(t, k, h)].node : NULL;
+	if (!t->nslots)
+		return NULL;
+	slot_t v = t->slots[table_slot(t, k, h)];
+	return v ? slot_node(t, v) : NULL;
 }
 
 /* The node of key k (hash h), created (all counts zero) if there is none. */
@@ -509,16 +526,24 @@ static struct node *table_get(struct table *t, const struct nkey *k, uint64_t h)
 	if (2 * (t->n + 1) > t->nslots)
 		table_grow(t);
 	size_t i = table_slot(t, k, h);
-	if (t->slots[i].node)
-		return t->slots[i].node;
+	if (t->slots[i])
+		return slot_node(t, t->slots[i]);
 	if (!t->chunks || t->chunks->used == POOL_CHUNK) {
+		if ((uint64_t)(t->nchunks + 1) * POOL_CHUNK >= UINT32_MAX)
+			abort(); /* 4G nodes: 256 GiB of them */
 		struct chunk *ch;
 		if (posix_memalign((void **)&ch, 64, sizeof(*ch)) != 0)
 			abort();
 		ch->used = 0;
 		ch->next = t->chunks;
 		t->chunks = ch;
+		if (t->nchunks == t->chunkcap) {
+			t->chunkcap = t->chunkcap ? 2 * t->chunkcap : 16;
+			t->chunkv = xrealloc(t->chunkv, t->chunkcap * sizeof(*t->chunkv));
+		}
+		t->chunkv[t->nchunks++] = ch;
 	}
+	uint32_t id = (uint32_t)((t->nchunks - 1) * POOL_CHUNK + t->chunks->used);
 	struct node *x = &t->chunks->nodes[t->chunks->used++];
 	memset(x, 0, sizeof(*x));
 	x->key = *k;
@@ -531,8 +556,7 @@ static struct node *table_get(struct table *t, const struct nkey *k, uint64_t h)
 	} else if (k->bucket > *hi) {
 		*hi = k->bucket;
 	}
-	t->slots[i].hash = h;
-	t->slots[i].node = x;
+	t->slots[i] = (h >> 32 << 32) | (id + 1);
 	t->n++;
 	return x;
 }
@@ -545,6 +569,7 @@ static void table_release(struct table *t)
 		t->chunks = next;
 	}
 	free(t->slots);
+	free(t->chunkv);
 	dims_release(&t->dims);
 	memset(t, 0, sizeof(*t));
 }
@@ -945,12 +970,12 @@ static void fold(struct clicks *c, const struct click_event *const *ev, size_t n
 		pf[i].k = (struct nkey){e->link_id, (int32_t)(e->ts_ms / 3600000),
 					event_dim(c, e, sl)};
 		pf[i].h = key_hash(&pf[i].k);
-		__builtin_prefetch(&t->slots[pf[i].h & (t->nslots - 1)]);
+		__builtin_prefetch(&t->slots[slot_home(t, pf[i].h)]);
 	}
 	for (size_t i = 0; i < n; i++) {
-		const struct slot *sl = &t->slots[pf[i].h & (t->nslots - 1)];
-		if (sl->node)
-			__builtin_prefetch(sl->node, 1);
+		slot_t v = t->slots[slot_home(t, pf[i].h)];
+		if (v)
+			__builtin_prefetch(slot_node(t, v), 1);
 	}
 	for (size_t i = 0; i < n; i++)
 		add_pend(c, table_get(t, &pf[i].k, pf[i].h), !pf[i].bot, pf[i].bot);
@@ -1453,8 +1478,8 @@ static void query_table(const struct table *t, int with_durable, const struct qu
 			}
 	} else {
 		for (size_t i = 0; i < t->nslots; i++)
-			if (t->slots[i].node)
-				add_row(t, t->slots[i].node, with_durable, q, out, cap);
+			if (t->slots[i])
+				add_row(t, slot_node(t, t->slots[i]), with_durable, q, out, cap);
 	}
 }
 

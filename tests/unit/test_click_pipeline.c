@@ -268,7 +268,7 @@ static void test_flush_and_merge_paths(void **state)
  * flight, once with a new referrer host. The merge rows carry each key's
  * own strings, and so do the counters kept across the merge (the table
  * and its interned combinations are rebuilt then). */
-#define MANY 2000
+#define MANY 5000 /* 10,000 nodes: three chunks of them, and the table grown twice */
 #define FIRST_LINK 100
 static const char UA_PHONE[] = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) "
 			       "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 "
