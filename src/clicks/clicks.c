@@ -47,8 +47,9 @@ struct click_ring {
 /* Counters: an open-addressing hash table (linear probing) of 8-byte
  * slots, each the node's number and the high half of its key's hash (which
  * also picks the home slot), so a probe touches a node only when that half
- * matches, and growing moves slots without reading a node. With clicks spread over many links every node access is a
- * cache miss, so a node is one cache line, and a click touches one node:
+ * matches, and growing moves slots without reading a node. With clicks
+ * spread over many links every node access is a cache miss, so a node is
+ * one cache line, and a click touches one node:
  * its key is the link, the hour and the interned id of the click's
  * combination of referrer, country, device, browser and OS (the strings
  * live once, in `dims`). A node holds, for one key, what was folded since
@@ -297,8 +298,8 @@ static uint64_t hash_words(const void *v, size_t n)
 /* The User-Agent memo's index: 16 bytes a step in two lanes of one
  * multiply and one shift each, then mix64 once. A memo hit compares the
  * bytes, so a collision costs a classification and never a wrong answer;
- * on a browser's 110-byte User-Agent this takes a third of the time of
- * hash_words(), which mixes fully after every 8 bytes. */
+ * on a browser's 111-byte User-Agent this takes half the time of
+ * hash_words() (25 against 49 ns), which mixes fully after every 8 bytes. */
 static uint64_t hash_ua(const char *p, size_t n)
 {
 	uint64_t a = n * 0x9e3779b97f4a7c15ULL, b = ~a, w0 = 0, w1 = 0;

@@ -903,8 +903,10 @@ static void on_listen(uv_poll_t *h, int status, int events)
 {
 	(void)events;
 	struct http_worker *w = h->data;
-	if (status < 0)
+	if (status < 0) {
+		w->accept_paused = 1; /* libuv stopped the handle; the sweep restarts it */
 		return;
+	}
 	for (;;) {
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof(peer);
