@@ -455,9 +455,11 @@ static int key_eq(const struct nkey *a, const struct nkey *b)
 	return a->link_id == b->link_id && a->bucket == b->bucket && a->dim == b->dim;
 }
 
-static inline size_t slot_home(const struct table *t, uint64_t h)
+/* The home slot, among nslots, of a key of hash h, or of the key a slot
+ * holds (its high half is the hash's). */
+static inline size_t slot_home(size_t nslots, uint64_t h)
 {
-	return (size_t)(h >> 32) & (t->nslots - 1);
+	return (size_t)(h >> 32) & (nslots - 1);
 }
 
 static inline struct node *slot_node(const struct table *t, slot_t v)
@@ -473,7 +475,7 @@ static void table_grow(struct table *t)
 	for (size_t i = 0; i < t->nslots; i++) {
 		if (!t->slots[i])
 			continue;
-		size_t j = (size_t)(t->slots[i] >> 32) & (ns - 1);
+		size_t j = slot_home(ns, t->slots[i]);
 		while (slots[j])
 			j = (j + 1) & (ns - 1);
 		slots[j] = t->slots[i];
@@ -505,7 +507,7 @@ static void table_reserve(struct table *t, size_t n)
  * where it would go. The table has slots. */
 static inline size_t table_slot(const struct table *t, const struct nkey *k, uint64_t h)
 {
-	size_t i = slot_home(t, h);
+	size_t i = slot_home(t->nslots, h);
 	for (slot_t v; (v = t->slots[i]) != 0; i = (i + 1) & (t->nslots - 1))
 		if (v >> 32 == h >> 32 && key_eq(&slot_node(t, v)->key, k))
 			break;
@@ -971,10 +973,10 @@ static void fold(struct clicks *c, const struct click_event *const *ev, size_t n
 		pf[i].k = (struct nkey){e->link_id, (int32_t)(e->ts_ms / 3600000),
 					event_dim(c, e, sl)};
 		pf[i].h = key_hash(&pf[i].k);
-		__builtin_prefetch(&t->slots[slot_home(t, pf[i].h)]);
+		__builtin_prefetch(&t->slots[slot_home(t->nslots, pf[i].h)]);
 	}
 	for (size_t i = 0; i < n; i++) {
-		slot_t v = t->slots[slot_home(t, pf[i].h)];
+		slot_t v = t->slots[slot_home(t->nslots, pf[i].h)];
 		if (v)
 			__builtin_prefetch(slot_node(t, v), 1);
 	}

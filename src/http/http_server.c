@@ -527,11 +527,11 @@ static void conn_read(struct conn *c)
 
 /* send() without blocking or SIGPIPE. Returns the bytes the kernel took,
  * 0 if it had no room, or -1 on an error (the peer is gone). */
-static ssize_t conn_send(struct conn *c, const char *p, size_t len)
+static ssize_t send_now(int fd, const char *p, size_t len)
 {
 	ssize_t n;
 	do
-		n = send(c->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
@@ -542,7 +542,7 @@ static ssize_t conn_send(struct conn *c, const char *p, size_t len)
  * all of it is gone parses the requests that arrived meanwhile. */
 static void conn_write_more(struct conn *c)
 {
-	ssize_t n = conn_send(c, c->wbuf.p + c->wbuf_sent, c->wbuf.len - c->wbuf_sent);
+	ssize_t n = send_now(c->fd, c->wbuf.p + c->wbuf_sent, c->wbuf.len - c->wbuf_sent);
 	if (n < 0) {
 		c->failed = 1;
 		c->writing = 0;
@@ -569,7 +569,7 @@ static void conn_flush(struct conn *c)
 			conn_update_poll(c);
 		return;
 	}
-	ssize_t n = conn_send(c, c->out.p, c->out.len);
+	ssize_t n = send_now(c->fd, c->out.p, c->out.len);
 	if (n == (ssize_t)c->out.len) {
 		c->out.len = 0;
 		if (c->close_after_write && c->phase != PH_WAIT)
@@ -848,10 +848,7 @@ static const char nomem_response[] =
  * buffer, and a peer that is gone makes no difference. */
 static void refuse(int fd, const char *r, size_t len)
 {
-	ssize_t n;
-	do
-		n = send(fd, r, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
+	send_now(fd, r, len);
 	close(fd);
 }
 
