@@ -280,26 +280,11 @@ void clicks_record(struct click_ring *ring, int64_t link_id, int64_t now_ms, con
 
 /* ---- counters ------------------------------------------------------------------- */
 
-/* 8 bytes a step (dimsets). */
-static uint64_t hash_words(const void *v, size_t n)
-{
-	const char *p = v;
-	uint64_t h = n * 0x9e3779b97f4a7c15ULL;
-	for (; n >= 8; p += 8, n -= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		h = mix64(h ^ w);
-	}
-	uint64_t w = 0;
-	memcpy(&w, p, n);
-	return mix64(h ^ w);
-}
-
 /* The User-Agent memo's index: 16 bytes a step in two lanes of one
  * multiply and one shift each, then mix64 once. A memo hit compares the
  * bytes, so a collision costs a classification and never a wrong answer;
  * on a browser's 111-byte User-Agent this takes half the time of
- * hash_words() (25 against 49 ns), which mixes fully after every 8 bytes. */
+ * hash_bytes() (25 against 49 ns), which mixes fully after every 8 bytes. */
 static uint64_t hash_ua(const char *p, size_t n)
 {
 	uint64_t a = n * 0x9e3779b97f4a7c15ULL, b = ~a, w0 = 0, w1 = 0;
@@ -321,7 +306,7 @@ static uint64_t hash_ua(const char *p, size_t n)
 /* The id of a combination, added if new. */
 static uint32_t dims_intern(struct dims *d, const struct dimset *ds)
 {
-	uint64_t h = hash_words(ds, sizeof(*ds));
+	uint64_t h = hash_bytes(ds, sizeof(*ds), 0);
 	if (2 * (d->n + 1) > d->nslots) {
 		size_t ns = d->nslots ? d->nslots * 2 : 256;
 		uint32_t *slots = xcalloc(ns, sizeof(*slots));

@@ -1,8 +1,10 @@
-/* Unit tests for core/util: RFC 3339 times, JSON strings, decimals, buffers. */
+/* Unit tests for core/util: RFC 3339 times, JSON strings, decimals, buffers,
+ * the table hash. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -126,6 +128,62 @@ static void test_decimal(void **state)
 	buf_release(&b);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* hash_bytes() reads a short key's tail as overlapping words: every byte
+ * and the length must still count, and nothing past the key is read (each
+ * key is its own allocation, so the sanitized build would catch it). */
+static void test_hash_bytes(void **state)
+{
+	(void)state;
+	uint64_t x = 0x2545f4914f6cdd1dULL;
+	for (size_t n = 0; n <= 40; n++) {
+		unsigned char *k = malloc(n ? n : 1);
+		for (size_t i = 0; i < n; i++) {
+			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+			k[i] = (unsigned char)(x >> 56);
+		}
+		uint64_t h = hash_bytes(k, n, 7);
+		assert_true(h != hash_bytes(k, n, 8)); /* the seed counts */
+		for (size_t i = 0; i < n; i++)
+			for (int bit = 0; bit < 8; bit++) {
+				k[i] ^= (unsigned char)(1u << bit);
+				assert_true(hash_bytes(k, n, 7) != h);
+				k[i] ^= (unsigned char)(1u << bit);
+			}
+		assert_true(hash_bytes(k, n, 7) == h);
+		free(k);
+	}
+	/* zeros of different lengths differ */
+	static const unsigned char zeros[16];
+	for (size_t n = 0; n < 16; n++)
+		assert_true(hash_bytes(zeros, n, 0) != hash_bytes(zeros, n + 1, 0));
+	/* a key of up to 8 bytes is one word: every code of 1 to 3 characters
+	 * from a code's alphabet hashes differently */
+	static const char abc[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	enum { A = sizeof(abc) - 1, N = A + A * A + A * A * A };
+	uint64_t *hs = malloc(N * sizeof(*hs));
+	size_t m = 0;
+	for (int len = 1; len <= 3; len++) {
+		int count = len == 1 ? A : len == 2 ? A * A : A * A * A;
+		for (int v = 0; v < count; v++) {
+			char code[3];
+			for (int i = 0, r = v; i < len; i++, r /= A)
+				code[i] = abc[r % A];
+			hs[m++] = hash_bytes(code, (size_t)len, 42);
+		}
+	}
+	assert_int_equal(m, N);
+	qsort(hs, m, sizeof(*hs), cmp_u64);
+	for (size_t i = 1; i < m; i++)
+		assert_true(hs[i] != hs[i - 1]);
+	free(hs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -133,6 +191,7 @@ int main(void)
 		cmocka_unit_test(test_json_strings),
 		cmocka_unit_test(test_buffer_growth),
 		cmocka_unit_test(test_decimal),
+		cmocka_unit_test(test_hash_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
