@@ -356,7 +356,8 @@ int cache_get(struct cache *c, const char *key, size_t len, uint64_t now_ms, cac
 	if (s->slots[slot]) {
 		struct entry *e = entry_at(s->slots[slot]);
 		if (now_ms < e->fresh_until_ms) {
-			e->flags |= E_VISITED;
+			if (!(e->flags & E_VISITED)) /* else the line stays clean */
+				e->flags |= E_VISITED;
 			if (!(e->flags & E_NEGATIVE)) {
 				s->hits++;
 				entry_copy(e, out);
