@@ -1148,12 +1148,15 @@ static int start_merge_locked(struct clicks *c)
 	return 1;
 }
 
-/* Collects the rows of up to n nodes; 1 once all are. */
+/* Collects the rows of up to n nodes; 1 once all are. A budget that runs
+ * out where a chunk ends is not the end of the nodes. */
 static int merge_collect(struct clicks *c, size_t n)
 {
-	for (; c->mchunk && n; c->mchunk = c->mchunk->next, c->cursor = 0) {
+	for (; c->mchunk; c->mchunk = c->mchunk->next, c->cursor = 0) {
 		const struct chunk *ch = c->mchunk;
-		for (; c->cursor < ch->used && n; c->cursor++, n--) {
+		for (; c->cursor < ch->used; c->cursor++, n--) {
+			if (n == 0)
+				return 0;
 			const struct node *x = &ch->nodes[c->cursor];
 			if (!x->durable[H] && !x->durable[B])
 				continue;
@@ -1161,8 +1164,6 @@ static int merge_collect(struct clicks *c, size_t n)
 			c->op_nrows += rows_of(&c->t, &x->key, x->durable[H], x->durable[B], 1, 1,
 					       &c->op_rows[c->op_nrows]);
 		}
-		if (c->cursor < ch->used)
-			return 0;
 	}
 	return 1;
 }

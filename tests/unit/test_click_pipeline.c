@@ -410,10 +410,11 @@ static void test_many_links_and_combinations(void **state)
 #define MOVED_FIRST 1000000
 #define EARLY 5
 
-static void click_range(struct clicks *c, struct click_ring *r, uint64_t want_recorded)
+/* One click on each of n links from MOVED_FIRST. */
+static void click_range(struct clicks *c, struct click_ring *r, int64_t n, uint64_t want_recorded)
 {
 	struct clicks_stats st;
-	for (int64_t l = MOVED_FIRST; l < MOVED_FIRST + MOVED; l++) {
+	for (int64_t l = MOVED_FIRST; l < MOVED_FIRST + n; l++) {
 		clicks_record(r, l, NOW_MS, UA, sizeof(UA) - 1, NULL, 0, NULL);
 		if ((l - MOVED_FIRST) % 4096 == 4095)
 			usleep(20000); /* the ring holds 16,384; it is drained every 10 ms */
@@ -428,13 +429,13 @@ static void test_query_while_rebuilding(void **state)
 	(void)state;
 	struct clicks *c = start(10, 50);
 	struct click_ring *r = clicks_ring(c, 0);
-	click_range(c, r, MOVED);
+	click_range(c, r, MOVED, MOVED);
 	struct store_op *m1 = next_merge();
 	assert_int_equal(m1->nclicks, 2 * MOVED);
 	/* pending while the merge is in flight */
 	for (int i = 0; i < 3; i++)
 		clicks_record(r, EARLY, NOW_MS, UA, sizeof(UA) - 1, NULL, 0, NULL);
-	click_range(c, r, 2 * MOVED + 3);
+	click_range(c, r, MOVED, 2 * MOVED + 3);
 	clickn(r, 3);
 	struct clicks_stats st;
 	do {
@@ -467,6 +468,33 @@ static void test_query_while_rebuilding(void **state)
 	clicks_get_stats(c, &st);
 	assert_int_equal(st.pending, 0);
 	assert_int_equal(st.flushed, 2 * MOVED + 6);
+	clicks_free(c);
+}
+
+/* A merge collects its rows a slice of 8,192 nodes at a time, chunk after
+ * chunk of 4,096: with three full chunks the first slice ends exactly where
+ * a chunk does, and the collection must go on to the third (a build that
+ * took that end for the last one merged 8,192 links and dropped the rest
+ * of the durable counts). */
+#define WHOLE_CHUNKS (3 * 4096)
+static void test_merge_of_whole_chunks(void **state)
+{
+	(void)state;
+	struct clicks *c = start(10, 50);
+	struct click_ring *r = clicks_ring(c, 0);
+	click_range(c, r, WHOLE_CHUNKS, WHOLE_CHUNKS);
+	struct store_op *m = next_merge();
+	assert_int_equal(m->nclicks, 2 * WHOLE_CHUNKS);
+	int64_t seen = 0;
+	for (size_t i = 0; i < m->nclicks; i++)
+		if (m->clicks[i].kind == STORE_CLICK_HOUR)
+			seen += m->clicks[i].link_id == MOVED_FIRST + WHOLE_CHUNKS - 1 ||
+				m->clicks[i].link_id == MOVED_FIRST;
+	assert_int_equal(seen, 2); /* the first link and the last */
+	complete(m, STORE_OK);
+	pthread_t t;
+	pthread_create(&t, NULL, stop_thread, c);
+	pthread_join(t, NULL);
 	clicks_free(c);
 }
 
@@ -520,6 +548,7 @@ int main(void)
 		cmocka_unit_test(test_many_links_and_combinations),
 		cmocka_unit_test(test_query_ranges),
 		cmocka_unit_test(test_query_while_rebuilding),
+		cmocka_unit_test(test_merge_of_whole_chunks),
 	};
 	return cmocka_run_group_tests_name("click_pipeline", tests, NULL, NULL);
 }
