@@ -84,7 +84,6 @@ struct node {
 };
 
 struct chunk {
-	struct chunk *next;
 	size_t used;
 	struct node nodes[POOL_CHUNK];
 };
@@ -120,8 +119,7 @@ struct nodes {
 struct table {
 	slot_t *slots;
 	size_t nslots, n; /* nslots: a power of two, at most half full */
-	struct chunk *chunks;   /* newest first */
-	struct chunk **chunkv;  /* by number, oldest first */
+	struct chunk **chunkv;  /* by number, in order of allocation */
 	size_t nchunks, chunkcap;
 	struct dims dims; /* reset with the table */
 	/* The hours of its keys, and the days of its day counters (lo > hi:
@@ -174,7 +172,7 @@ struct clicks {
 	int op_kind, stage;
 	int op_ok;                   /* STAGE_DONE: committed */
 	size_t cursor;               /* in `flushing` (delta), in mchunk (merge) */
-	struct chunk *mchunk;        /* merge: the chunk being collected */
+	size_t mchunk;               /* merge: the number of the chunk being collected */
 	struct table old;            /* merge: the table being rebuilt from */
 	struct nodes moving;         /* merge: its nodes with pending counts */
 	int64_t enc_base;            /* the delta's hour */
@@ -516,23 +514,21 @@ static struct node *table_get(struct table *t, const struct nkey *k, uint64_t h)
 	size_t i = table_slot(t, k, h);
 	if (t->slots[i])
 		return slot_node(t, t->slots[i]);
-	if (!t->chunks || t->chunks->used == POOL_CHUNK) {
+	struct chunk *ch = t->nchunks ? t->chunkv[t->nchunks - 1] : NULL;
+	if (!ch || ch->used == POOL_CHUNK) {
 		if ((uint64_t)(t->nchunks + 1) * POOL_CHUNK >= UINT32_MAX)
 			abort(); /* 4G nodes: 256 GiB of them */
-		struct chunk *ch;
 		if (posix_memalign((void **)&ch, 64, sizeof(*ch)) != 0)
 			abort();
 		ch->used = 0;
-		ch->next = t->chunks;
-		t->chunks = ch;
 		if (t->nchunks == t->chunkcap) {
 			t->chunkcap = t->chunkcap ? 2 * t->chunkcap : 16;
 			t->chunkv = xrealloc(t->chunkv, t->chunkcap * sizeof(*t->chunkv));
 		}
 		t->chunkv[t->nchunks++] = ch;
 	}
-	uint32_t id = (uint32_t)((t->nchunks - 1) * POOL_CHUNK + t->chunks->used);
-	struct node *x = &t->chunks->nodes[t->chunks->used++];
+	uint32_t id = (uint32_t)((t->nchunks - 1) * POOL_CHUNK + ch->used);
+	struct node *x = &ch->nodes[ch->used++];
 	memset(x, 0, sizeof(*x));
 	x->key = *k;
 	int32_t *lo = is_day_only(k) ? &t->day_lo : &t->hour_lo;
@@ -551,11 +547,8 @@ static struct node *table_get(struct table *t, const struct nkey *k, uint64_t h)
 
 static void table_release(struct table *t)
 {
-	while (t->chunks) {
-		struct chunk *next = t->chunks->next;
-		free(t->chunks);
-		t->chunks = next;
-	}
+	for (size_t i = 0; i < t->nchunks; i++)
+		free(t->chunkv[i]);
 	free(t->slots);
 	free(t->chunkv);
 	dims_release(&t->dims);
@@ -1142,7 +1135,7 @@ static int start_merge_locked(struct clicks *c)
 	op_prepare(c, OP_MERGE);
 	c->op_rows = xmalloc(2 * c->durable_nodes * sizeof(*c->op_rows));
 	c->op_nrows = 0;
-	c->mchunk = c->t.chunks;
+	c->mchunk = 0;
 	c->cursor = 0;
 	c->stage = STAGE_COLLECTING;
 	return 1;
@@ -1152,8 +1145,8 @@ static int start_merge_locked(struct clicks *c)
  * out where a chunk ends is not the end of the nodes. */
 static int merge_collect(struct clicks *c, size_t n)
 {
-	for (; c->mchunk; c->mchunk = c->mchunk->next, c->cursor = 0) {
-		const struct chunk *ch = c->mchunk;
+	for (; c->mchunk < c->t.nchunks; c->mchunk++, c->cursor = 0) {
+		const struct chunk *ch = c->t.chunkv[c->mchunk];
 		for (; c->cursor < ch->used; c->cursor++, n--) {
 			if (n == 0)
 				return 0;
