@@ -538,15 +538,23 @@ static ssize_t send_now(int fd, const char *p, size_t len)
 	return n;
 }
 
+/* The socket failed (an error, or the peer is gone): no more I/O on it,
+ * nothing left to write, and the connection closes (when a waiting request
+ * is answered, if one is). */
+static void conn_fail(struct conn *c)
+{
+	c->failed = 1;
+	c->writing = 0;
+	conn_close(c);
+}
+
 /* The socket has room again: sends more of what was left over, and once
  * all of it is gone parses the requests that arrived meanwhile. */
 static void conn_write_more(struct conn *c)
 {
 	ssize_t n = send_now(c->fd, c->wbuf.p + c->wbuf_sent, c->wbuf.len - c->wbuf_sent);
 	if (n < 0) {
-		c->failed = 1;
-		c->writing = 0;
-		conn_close(c);
+		conn_fail(c);
 		return;
 	}
 	c->wbuf_sent += (size_t)n;
@@ -579,8 +587,7 @@ static void conn_flush(struct conn *c)
 		return;
 	}
 	if (n < 0) {
-		c->failed = 1;
-		conn_close(c);
+		conn_fail(c);
 		return;
 	}
 	/* The kernel took part of it: keep the rest, stop reading, and send
@@ -599,11 +606,8 @@ static void on_io(uv_poll_t *h, int status, int events)
 {
 	struct conn *c = (struct conn *)h;
 	if (status < 0) {
-		/* An error on the socket (libuv has stopped the handle). */
-		c->events = 0;
-		c->failed = 1;
-		c->writing = 0;
-		conn_close(c);
+		c->events = 0; /* libuv has stopped the handle */
+		conn_fail(c);
 		return;
 	}
 	if ((events & UV_WRITABLE) && c->writing)
