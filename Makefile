@@ -157,7 +157,7 @@ soak: $(BIN)
 
 # Benchmarks (bench/bench.py; docs/performance.md): every scenario against
 # its baseline, alternated, medians; results in bench/results/. BENCH_ARGS
-# passes options, e.g. BENCH_ARGS="--rounds 5 --scenarios 1,4".
+# passes options, e.g. BENCH_ARGS="--rounds 7 --scenarios 1,4".
 BENCH_ARGS ?=
 bench:
 	@scripts/deps.sh bench
@@ -168,7 +168,7 @@ bench:
 bench-quick:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory $(BIN)
-	/usr/bin/python3 bench/bench.py --scenarios 1,8 --rounds 5 $(BENCH_ARGS)
+	/usr/bin/python3 bench/bench.py --scenarios 1,8 $(BENCH_ARGS)
 
 # Every scenario for a second at tiny sizes, so the harness cannot rot.
 bench-smoke: $(BIN)
