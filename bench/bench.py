@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics as st
 import subprocess
@@ -137,8 +138,22 @@ class Server:
         time.sleep(0.1)
         self.pids = [self.proc.pid] + children(self.proc.pid)
 
+    def signal(self, sig):
+        for p in self.pids:
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+
+    def pause(self):
+        self.signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.signal(signal.SIGCONT)
+
     def stop(self):
         if self.proc.poll() is None:
+            self.resume()  # a stopped process takes SIGTERM when it goes on
             self.proc.terminate()
             try:
                 self.proc.wait(30)
@@ -259,6 +274,15 @@ http {{
             f.write(key)
         return d, codes, key
 
+    def copy_data(self, d, name):
+        """A copy of data directory d (no server running on it) for one
+        server of its own."""
+        to = f"{d}-{name}"
+        if os.path.exists(to):
+            shutil.rmtree(to)
+        shutil.copytree(d, to)
+        return to
+
     # ---- measuring -------------------------------------------------------
 
     def wrk(self, server, script, conns, duration, env=None, warmup=True):
@@ -303,7 +327,11 @@ http {{
 
     def alternate(self, title, runs, rounds):
         """runs: [(label, server, script, conns, env)]; A B, B A, A B ...
-        for rounds rounds. Returns {label: [result, ...]}."""
+        for rounds rounds. Returns {label: [result, ...]}. The servers not
+        measured are stopped (SIGSTOP) meanwhile: a shortd's background
+        work (its click merge, every minute: up to a second of CPU) then
+        runs in its own rounds, counted as its own, and never on core 0
+        beside another server, nor on the same database as another."""
         out = {label: [] for label, *_ in runs}
         for r in range(rounds):
             line = []
@@ -311,11 +339,17 @@ http {{
             # always first (after the idle wait) or always last
             k = r % len(runs)
             for label, server, script, conns, env in runs[k:] + runs[:k]:
+                for _, other, *_ in runs:
+                    if other is not server:
+                        other.pause()
+                server.resume()
                 res = self.wrk(server, script, conns, self.a.duration, env)
                 out[label].append(res)
                 line.append(f"{label} {res['rps']:,.0f}/s ({res['server_cores']:.2f} cores, "
                             f"p99 {res['p99_ms']:.2f} ms)")
             log(f"  {title} round {r + 1}: " + "; ".join(line))
+        for _, server, *_ in runs:
+            server.resume()
         return out
 
     def record(self, num, name, rows, target, met, notes=""):
@@ -532,9 +566,12 @@ def s7_memory(b):
 
 def s8_onoff(b):
     d, codes, _ = b.dataset(b.a.links)
-    on = b.shortd("on", d)
-    no_an = b.shortd("analytics off", d, "--analytics", "0")
-    no_lim = b.shortd("limits off", d, "--ip-rate", "0", "--notfound-rate", "0")
+    # a copy of the data each: two shortds on one directory would share
+    # its click database, each merging into it
+    on = b.shortd("on", b.copy_data(d, "on"))
+    no_an = b.shortd("analytics off", b.copy_data(d, "no-analytics"), "--analytics", "0")
+    no_lim = b.shortd("limits off", b.copy_data(d, "no-limits"), "--ip-rate", "0",
+                      "--notfound-rate", "0")
     for s in (on, no_an, no_lim):
         warm_cache(s, codes, b.a.links, 600)
     env = {"CODES": codes}
