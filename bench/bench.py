@@ -249,11 +249,12 @@ http {{
 
     # ---- data ------------------------------------------------------------
 
-    def dataset(self, n):
+    def dataset(self, n, name=""):
         """A data directory with n links (made by `shortd import`), its codes
-        and an admin key."""
-        d = os.path.join(self.tmp, f"data-{n}")
-        codes = os.path.join(self.tmp, f"codes-{n}")
+        and an admin key; one per n and name (the scenarios that share one
+        leave it their clicks)."""
+        d = os.path.join(self.tmp, f"data-{n}{name}")
+        codes = os.path.join(self.tmp, f"codes-{n}{name}")
         if os.path.exists(codes):
             return d, codes, open(os.path.join(d, "key")).read()
         os.makedirs(d)
@@ -565,9 +566,12 @@ def s7_memory(b):
 
 
 def s8_onoff(b):
-    d, codes, _ = b.dataset(b.a.links)
-    # a copy of the data each: two shortds on one directory would share
-    # its click database, each merging into it
+    # data of its own, without the clicks of the scenarios before: a
+    # shortd with analytics reads those back at start and merges them, in
+    # its first rounds (its writer runs only when its worker idles), and
+    # the one without analytics does not; then a copy for each: two
+    # shortds on one directory would share its click database
+    d, codes, _ = b.dataset(b.a.links, "-s8")
     on = b.shortd("on", b.copy_data(d, "on"))
     no_an = b.shortd("analytics off", b.copy_data(d, "no-analytics"), "--analytics", "0")
     no_lim = b.shortd("limits off", b.copy_data(d, "no-limits"), "--ip-rate", "0",
