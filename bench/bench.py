@@ -7,8 +7,9 @@ CPU time of the server, of wrk and of the whole machine, and discards (and
 repeats, up to twice) a run in which other processes used more than
 --foreign-max of a core. Scenarios that have a baseline run it in
 alternation with shortd (A B, B A, A B ...: each round starts with the
-next server), for --rounds rounds, and report the
-median with the min-max of each figure. Results go to the terminal and to
+next server; the others stopped meanwhile), for --rounds rounds, and
+report the median with the min-max of each figure. Results go to the
+terminal and to
 bench/results/latest.md and latest.json (not committed).
 
 Scenarios (numbers as in issue 4):
