@@ -9,8 +9,7 @@ repeats, up to twice) a run in which other processes used more than
 alternation with shortd (A B, B A, A B ...: each round starts with the
 next server; the others stopped meanwhile), for --rounds rounds, and
 report the median with the min-max of each figure. Results go to the
-terminal and to
-bench/results/latest.md and latest.json (not committed).
+terminal and to bench/results/latest.md and latest.json (not committed).
 
 Scenarios (numbers as in issue 4):
   1 redirect, uniform over LINKS links in cache, 64 connections; nginx
