@@ -9,7 +9,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 OPT     ?= -O2
 WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
-	   -Wpointer-arith -Wvla
+	   -Wpointer-arith -Wvla -Wconversion
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -pthread -Isrc -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS  = $(PKG_LIBS) -pthread
@@ -31,6 +31,14 @@ ifeq ($(FAULTS),1)
 ALL_CFLAGS += -DSHORTD_FAULTS
 BUILD   ?= build/fault
 endif
+# make DELAYED_READS=1: a test build whose every store read through a
+# worker's loop is answered later (SHORTD_READ_DELAY_US, default 1000),
+# as a network store would, so that each suspended path runs in every
+# test (store/sqlite_reader.c). Fault injection is compiled in too.
+ifeq ($(DELAYED_READS),1)
+ALL_CFLAGS += -DSHORTD_DELAYED_READS -DSHORTD_FAULTS
+BUILD   ?= build/delayed
+endif
 BUILD   ?= build
 
 SRCS    := $(sort $(wildcard src/*/*.c))
@@ -42,7 +50,7 @@ BIN     := shortd
 
 PYTEST  := /usr/bin/python3 -m pytest
 
-.PHONY: all run deps test unit blackbox sanitize soak clean bench bench-quick bench-smoke fuzz \
+.PHONY: all run deps test unit blackbox blackbox-delayed sanitize soak clean bench bench-quick bench-smoke fuzz \
 	fuzz-replay
 
 all: $(BIN)
@@ -130,6 +138,12 @@ blackbox: $(BIN)
 	@$(MAKE) --no-print-directory FAULTS=1 build/fault/shortd
 	SHORTD_BIN=$(CURDIR)/$(BIN) SHORTD_FAULT_BIN=$(CURDIR)/build/fault/shortd $(PYTEST) -q -p no:cacheprovider tests/blackbox
 
+# The black-box suite again on the DELAYED_READS build: every read a
+# request makes waits on the loop, as it would on PostgreSQL.
+blackbox-delayed:
+	@$(MAKE) --no-print-directory DELAYED_READS=1 build/delayed/shortd
+	SHORTD_DELAYED=1 SHORTD_BIN=$(CURDIR)/build/delayed/shortd SHORTD_FAULT_BIN=$(CURDIR)/build/delayed/shortd $(PYTEST) -q -p no:cacheprovider tests/blackbox
+
 # The whole suite: warnings are errors; unit tests, fuzz corpora, the
 # benchmark harness at tiny sizes, black-box tests, then all of it again
 # under ASan, UBSan and LSan.
@@ -140,6 +154,7 @@ test:
 	@$(MAKE) --no-print-directory fuzz-replay
 	@$(MAKE) --no-print-directory bench-smoke
 	@$(MAKE) --no-print-directory WERROR=1 blackbox
+	@$(MAKE) --no-print-directory WERROR=1 blackbox-delayed
 	@$(MAKE) --no-print-directory sanitize
 
 # Unit and black-box tests against sanitized builds (in build/san). Any

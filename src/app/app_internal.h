@@ -1,90 +1,115 @@
 /*
- * app_internal: helpers shared by the handlers of the app layer.
+ * app_internal: the state the files of the app layer share, and the
+ * steps every request can take.
+ *
+ * Files (one concern each; dependencies point down this list):
+ *   app.c         start-up and shutdown (app_open, app_run, app_close)
+ *   worker.c      a worker thread's state, and each request's entry
+ *   routes.c      the route table: dispatch, 405 with Allow, OPTIONS,
+ *                 metrics labels
+ *   redirect.c    GET /{code}, the hot path
+ *   links_api.c   /api/v1/links[/{code}]
+ *   stats_api.c   /api/v1/links/{code}/stats
+ *   keys_api.c    /api/v1/keys[/{id}]
+ *   service.c     /, /healthz, /readyz, /metrics
+ *   create.c      choosing a new link's code and retrying a collision
+ *                 (shared with `shortd import`)
+ *   request.c     a request's life: reads and writes it waits for
+ *   auth.c        who calls (API keys)
+ *   guard.c       limits, client address, CORS
+ *   observe.c     request metrics, /metrics, readiness
+ *   reply.c       error and JSON answers
+ *   link_json.c   a link as the API shows it
+ *   clientip.c    the client behind trusted proxies
  */
 #ifndef SHORTD_APP_INTERNAL_H
 #define SHORTD_APP_INTERNAL_H
 
-#include <jansson.h>
+#include <stdatomic.h>
 
 #include "app.h"
-#include "core/util.h"
+#include "app/clientip.h"
+#include "cache/cache.h"
+#include "clicks/clicks.h"
+#include "clicks/geoip.h"
+#include "core/config.h"
+#include "core/idgen.h"
+#include "core/metrics.h"
+#include "http/http_server.h"
+#include "link/link.h"
+#include "ratelimit/ratelimit.h"
+#include "routes.h"
+#include "store/store.h"
 
-/* {"error":{"code":code,"message":msg}} with status. */
-void reply_error(struct http_exchange *ex, int status, const char *code, const char *msg);
-/* 503 store_unavailable: nothing was stored, the client may retry. */
-void reply_store_unavailable(struct http_exchange *ex);
-/* A write that was not committed: 507 for STORE_FULL, else 503. */
-void reply_write_failed(struct http_exchange *ex, int status);
-/* 400 invalid_field, naming the field. */
-void reply_field_error(struct http_exchange *ex, const char *field, const char *msg);
-/* 405 with Allow. */
-void reply_method_not_allowed(struct http_exchange *ex, const char *allow);
-/* 204 with Allow, for OPTIONS. */
-void reply_options(struct http_exchange *ex, const char *allow);
-/* Sends j (the reference is stolen) as the JSON body. extra_header may be
- * NULL, else a "Name" with value extra_value. */
-void reply_json(struct http_exchange *ex, int status, json_t *j, const char *extra_header,
-		const char *extra_value);
-/* Sends b's JSON text (a soft buffer, released here), or the 503 of an
- * answer that could not be built when an allocation for it failed. */
-void reply_json_buf(struct http_exchange *ex, int status, struct buf *b,
-		    const char *extra_header, const char *extra_value);
-/* Appends the API representation of a link to b; with clicks, its
- * all-time counts {humans, bots} as "clicks" and "bot_clicks". */
-void link_json(struct buf *b, const struct app *app, const struct link *l, const uint64_t *clicks);
+/* The rate limiters (guard.c). */
+enum { APP_LIMIT_IP, APP_LIMIT_NOTFOUND, APP_LIMIT_CREATE, APP_LIMIT_ANON, APP_LIMITERS };
 
-int redirect_handle(struct http_exchange *ex, struct app_worker *ws, const char *code,
-		    size_t len);
-int links_handle(struct http_exchange *ex, struct app_worker *ws, const char *rest, size_t len);
-/* GET /api/v1/links/{code}/stats, for links within scope */
-int stats_handle(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len,
-		 int64_t scope);
+/* --cors-origins, parsed. */
+struct app_cors {
+	char **v;
+	size_t n;
+};
 
-/* The raw value of name=value in the query (no percent-decoding);
- * returns its length, or -1 when absent. */
-long app_query_param(const struct http_request *req, const char *name, const char **val);
-/* Counts the answered request by ex->route and status, with its latency. */
-void app_observe(struct http_exchange *ex);
+/* Statuses counted one by one; anything else is counted as "other". */
+#define APP_STATUSES                                                                       \
+	{200, 201, 204, 301, 302, 307, 308, 400, 401, 403, 404, 405, 408, 409, 410, 413,   \
+	 415, 422, 429, 431, 500, 501, 503, 505, 507}
+#define APP_STATUS_COUNT 26 /* the list above and "other" */
+
+/* Per-worker measurements; written by that worker alone. */
+struct app_metrics {
+	metric_counter requests[ROUTE_COUNT][APP_STATUS_COUNT];
+	struct histogram latency[ROUTE_COUNT];
+	struct histogram store_read;
+};
+
+struct app {
+	const struct config *cfg;
+	struct store store;
+	struct cache *cache;
+	struct clicks *clicks;     /* NULL with --analytics 0 */
+	struct geoip *geo;         /* NULL without a country database */
+	struct idgen idgen;
+	struct url_policy policy;
+	char base_url[1024];       /* no trailing '/' */
+	struct http_server *srv;
+	struct http_server *metrics_srv; /* NULL unless --metrics-listen */
+	struct rl_table *rl;             /* every limiter's buckets */
+	struct rl_limit limits[APP_LIMITERS];
+	_Atomic uint64_t limited[APP_LIMITERS]; /* requests refused 429, by limiter */
+	struct trusted_proxies proxies;
+	struct app_cors cors;
+	int nworkers;
+	/* One per HTTP worker, allocated before the workers start (so a
+	 * scrape never sees a missing one) and freed after they end. */
+	struct app_worker *workers;
+};
+
+/* A worker thread's part (worker.c). */
+struct app_worker {
+	struct app *app;
+	struct store_reader *reader; /* on this worker's loop; NULL once stopped */
+	struct click_ring *clicks;   /* NULL with --analytics 0 */
+	struct app_metrics metrics;
+	int idx;
+	struct apikey_memo keys[APIKEY_MEMO_SLOTS]; /* verified by this worker */
+};
+
+/* The handler table of the HTTP workers (worker.c), and of the
+ * --metrics-listen server (observe.c: /metrics only). */
+extern const struct http_handler app_http_handler;
+extern const struct http_handler app_metrics_handler;
+
+/* guard.c */
+/* --cors-origins: 0, or -1 if an entry is not * or scheme://host[:port]. */
+int app_cors_parse(const char *list, struct app_cors *out);
+void app_cors_release(struct app_cors *c);
+const char *app_limiter_name(int limiter);
+
+/* observe.c */
 /* 1 if the service should get traffic; else 0 with *why. */
 int app_ready(const struct app *app, const char **why);
-void app_metrics_render(struct app *app, struct buf *out);
+/* 200 with the metrics in Prometheus text format 0.0.4. */
 void app_reply_metrics(struct http_exchange *ex, struct app *app);
-/* Who calls the API (auth.c): a key, or anonymous (role 0, id 0). */
-struct principal {
-	int64_t id; /* api_keys.id; 0: anonymous */
-	int role;   /* enum apikey_role; 0: anonymous */
-};
-/* 0 with *p (anonymous when no key was sent), or -1 after answering 401 (a
- * malformed, unknown or revoked key) or 503. */
-int app_authenticate(struct http_exchange *ex, struct app_worker *ws, struct principal *p);
-/* 0 if p holds a key (an admin key, with admin_only); else -1 after
- * answering 401 or 403. */
-int app_require(struct http_exchange *ex, const struct principal *p, int admin_only);
-/* Whose links p may see and change: STORE_ANY_OWNER (admin) or its own. */
-int64_t principal_scope(const struct principal *p);
-/* guard.c: client address, per-IP limit, CORS and RateLimit headers for
- * this request; 0 to go on, -1 once answered (429, or a CORS preflight). */
-int app_guard(struct http_exchange *ex, struct app_worker *ws);
-/* 1 after answering 429 if the client asked for unknown codes too often. */
-int app_notfound_blocked(struct http_exchange *ex, struct app_worker *ws);
-/* Counts a 404 for the client. */
-void app_notfound_count(struct app_worker *ws);
-/* The create limit of who (none for admin keys): 0, or -1 after 429. */
-int app_create_guard(struct http_exchange *ex, struct app_worker *ws, const struct principal *who);
-
-/* /api/v1/keys[/{id}] (keys_api.c); a key as the API shows it (no secret) */
-json_t *app_key_to_json(const struct api_key *k);
-int keys_handle(struct http_exchange *ex, struct app_worker *ws, const char *rest, size_t len);
-
-/* The link of code for the API, if scope (an owner, or STORE_ANY_OWNER)
- * may see it: 0 with *out (one reference), or -1 after answering 404
- * (unknown, or another owner's), 410 (deleted) or 503 (store failing). */
-int app_find_link(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len,
-		  int64_t scope, struct link **out);
-/* store_get through the worker's reader, timed into its metrics. */
-int app_store_get(struct app_worker *ws, const char *code, size_t len, struct link **out);
-/* All-time human and bot clicks of a link, committed or not; STORE_ERR
- * when they cannot be had (analytics off, store failing). */
-int app_click_totals(struct app_worker *ws, int64_t link_id, uint64_t *humans, uint64_t *bots);
 
 #endif

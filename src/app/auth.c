@@ -3,7 +3,8 @@
  *
  * A request names its key in "Authorization: Bearer KEY" or "X-API-Key:
  * KEY". The key's row is read on every API request through the worker's
- * store reader (which keeps the rows it read while nothing is committed to
+ * store reader, like any read (request.h: the request waits without
+ * blocking the worker when the store answers later) (which keeps the rows it read while nothing is committed to
  * shortd.db), so a revocation by the API takes effect with the next request,
  * and one by `shortd key revoke` in another process at the latest when the
  * worker's loop turn ends (the reader keeps its snapshot for a turn, well
@@ -16,7 +17,8 @@
  * 401; a user key asking for admin rights -> 403; a user key sees only its
  * own links (others answer 404, as if they did not exist).
  */
-#include "app_internal.h"
+#include "reply.h"
+#include "request.h"
 
 #include <string.h>
 
@@ -49,56 +51,68 @@ static const char *sent_key(const struct http_request *req, size_t *len)
 	return NULL;
 }
 
-int app_authenticate(struct http_exchange *ex, struct app_worker *ws, struct principal *p)
+static void unauthorized(struct app_req *r)
 {
-	memset(p, 0, sizeof(*p));
-	size_t len;
-	const char *key = sent_key(ex->req, &len);
-	if (!key)
-		return 0;
-	char id[APIKEY_ID_LEN + 1];
-	struct api_key k;
-	int rc = STORE_NOTFOUND;
-	if (apikey_parse(key, len, id) == 0) {
-		if (!ws->reader) {
-			reply_store_unavailable(ex);
-			return -1;
-		}
-		rc = store_key_get(&ws->app->store, ws->reader, id, &k);
-		if (rc == STORE_ERR) {
-			reply_store_unavailable(ex);
-			return -1;
-		}
-	}
-	if (rc != STORE_OK || !apikey_verify_memo(ws->keys, &k, key, len)) {
-		reply_json(ex, 401,
-			   json_pack("{s:{s:s,s:s}}", "error", "code", "invalid_api_key", "message",
-				     "the API key is not valid (malformed, unknown or revoked)"),
-			   "WWW-Authenticate", challenge_invalid);
-		return -1;
-	}
-	p->id = k.id;
-	p->role = k.role;
-	return 0;
+	reply_json(r->ex, 401,
+		   json_pack("{s:{s:s,s:s}}", "error", "code", "invalid_api_key", "message",
+			     "the API key is not valid (malformed, unknown or revoked)"),
+		   "WWW-Authenticate", challenge_invalid);
 }
 
-int app_require(struct http_exchange *ex, const struct principal *p, int admin_only)
+/* The key's row is read: the key sent must hash to it. */
+static void key_read(struct app_req *r)
 {
-	if (!p->role) {
-		reply_json(ex, 401,
+	size_t len;
+	const char *key = sent_key(r->ex->req, &len);
+	if (r->rd.status == STORE_ERR) {
+		reply_store_unavailable(r->ex);
+		return;
+	}
+	if (r->rd.status != STORE_OK || !apikey_verify_memo(r->ws->keys, &r->rd.key, key, len)) {
+		unauthorized(r);
+		return;
+	}
+	r->who.id = r->rd.key.id;
+	r->who.role = r->rd.key.role;
+	r->then(r);
+}
+
+void app_authenticate(struct app_req *r, req_step next)
+{
+	memset(&r->who, 0, sizeof(r->who));
+	size_t len;
+	const char *key = sent_key(r->ex->req, &len);
+	if (!key) {
+		next(r);
+		return;
+	}
+	if (apikey_parse(key, len, r->key_id) != 0) {
+		unauthorized(r);
+		return;
+	}
+	r->rd.kind = STORE_READ_KEY;
+	r->rd.key_id = r->key_id;
+	r->then = next;
+	req_read(r, key_read);
+}
+
+int app_require(struct app_req *r, int admin_only)
+{
+	if (!r->who.role) {
+		reply_json(r->ex, 401,
 			   json_pack("{s:{s:s,s:s}}", "error", "code", "missing_api_key", "message",
 				     "this needs an API key: Authorization: Bearer KEY"),
 			   "WWW-Authenticate", challenge);
-		return -1;
+		return REQ_ANSWERED;
 	}
-	if (admin_only && p->role != APIKEY_ADMIN) {
-		reply_error(ex, 403, "forbidden", "this needs an admin key");
-		return -1;
+	if (admin_only && r->who.role != APIKEY_ADMIN) {
+		reply_error(r->ex, 403, "forbidden", "this needs an admin key");
+		return REQ_ANSWERED;
 	}
-	return 0;
+	return REQ_GO_ON;
 }
 
-int64_t principal_scope(const struct principal *p)
+int64_t app_scope(const struct app_req *r)
 {
-	return p->role == APIKEY_ADMIN ? STORE_ANY_OWNER : p->id;
+	return r->who.role == APIKEY_ADMIN ? STORE_ANY_OWNER : r->who.id;
 }

@@ -3,7 +3,7 @@
  * handler asks for on its own.
  *
  *  - the client's address (clientip.h: the peer, or the forwarded client
- *    behind --trusted-proxies), kept in the worker for the handler;
+ *    behind --trusted-proxies), kept in the request for the handler;
  *  - the per-IP limit (--ip-rate, --ip-burst) on every route: over it, 429;
  *  - on /api/: CORS (--cors-origins; preflights answered here) and the
  *    RateLimit-Limit, -Remaining and -Reset headers on every answer;
@@ -14,7 +14,8 @@
  *    anonymous creates, per IP (--anon-create-*); admin keys are not limited.
  * Limits live in one rl_table (ratelimit.h), keyed by limiter and client.
  */
-#include "app_internal.h"
+#include "reply.h"
+#include "request.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -31,40 +32,40 @@ const char *app_limiter_name(int i)
 #define LANE_REQUESTS 0
 #define LANE_NOTFOUND 1
 
-static uint64_t ip_key(struct app_worker *ws, int limiter)
+static uint64_t ip_key(const struct app_req *r, int limiter)
 {
 	uint8_t b[8];
-	size_t n = client_limit_key(&ws->client, b);
+	size_t n = client_limit_key(&r->client, b);
 	return rl_key((unsigned)limiter, b, n);
 }
 
-/* RateLimit-* headers for r, replacing any this request already has. */
-static void rl_headers(struct http_exchange *ex, struct app_worker *ws, const struct rl_result *r)
+/* RateLimit-* headers for res, replacing any this request already has. */
+static void rl_headers(struct app_req *r, const struct rl_result *res)
 {
+	struct http_exchange *ex = r->ex;
 	char v[24];
-	ex->extra_len = ws->rl_mark;
-	fmt_int(v, r->limit);
+	ex->extra_len = r->rl_mark;
+	fmt_int(v, res->limit);
 	http_exchange_header(ex, "RateLimit-Limit", v);
-	fmt_int(v, r->remaining);
+	fmt_int(v, res->remaining);
 	http_exchange_header(ex, "RateLimit-Remaining", v);
-	fmt_int(v, r->reset_s);
+	fmt_int(v, res->reset_s);
 	http_exchange_header(ex, "RateLimit-Reset", v);
 }
 
-static void too_many(struct http_exchange *ex, struct app_worker *ws, int limiter,
-		     const struct rl_result *r)
+static void too_many(struct app_req *r, int limiter, const struct rl_result *res)
 {
-	atomic_fetch_add_explicit(&ws->app->limited[limiter], 1, memory_order_relaxed);
-	rl_headers(ex, ws, r);
+	atomic_fetch_add_explicit(&r->app->limited[limiter], 1, memory_order_relaxed);
+	rl_headers(r, res);
 	char after[24], msg[160];
-	long long wait = r->retry_after_s > 0 ? r->retry_after_s : 1;
+	long long wait = res->retry_after_s > 0 ? res->retry_after_s : 1;
 	snprintf(after, sizeof(after), "%lld", wait);
 	snprintf(msg, sizeof(msg), "too many %s: retry in %lld s",
 		 limiter == APP_LIMIT_NOTFOUND ? "unknown codes asked for"
 		 : limiter == APP_LIMIT_IP     ? "requests"
 					       : "creates",
 		 wait);
-	reply_json(ex, 429,
+	reply_json(r->ex, 429,
 		   json_pack("{s:{s:s,s:s,s:s}}", "error", "code", "rate_limited", "message", msg,
 			     "limit", limiter_names[limiter]),
 		   "Retry-After", after);
@@ -110,76 +111,76 @@ static int cors(struct http_exchange *ex, const struct app *app)
 	return 0;
 }
 
-int app_guard(struct http_exchange *ex, struct app_worker *ws)
+int app_guard(struct app_req *r)
 {
-	struct app *app = ws->app;
+	struct app *app = r->app;
+	struct http_exchange *ex = r->ex;
 	const struct http_request *req = ex->req;
-	client_addr(&app->proxies, req, &ex->peer, &ws->client);
+	client_addr(&app->proxies, req, &ex->peer, &r->client);
 	int api = req->path_len >= 5 && memcmp(req->path, "/api/", 5) == 0;
 	if (api && cors(ex, app)) {
 		ex->route = ROUTE_OTHER;
-		return -1;
+		return REQ_ANSWERED;
 	}
-	ws->rl_mark = ex->extra_len;
-	ws->now_us = (int64_t)(ex->start_ns / 1000);
-	ws->notfound_blocked = 0;
+	r->rl_mark = ex->extra_len;
+	r->now_us = (int64_t)(ex->start_ns / 1000);
 	const struct rl_limit *ip = &app->limits[APP_LIMIT_IP], *nf = &app->limits[APP_LIMIT_NOTFOUND];
 	if (!ip->interval_us && !nf->interval_us)
-		return 0;
+		return REQ_GO_ON;
 	/* both limits of this client in one lookup */
-	struct rl_result r;
-	ws->notfound_blocked =
-		!rl_take_and_peek(app->rl, ip, nf, ip_key(ws, APP_LIMIT_IP), ws->now_us, &r);
-	if (!r.allowed) {
-		too_many(ex, ws, APP_LIMIT_IP, &r);
-		return -1;
+	struct rl_result res;
+	r->notfound_blocked =
+		!rl_take_and_peek(app->rl, ip, nf, ip_key(r, APP_LIMIT_IP), r->now_us, &res);
+	if (!res.allowed) {
+		too_many(r, APP_LIMIT_IP, &res);
+		return REQ_ANSWERED;
 	}
 	if (api && ip->interval_us)
-		rl_headers(ex, ws, &r);
-	return 0;
+		rl_headers(r, &res);
+	return REQ_GO_ON;
 }
 
-int app_notfound_blocked(struct http_exchange *ex, struct app_worker *ws)
+int app_notfound_blocked(struct app_req *r)
 {
-	if (!ws->notfound_blocked)
-		return 0;
-	struct app *app = ws->app;
-	struct rl_result r;
+	if (!r->notfound_blocked)
+		return REQ_GO_ON;
+	struct app *app = r->app;
+	struct rl_result res;
 	/* over budget: count it (it is refused anyway) for the headers */
-	rl_take_lane(app->rl, &app->limits[APP_LIMIT_NOTFOUND], ip_key(ws, APP_LIMIT_IP),
-		     LANE_NOTFOUND, ws->now_us, &r);
-	too_many(ex, ws, APP_LIMIT_NOTFOUND, &r);
-	return 1;
+	rl_take_lane(app->rl, &app->limits[APP_LIMIT_NOTFOUND], ip_key(r, APP_LIMIT_IP),
+		     LANE_NOTFOUND, r->now_us, &res);
+	too_many(r, APP_LIMIT_NOTFOUND, &res);
+	return REQ_ANSWERED;
 }
 
-void app_notfound_count(struct app_worker *ws)
+void app_notfound_count(struct app_req *r)
 {
-	struct app *app = ws->app;
+	struct app *app = r->app;
 	const struct rl_limit *lim = &app->limits[APP_LIMIT_NOTFOUND];
-	struct rl_result r;
+	struct rl_result res;
 	if (lim->interval_us)
-		rl_take_lane(app->rl, lim, ip_key(ws, APP_LIMIT_IP), LANE_NOTFOUND, ws->now_us, &r);
+		rl_take_lane(app->rl, lim, ip_key(r, APP_LIMIT_IP), LANE_NOTFOUND, r->now_us, &res);
 }
 
-int app_create_guard(struct http_exchange *ex, struct app_worker *ws, const struct principal *who)
+int app_create_guard(struct app_req *r)
 {
-	struct app *app = ws->app;
-	if (who->role == APIKEY_ADMIN)
-		return 0;
-	int limiter = who->role ? APP_LIMIT_CREATE : APP_LIMIT_ANON;
+	struct app *app = r->app;
+	if (r->who.role == APIKEY_ADMIN)
+		return REQ_GO_ON;
+	int limiter = r->who.role ? APP_LIMIT_CREATE : APP_LIMIT_ANON;
 	const struct rl_limit *lim = &app->limits[limiter];
 	if (!lim->interval_us)
-		return 0;
-	uint64_t key = who->role ? rl_key(APP_LIMIT_CREATE, &who->id, sizeof(who->id))
-				 : ip_key(ws, APP_LIMIT_ANON);
-	struct rl_result r;
-	rl_take(app->rl, lim, key, ws->now_us, &r);
-	if (!r.allowed) {
-		too_many(ex, ws, limiter, &r);
-		return -1;
+		return REQ_GO_ON;
+	uint64_t key = r->who.role ? rl_key(APP_LIMIT_CREATE, &r->who.id, sizeof(r->who.id))
+				   : ip_key(r, APP_LIMIT_ANON);
+	struct rl_result res;
+	rl_take(app->rl, lim, key, r->now_us, &res);
+	if (!res.allowed) {
+		too_many(r, limiter, &res);
+		return REQ_ANSWERED;
 	}
-	rl_headers(ex, ws, &r);
-	return 0;
+	rl_headers(r, &res);
+	return REQ_GO_ON;
 }
 
 int app_cors_parse(const char *list, struct app_cors *out)

@@ -6,25 +6,19 @@
  *   GET    /api/v1/keys        every key, newest first (never a secret)
  *   DELETE /api/v1/keys/{id}   revoke: 204; 404 unknown; 410 revoked before
  *
- * Writes go through the store's writer like link writes: the answer is sent
- * from the worker once the write is committed.
+ * Writes go through the store's writer like link writes (req_write): the
+ * answer is sent from the worker once the write is committed. A new key's
+ * secret stays in the request's memory only until it is answered.
  */
-#include "app_internal.h"
+#include "reply.h"
+#include "request.h"
 #include "core/idgen.h"
 #include "core/log.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-struct key_pending {
-	struct store_op op;
-	struct http_task task;
-	struct http_exchange *ex;
-	struct api_key key;
-	char secret[APIKEY_LEN + 1]; /* POST: the new key, to show once */
-};
-
-json_t *app_key_to_json(const struct api_key *k)
+static json_t *key_json(const struct api_key *k)
 {
 	char created[32], revoked[32];
 	time_format_rfc3339(k->created_at_ms, created, sizeof(created));
@@ -35,17 +29,18 @@ json_t *app_key_to_json(const struct api_key *k)
 			 k->revoked_at_ms ? json_string(revoked) : json_null());
 }
 
-static void on_key_reply(struct http_task *t)
+/* A key op is committed (or not). */
+static void key_written(struct app_req *r)
 {
-	struct key_pending *p = (struct key_pending *)((char *)t - offsetof(struct key_pending, task));
-	struct http_exchange *ex = p->ex;
-	switch (p->op.status) {
+	struct app_write *w = &r->u.write;
+	struct http_exchange *ex = r->ex;
+	switch (w->op.status) {
 	case STORE_OK:
-		if (p->op.kind == STORE_OP_KEY_REVOKE) {
+		if (w->op.kind == STORE_OP_KEY_REVOKE) {
 			http_respond(ex, 204, NULL, NULL, 0);
 		} else {
-			json_t *j = app_key_to_json(&p->key);
-			json_object_set_new(j, "key", json_string(p->secret));
+			json_t *j = key_json(&w->key);
+			json_object_set_new(j, "key", json_string(w->secret));
 			reply_json(ex, 201, j, NULL, NULL);
 		}
 		break;
@@ -59,34 +54,27 @@ static void on_key_reply(struct http_task *t)
 		reply_error(ex, 503, "key_collision", "a new key collided with another, try again");
 		break;
 	default:
-		reply_write_failed(ex, p->op.status);
+		reply_write_failed(ex, w->op.status);
 		break;
 	}
-	explicit_bzero(p->secret, sizeof(p->secret));
-	free(p);
-	app_observe(ex);
-	http_resume(ex);
+	explicit_bzero(w->secret, sizeof(w->secret));
 }
 
-static void on_key_done(struct store_op *op)
+static void write_key(struct app_req *r, enum store_op_kind kind)
 {
-	struct key_pending *p = op->ctx;
-	http_post(p->ex->worker, &p->task);
+	struct app_write *w = &r->u.write;
+	memset(&w->op, 0, sizeof(w->op));
+	w->op.kind = kind;
+	w->op.key = &w->key;
+	req_write(r, key_written);
 }
 
-static int submit_key_op(struct http_exchange *ex, struct app *app, struct key_pending *p,
-			 enum store_op_kind kind)
+static void create_authed(struct app_req *r)
 {
-	p->ex = ex;
-	p->task.run = on_key_reply;
-	p->op.kind = kind;
-	p->op.key = &p->key;
-	store_submit(&app->store, &p->op, on_key_done, p);
-	return HTTP_ASYNC;
-}
-
-static int create_key(struct http_exchange *ex, struct app *app)
-{
+	struct http_exchange *ex = r->ex;
+	struct app_write *w = &r->u.write;
+	if (app_require(r, 1) != REQ_GO_ON)
+		return;
 	json_error_t jerr;
 	json_t *root = ex->req->body_len ? json_parse(ex->req->body, ex->req->body_len,
 						      JSON_REJECT_DUPLICATES, &jerr)
@@ -96,100 +84,94 @@ static int create_key(struct http_exchange *ex, struct app *app)
 		json_decref(root);
 		reply_error(ex, 400, "invalid_json",
 			    "the body must be {\"name\": \"...\", \"role\": \"admin\" or \"user\"}");
-		return HTTP_DONE;
+		return;
 	}
 	size_t nlen = strlen(name);
-	int r = apikey_role_parse(role);
-	if (nlen == 0 || nlen > APIKEY_NAME_MAX || !r) {
+	int role_id = apikey_role_parse(role);
+	if (nlen == 0 || nlen > APIKEY_NAME_MAX || !role_id) {
 		json_decref(root);
-		if (!r)
+		if (!role_id)
 			reply_field_error(ex, "role", "must be admin or user");
 		else
 			reply_field_error(ex, "name", "must be 1 to 64 bytes");
-		return HTTP_DONE;
+		return;
 	}
-	struct key_pending *p = try_calloc(1, sizeof(*p));
-	if (!p) {
-		json_decref(root);
-		reply_error(ex, 503, "out_of_memory", "out of memory, try again");
-		return HTTP_DONE;
-	}
-	memcpy(p->key.name, name, nlen + 1);
+	memset(&w->key, 0, sizeof(w->key));
+	memcpy(w->key.name, name, nlen + 1);
 	json_decref(root);
-	p->key.role = r;
-	p->key.id = idgen_next(&app->idgen);
-	p->key.created_at_ms = time_now_ms();
-	if (apikey_generate(&p->key, p->secret, sizeof(p->secret)) != 0) {
-		free(p);
+	w->key.role = role_id;
+	w->key.id = idgen_next(&r->app->idgen);
+	w->key.created_at_ms = time_now_ms();
+	if (apikey_generate(&w->key, w->secret, sizeof(w->secret)) != 0) {
 		reply_error(ex, 503, "rng_unavailable", "no randomness available, try again");
-		return HTTP_DONE;
+		return;
 	}
-	return submit_key_op(ex, app, p, STORE_OP_KEY_INSERT);
+	write_key(r, STORE_OP_KEY_INSERT);
 }
 
-static int list_keys(struct http_exchange *ex, struct app_worker *ws)
+void keys_create(struct app_req *r)
 {
-	struct api_key *keys = NULL;
-	int n = 0;
-	if (!ws->reader || store_key_list(&ws->app->store, ws->reader, &keys, &n) != STORE_OK) {
-		reply_store_unavailable(ex);
-		return HTTP_DONE;
+	app_authenticate(r, create_authed);
+}
+
+static void listed(struct app_req *r)
+{
+	struct store_read *rd = &r->rd;
+	if (rd->status != STORE_OK) {
+		reply_store_unavailable(r->ex);
+		return;
 	}
 	json_t *arr = json_array();
-	for (int i = 0; i < n; i++)
-		json_array_append_new(arr, app_key_to_json(&keys[i]));
-	free(keys);
-	reply_json(ex, 200, json_pack("{s:o}", "keys", arr), NULL, NULL);
-	return HTTP_DONE;
+	for (int i = 0; i < rd->nkeys; i++)
+		json_array_append_new(arr, key_json(&rd->keys[i]));
+	store_read_release(rd);
+	reply_json(r->ex, 200, json_pack("{s:o}", "keys", arr), NULL, NULL);
 }
 
-static int revoke_key(struct http_exchange *ex, struct app_worker *ws, const char *id, size_t len)
+static void list_authed(struct app_req *r)
 {
-	char key_id[APIKEY_ID_LEN + 1];
-	struct api_key k;
-	int rc = STORE_NOTFOUND;
-	if (len == APIKEY_ID_LEN && link_code_syntax_ok(id, len)) {
-		memcpy(key_id, id, len);
-		key_id[len] = '\0';
-		rc = ws->reader ? store_key_get(&ws->app->store, ws->reader, key_id, &k) : STORE_ERR;
-	}
-	if (rc == STORE_NOTFOUND) {
-		reply_error(ex, 404, "not_found", "no API key with this id");
-		return HTTP_DONE;
-	}
-	if (rc != STORE_OK) {
-		reply_store_unavailable(ex);
-		return HTTP_DONE;
-	}
-	struct key_pending *p = try_calloc(1, sizeof(*p));
-	if (!p) {
-		reply_error(ex, 503, "out_of_memory", "out of memory, try again");
-		return HTTP_DONE;
-	}
-	p->key = k;
-	p->key.revoked_at_ms = time_now_ms();
-	return submit_key_op(ex, ws->app, p, STORE_OP_KEY_REVOKE);
+	if (app_require(r, 1) != REQ_GO_ON)
+		return;
+	r->rd.kind = STORE_READ_KEYS;
+	req_read(r, listed);
 }
 
-int keys_handle(struct http_exchange *ex, struct app_worker *ws, const char *rest, size_t len)
+void keys_list(struct app_req *r)
 {
-	enum http_method m = ex->req->method;
-	struct principal who;
-	ex->route = ROUTE_KEYS;
-	const char *allow = len == 0 ? "GET, HEAD, POST, OPTIONS" : "DELETE, OPTIONS";
-	if (m == HTTP_OPTIONS) {
-		reply_options(ex, allow);
-		return HTTP_DONE;
+	app_authenticate(r, list_authed);
+}
+
+static void revoke_found(struct app_req *r)
+{
+	if (r->rd.status == STORE_NOTFOUND) {
+		reply_error(r->ex, 404, "not_found", "no API key with this id");
+		return;
 	}
-	int known = len == 0 ? (m == HTTP_GET || m == HTTP_HEAD || m == HTTP_POST)
-			     : m == HTTP_DELETE;
-	if (!known) {
-		reply_method_not_allowed(ex, allow);
-		return HTTP_DONE;
+	if (r->rd.status != STORE_OK) {
+		reply_store_unavailable(r->ex);
+		return;
 	}
-	if (app_authenticate(ex, ws, &who) || app_require(ex, &who, 1))
-		return HTTP_DONE;
-	if (len == 0)
-		return m == HTTP_POST ? create_key(ex, ws->app) : list_keys(ex, ws);
-	return revoke_key(ex, ws, rest + 1, len - 1);
+	r->u.write.key = r->rd.key;
+	r->u.write.key.revoked_at_ms = time_now_ms();
+	write_key(r, STORE_OP_KEY_REVOKE);
+}
+
+static void revoke_authed(struct app_req *r)
+{
+	if (app_require(r, 1) != REQ_GO_ON)
+		return;
+	if (r->arg_len != APIKEY_ID_LEN || !link_code_syntax_ok(r->arg, r->arg_len)) {
+		reply_error(r->ex, 404, "not_found", "no API key with this id");
+		return;
+	}
+	memcpy(r->key_id, r->arg, r->arg_len);
+	r->key_id[r->arg_len] = '\0';
+	r->rd.kind = STORE_READ_KEY;
+	r->rd.key_id = r->key_id;
+	req_read(r, revoke_found);
+}
+
+void keys_revoke(struct app_req *r)
+{
+	app_authenticate(r, revoke_authed);
 }

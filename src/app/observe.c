@@ -7,23 +7,13 @@
  * pipeline's and the HTTP server's counters. Nothing on the request path
  * takes a lock for this.
  */
-#include "app_internal.h"
+#include "request.h"
 #include "version.h"
 
 #include <string.h>
 #include <uv.h>
 
 static const int statuses[] = APP_STATUSES;
-
-static const char *const route_names[ROUTE_COUNT] = {
-	[ROUTE_OTHER] = "other",	     [ROUTE_REDIRECT] = "redirect",
-	[ROUTE_LINK_CREATE] = "link_create", [ROUTE_LINK_LIST] = "link_list",
-	[ROUTE_LINK_GET] = "link_get",	     [ROUTE_LINK_PATCH] = "link_patch",
-	[ROUTE_LINK_DELETE] = "link_delete", [ROUTE_LINK_STATS] = "link_stats",
-	[ROUTE_ROOT] = "root",		     [ROUTE_HEALTHZ] = "healthz",
-	[ROUTE_READYZ] = "readyz",	     [ROUTE_METRICS] = "metrics",
-	[ROUTE_KEYS] = "keys",
-};
 
 static int status_index(int status)
 {
@@ -33,9 +23,10 @@ static int status_index(int status)
 	return APP_STATUS_COUNT - 1;
 }
 
-void app_observe(struct http_exchange *ex)
+void app_observe(struct app_req *r)
 {
-	struct app_worker *ws = ex->wstate;
+	struct http_exchange *ex = r->ex;
+	struct app_worker *ws = r->ws;
 	int route = ex->route >= 0 && ex->route < ROUTE_COUNT ? ex->route : ROUTE_OTHER;
 	metric_add(&ws->metrics.requests[route][status_index(http_exchange_status(ex))], 1);
 	hist_observe(&ws->metrics.latency[route], uv_hrtime() - ex->start_ns);
@@ -66,7 +57,7 @@ static void gauge(struct buf *o, const char *name, const char *help, uint64_t v)
 	metrics_sample(o, name, NULL, v);
 }
 
-void app_metrics_render(struct app *app, struct buf *o)
+static void metrics_render(struct app *app, struct buf *o)
 {
 	char labels[128];
 	metrics_family(o, "shortd_build_info", "gauge", "Version of this shortd.");
@@ -84,9 +75,9 @@ void app_metrics_render(struct app *app, struct buf *o)
 				continue;
 			if (s == APP_STATUS_COUNT - 1)
 				snprintf(labels, sizeof(labels), "route=\"%s\",status=\"other\"",
-					 route_names[r]);
+					 app_route_label(r));
 			else
-				snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%d\"", route_names[r],
+				snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%d\"", app_route_label(r),
 					 statuses[s]);
 			metrics_sample(o, "shortd_http_requests_total", labels, n);
 		}
@@ -100,7 +91,7 @@ void app_metrics_render(struct app *app, struct buf *o)
 			hist_sum_add(&h, &app->workers[w].metrics.latency[r]);
 		if (!h.count)
 			continue;
-		snprintf(labels, sizeof(labels), "route=\"%s\"", route_names[r]);
+		snprintf(labels, sizeof(labels), "route=\"%s\"", app_route_label(r));
 		metrics_histogram(o, "shortd_http_request_duration_seconds", labels, &h, 0);
 	}
 
@@ -154,7 +145,7 @@ void app_metrics_render(struct app *app, struct buf *o)
 	for (int w = 0; w < app->nworkers; w++)
 		hist_sum_add(&rd, &app->workers[w].metrics.store_read);
 	metrics_family(o, "shortd_store_read_duration_seconds", "histogram",
-		       "Time of a store read (link lookups of redirects and the API).");
+		       "Time from the start of a store read (a cache miss, a key, a list, ...) to its answer.");
 	metrics_histogram(o, "shortd_store_read_duration_seconds", NULL, &rd, 0);
 	struct store_stats ss;
 	store_get_stats(&app->store, &ss);
@@ -202,15 +193,16 @@ void app_reply_metrics(struct http_exchange *ex, struct app *app)
 {
 	struct buf o;
 	buf_init(&o);
-	app_metrics_render(app, &o);
+	metrics_render(app, &o);
 	http_respond_start(ex, 200);
 	http_respond_finish(ex, "text/plain; version=0.0.4; charset=utf-8", o.p, o.len);
 	buf_release(&o);
 }
 
 /* --metrics-listen: a one-thread server answering /metrics only. */
-static void *metrics_worker_init(void *app, int idx)
+static void *metrics_worker_init(void *app, struct http_worker *w, int idx)
 {
+	(void)w;
 	(void)idx;
 	return app;
 }

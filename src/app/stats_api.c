@@ -8,7 +8,8 @@
  * [from, to] touches. Counts include clicks not yet committed
  * (clicks_query), so a user sees their own click at once.
  */
-#include "app_internal.h"
+#include "reply.h"
+#include "request.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -115,90 +116,23 @@ static int query_time(const struct http_request *req, const char *name, int64_t 
 	return time_parse_rfc3339(buf, o, out) == 0 ? 0 : -1;
 }
 
-int app_click_totals(struct app_worker *ws, int64_t link_id, uint64_t *humans, uint64_t *bots)
+/* The counters are read: the answer. */
+static void counted(struct app_req *r)
 {
-	*humans = *bots = 0;
-	if (!ws->app->clicks || !ws->reader)
-		return STORE_ERR; /* analytics off: no counts to show */
-	struct click_rows rows;
-	int rc = clicks_query(ws->app->clicks, ws->reader, link_id, 0, INT32_MAX - 1, 0, &rows);
-	if (rc != STORE_OK)
-		return rc;
-	for (size_t i = 0; i < rows.n; i++) {
-		if (rows.rows[i].kind != STORE_CLICK_HOUR)
-			continue;
-		*humans += rows.rows[i].humans;
-		*bots += rows.rows[i].bots;
-	}
-	free(rows.rows);
-	return STORE_OK;
-}
-
-int stats_handle(struct http_exchange *ex, struct app_worker *ws, const char *code, size_t len,
-		 int64_t scope)
-{
-	struct app *app = ws->app;
-	const struct http_request *req = ex->req;
-	if (!app->clicks) {
-		reply_error(ex, 404, "analytics_off", "click analytics are turned off (--analytics 0)");
-		return HTTP_DONE;
-	}
-	struct link *l;
-	if (app_find_link(ex, ws, code, len, scope, &l) != 0)
-		return HTTP_DONE;
-	int64_t link_id = l->id, created = l->created_at_ms;
-	link_unref(l);
-
-	const char *v;
-	long vl = app_query_param(req, "interval", &v);
-	int hourly = 0;
-	if (vl == 4 && memcmp(v, "hour", 4) == 0)
-		hourly = 1;
-	else if (vl >= 0 && !(vl == 3 && memcmp(v, "day", 3) == 0)) {
-		reply_field_error(ex, "interval", "must be hour or day");
-		return HTTP_DONE;
+	struct clicks_query *q = &r->u.clicks.q;
+	int hourly = r->u.clicks.hourly;
+	if (q->status != STORE_OK) {
+		reply_store_unavailable(r->ex);
+		return;
 	}
 	int64_t step = hourly ? HOUR_MS : DAY_MS;
-	int64_t to = time_now_ms(), from;
-	int r = query_time(req, "to", &to);
-	if (r < 0) {
-		reply_field_error(ex, "to", "must be an RFC 3339 date-time such as 2030-01-31T12:00:00Z");
-		return HTTP_DONE;
-	}
-	r = query_time(req, "from", &from);
-	if (r < 0) {
-		reply_field_error(ex, "from", "must be an RFC 3339 date-time such as 2030-01-31T12:00:00Z");
-		return HTTP_DONE;
-	}
-	if (r == 1) { /* default: the last 24 hours or 30 days, not before the link */
-		from = to - (hourly ? 24 * HOUR_MS : 30 * DAY_MS) + step;
-		if (from < created)
-			from = created;
-	}
-	if (from > to) {
-		reply_field_error(ex, "from", "must not be after to");
-		return HTTP_DONE;
-	}
-	int64_t first = from / step, last = to / step;
-	if (last - first + 1 > (hourly ? MAX_HOUR_POINTS : MAX_DAY_POINTS)) {
-		reply_field_error(ex, "from", hourly ? "hourly stats cover at most 92 days"
-						     : "daily stats cover at most 3660 days");
-		return HTTP_DONE;
-	}
-	int32_t from_hour = (int32_t)(first * step / HOUR_MS);
-	int32_t to_hour = (int32_t)(((last + 1) * step - 1) / HOUR_MS);
-
-	struct click_rows rows;
-	if (clicks_query(app->clicks, ws->reader, link_id, from_hour, to_hour, 1, &rows) !=
-	    STORE_OK) {
-		reply_store_unavailable(ex);
-		return HTTP_DONE;
-	}
+	int64_t first = r->u.clicks.first, last = r->u.clicks.last, to = r->u.clicks.to_ms;
+	struct click_rows *rows = &q->rows;
 	size_t npoints = (size_t)(last - first + 1);
 	uint64_t *humans = xcalloc(npoints, sizeof(*humans)), *bots = xcalloc(npoints, sizeof(*bots));
 	uint64_t total = 0, total_bots = 0;
-	for (size_t i = 0; i < rows.n; i++) {
-		const struct click_count *k = &rows.rows[i];
+	for (size_t i = 0; i < rows->n; i++) {
+		const struct click_count *k = &rows->rows[i];
 		if (k->kind != STORE_CLICK_HOUR)
 			continue;
 		int64_t idx = (int64_t)k->bucket * HOUR_MS / step - first;
@@ -224,13 +158,85 @@ int stats_handle(struct http_exchange *ex, struct app_worker *ws, const char *co
 	json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o}", "from", from_s,
 			      "to", to_s, "interval", hourly ? "hour" : "day", "total",
 			      (json_int_t)total, "bots", (json_int_t)total_bots, "series", series);
-	json_object_set_new(j, "code", json_stringn(code, len));
-	json_object_set_new(j, "referrers", top(&rows, DIM_REFERRER));
-	json_object_set_new(j, "countries", top(&rows, DIM_COUNTRY));
-	json_object_set_new(j, "devices", top(&rows, DIM_DEVICE));
-	json_object_set_new(j, "browsers", top(&rows, DIM_BROWSER));
-	json_object_set_new(j, "os", top(&rows, DIM_OS));
-	free(rows.rows);
-	reply_json(ex, 200, j, NULL, NULL);
-	return HTTP_DONE;
+	json_object_set_new(j, "code", json_stringn(r->arg, r->arg_len));
+	json_object_set_new(j, "referrers", top(rows, DIM_REFERRER));
+	json_object_set_new(j, "countries", top(rows, DIM_COUNTRY));
+	json_object_set_new(j, "devices", top(rows, DIM_DEVICE));
+	json_object_set_new(j, "browsers", top(rows, DIM_BROWSER));
+	json_object_set_new(j, "os", top(rows, DIM_OS));
+	free(rows->rows);
+	reply_json(r->ex, 200, j, NULL, NULL);
+}
+
+/* The link is found: the range, then its counters. */
+static void stats_found(struct app_req *r)
+{
+	const struct http_request *req = r->ex->req;
+	struct http_exchange *ex = r->ex;
+	int64_t link_id = r->link->id, created = r->link->created_at_ms;
+	link_unref(r->link);
+	r->link = NULL;
+
+	const char *v;
+	long vl = app_query_param(req, "interval", &v);
+	int hourly = 0;
+	if (vl == 4 && memcmp(v, "hour", 4) == 0)
+		hourly = 1;
+	else if (vl >= 0 && !(vl == 3 && memcmp(v, "day", 3) == 0)) {
+		reply_field_error(ex, "interval", "must be hour or day");
+		return;
+	}
+	int64_t step = hourly ? HOUR_MS : DAY_MS;
+	int64_t to = time_now_ms(), from;
+	int rc = query_time(req, "to", &to);
+	if (rc < 0) {
+		reply_field_error(ex, "to", "must be an RFC 3339 date-time such as 2030-01-31T12:00:00Z");
+		return;
+	}
+	rc = query_time(req, "from", &from);
+	if (rc < 0) {
+		reply_field_error(ex, "from", "must be an RFC 3339 date-time such as 2030-01-31T12:00:00Z");
+		return;
+	}
+	if (rc == 1) { /* default: the last 24 hours or 30 days, not before the link */
+		from = to - (hourly ? 24 * HOUR_MS : 30 * DAY_MS) + step;
+		if (from < created)
+			from = created;
+	}
+	if (from > to) {
+		reply_field_error(ex, "from", "must not be after to");
+		return;
+	}
+	int64_t first = from / step, last = to / step;
+	if (last - first + 1 > (hourly ? MAX_HOUR_POINTS : MAX_DAY_POINTS)) {
+		reply_field_error(ex, "from", hourly ? "hourly stats cover at most 92 days"
+						     : "daily stats cover at most 3660 days");
+		return;
+	}
+	r->u.clicks.hourly = hourly;
+	r->u.clicks.first = first;
+	r->u.clicks.last = last;
+	r->u.clicks.to_ms = to;
+	struct clicks_query *q = &r->u.clicks.q;
+	q->link_id = link_id;
+	q->from_hour = (int32_t)(first * step / HOUR_MS);
+	q->to_hour = (int32_t)(((last + 1) * step - 1) / HOUR_MS);
+	q->want_dims = 1;
+	req_clicks(r, counted);
+}
+
+static void stats_authed(struct app_req *r)
+{
+	if (app_require(r, 0) != REQ_GO_ON)
+		return;
+	if (!r->app->clicks) {
+		reply_error(r->ex, 404, "analytics_off", "click analytics are turned off (--analytics 0)");
+		return;
+	}
+	app_find_link(r, stats_found);
+}
+
+void stats_get(struct app_req *r)
+{
+	app_authenticate(r, stats_authed);
 }

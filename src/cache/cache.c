@@ -38,14 +38,14 @@ static int redirect_bits(int status)
 	return 1; /* link.c admits only the four */
 }
 
-struct flight {
-	struct flight *next;
+/* A load in progress: in its shard's list until cache_load_done(). */
+struct cache_flight {
+	struct cache_flight *next;
 	uint64_t hash;
-	const char *key;
+	int stale; /* a write to the code happened during the load */
+	struct cache_waiter *waiters;
 	size_t key_len;
-	int done, stale, result, refs;
-	struct link *link;
-	pthread_cond_t cond;
+	char key[LINK_CODE_MAX];
 };
 
 /*
@@ -67,7 +67,7 @@ struct shard {
 	size_t count;
 	size_t bytes, max_bytes;
 	struct entry *head, *tail, *hand;
-	struct flight *flights;
+	struct cache_flight *flights;
 	uint64_t hits, negative_hits, misses, loads, waits, evictions, expirations;
 };
 
@@ -119,7 +119,7 @@ static void entry_copy(const struct entry *e, struct cache_link *out)
 	out->url[e->url_len] = '\0';
 }
 
-static void link_copy(const struct link *l, struct cache_link *out)
+void cache_link_from(const struct link *l, struct cache_link *out)
 {
 	out->id = l->id;
 	out->expires_at_ms = l->expires_at_ms;
@@ -328,25 +328,23 @@ static void insert(struct shard *s, uint64_t h, const char *key, size_t len,
 	s->bytes += size;
 }
 
+static struct cache_flight *find_flight(struct shard *s, uint64_t h, const char *key, size_t len)
+{
+	for (struct cache_flight *f = s->flights; f; f = f->next)
+		if (f->hash == h && f->key_len == len && memcmp(f->key, key, len) == 0)
+			return f;
+	return NULL;
+}
+
 static void mark_stale(struct shard *s, uint64_t h, const char *key, size_t len)
 {
-	for (struct flight *f = s->flights; f; f = f->next)
-		if (f->hash == h && f->key_len == len && memcmp(f->key, key, len) == 0)
-			f->stale = 1;
+	struct cache_flight *f = find_flight(s, h, key, len);
+	if (f)
+		f->stale = 1;
 }
 
-static void flight_release(struct flight *f)
-{
-	if (--f->refs > 0)
-		return;
-	if (f->link)
-		link_unref(f->link);
-	pthread_cond_destroy(&f->cond);
-	free(f);
-}
-
-int cache_get(struct cache *c, const char *key, size_t len, uint64_t now_ms, cache_loader load,
-	      void *ctx, struct cache_link *out)
+int cache_get(struct cache *c, const char *key, size_t len, uint64_t now_ms,
+	      struct cache_link *out, struct cache_waiter *w, struct cache_flight **flight)
 {
 	assert(len <= LINK_CODE_MAX);
 	uint64_t h = hash_key(c, key, len);
@@ -372,60 +370,53 @@ int cache_get(struct cache *c, const char *key, size_t len, uint64_t now_ms, cac
 		unlink_entry(s, slot);
 	}
 	s->misses++;
-	for (struct flight *f = s->flights; f; f = f->next) {
-		if (f->hash == h && f->key_len == len && memcmp(f->key, key, len) == 0) {
-			f->refs++;
-			s->waits++;
-			while (!f->done)
-				pthread_cond_wait(&f->cond, &s->lock);
-			int rc = f->result;
-			if (rc == CACHE_FOUND)
-				link_copy(f->link, out);
-			flight_release(f);
-			pthread_mutex_unlock(&s->lock);
-			return rc;
-		}
+	struct cache_flight *f = find_flight(s, h, key, len);
+	if (f) {
+		s->waits++;
+		w->next = f->waiters;
+		f->waiters = w;
+		pthread_mutex_unlock(&s->lock);
+		return CACHE_WAIT;
 	}
-	struct flight *f = xcalloc(1, sizeof(*f));
+	f = xmalloc(sizeof(*f));
 	f->hash = h;
-	f->key = key;
+	f->stale = 0;
+	f->waiters = NULL;
 	f->key_len = len;
-	f->refs = 1;
-	pthread_cond_init(&f->cond, NULL);
+	memcpy(f->key, key, len);
 	f->next = s->flights;
 	s->flights = f;
 	s->loads++;
 	pthread_mutex_unlock(&s->lock);
+	*flight = f;
+	return CACHE_LOAD;
+}
 
-	struct link *l = NULL;
-	int rc = load(ctx, key, len, &l);
-
+void cache_load_done(struct cache *c, struct cache_flight *f, int result, struct link *l,
+		     uint64_t now_ms)
+{
+	struct shard *s = shard_of(c, f->hash);
 	pthread_mutex_lock(&s->lock);
 	if (!f->stale && c->max_bytes > 0) {
-		if (rc == CACHE_FOUND)
-			insert(s, h, key, len, l, now_ms + c->ttl_ms);
-		else if (rc == CACHE_NOTFOUND && c->negative_ttl_ms > 0)
-			insert(s, h, key, len, NULL, now_ms + c->negative_ttl_ms);
+		if (result == CACHE_FOUND)
+			insert(s, f->hash, f->key, f->key_len, l, now_ms + c->ttl_ms);
+		else if (result == CACHE_NOTFOUND && c->negative_ttl_ms > 0)
+			insert(s, f->hash, f->key, f->key_len, NULL, now_ms + c->negative_ttl_ms);
 	}
-	f->done = 1;
-	f->result = rc;
-	f->link = rc == CACHE_FOUND ? link_ref(l) : NULL;
-	/* The waiters hold their own references to f; our key pointer is
-	 * ours alone and goes out of scope with this call. */
-	f->key = NULL;
-	f->key_len = (size_t)-1;
-	struct flight **pp = &s->flights;
+	struct cache_flight **pp = &s->flights;
 	while (*pp != f)
 		pp = &(*pp)->next;
 	*pp = f->next;
-	pthread_cond_broadcast(&f->cond);
-	flight_release(f);
 	pthread_mutex_unlock(&s->lock);
-	if (rc == CACHE_FOUND) {
-		link_copy(l, out);
-		link_unref(l);
+	/* No one else can reach f now: wake its waiters without the lock. */
+	struct cache_waiter *w = f->waiters, *next;
+	free(f);
+	for (; w; w = next) {
+		next = w->next; /* w is its owner's again once woken */
+		w->result = result;
+		w->link = result == CACHE_FOUND ? link_ref(l) : NULL;
+		w->wake(w);
 	}
-	return rc;
 }
 
 void cache_put(struct cache *c, struct link *l, uint64_t now_ms)

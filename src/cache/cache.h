@@ -17,12 +17,21 @@
  *    A hit is copied out under the shard lock, so no reference counts are
  *    touched; the link's own expiry is checked by the caller at serve
  *    time, so an expired link is never served.
- *  - Single-flight: concurrent misses of one code wait for one load. A write
- *    (cache_put or cache_invalidate) during a load marks the load stale, and
- *    its result is then not cached, so a slow read cannot put back an
+ *  - Single-flight, without blocking anyone: the first miss of a code gets
+ *    CACHE_LOAD and a flight, reads the store however long that takes, and
+ *    ends the flight with cache_load_done() exactly once. Every other miss
+ *    of the code meanwhile, on any thread, gets CACHE_WAIT: its waiter is
+ *    queued on the flight, and cache_load_done() calls each waiter's wake()
+ *    once, with the same result (found, not found, or an error that every
+ *    one of them answers as the loader does), on the loader's thread and
+ *    outside every lock. wake() only hands the waiter back to its own
+ *    thread (a task posted to its loop); nothing waits in the meantime.
+ *  - A write (cache_put or cache_invalidate) during a load marks the load
+ *    stale, and its result is then not cached (the waiters still get it:
+ *    they asked before the write), so a slow read cannot put back an
  *    outdated row after a PATCH or DELETE.
  * Locking: a shard mutex is held only for table operations and never across
- * a load.
+ * a load or a wake().
  */
 #ifndef SHORTD_CACHE_H
 #define SHORTD_CACHE_H
@@ -34,10 +43,14 @@
 
 struct cache;
 
-enum cache_result { CACHE_FOUND = 0, CACHE_NOTFOUND = 1, CACHE_ERROR = -1 };
+enum cache_result {
+	CACHE_FOUND = 0,    /* a cached link: *out holds it */
+	CACHE_NOTFOUND = 1, /* a cached "no such code" */
+	CACHE_ERROR = -1,   /* (a load's result) the store failed: nothing cached */
+	CACHE_LOAD = 2,     /* a miss: the caller loads it (*flight) */
+	CACHE_WAIT = 3,     /* a miss being loaded: the waiter will be woken */
+};
 
-/* Loads a link from the store: CACHE_FOUND with *out (one reference for the
- * caller), CACHE_NOTFOUND, or CACHE_ERROR (nothing is cached). */
 /* A cached link as a redirect sees it. */
 struct cache_link {
 	int64_t id;
@@ -48,15 +61,37 @@ struct cache_link {
 	char url[LINK_URL_MAX + 1]; /* NUL-terminated */
 };
 
-typedef int (*cache_loader)(void *ctx, const char *code, size_t len, struct link **out);
+/* A miss that waits for another caller's load, owned by the waiting
+ * caller. wake is set by it; result and link are filled in before wake(w)
+ * is called, once, on the loader's thread: it must hand w back to its
+ * owner's thread and return. */
+struct cache_waiter {
+	void (*wake)(struct cache_waiter *w);
+	int result;        /* CACHE_FOUND, CACHE_NOTFOUND or CACHE_ERROR */
+	struct link *link; /* CACHE_FOUND: one reference, the waiter's */
+	struct cache_waiter *next;
+};
+
+/* A load in progress (the cache's); ended by cache_load_done(). */
+struct cache_flight;
 
 struct cache *cache_new(size_t max_bytes, uint64_t ttl_ms, uint64_t negative_ttl_ms);
 void cache_free(struct cache *c);
 
-/* Finds code, loading it through load() on a miss; on CACHE_FOUND, *out
- * is a copy of the link. now_ms is monotonic. */
-int cache_get(struct cache *c, const char *code, size_t len, uint64_t now_ms, cache_loader load,
-	      void *ctx, struct cache_link *out);
+/* Looks code up; now_ms is monotonic. CACHE_FOUND (*out is a copy of the
+ * link) or CACHE_NOTFOUND: answered. On a miss, CACHE_LOAD with *flight:
+ * the caller must read the store and end the flight with cache_load_done();
+ * or CACHE_WAIT: w (not touched otherwise) is queued on that load. */
+int cache_get(struct cache *c, const char *code, size_t len, uint64_t now_ms,
+	      struct cache_link *out, struct cache_waiter *w, struct cache_flight **flight);
+/* Ends a flight: caches the result (result CACHE_FOUND with l, which stays
+ * the caller's; CACHE_NOTFOUND; or CACHE_ERROR, which caches nothing)
+ * unless a write raced it, and wakes every waiter with it. f is gone
+ * after this. */
+void cache_load_done(struct cache *c, struct cache_flight *f, int result, struct link *l,
+		     uint64_t now_ms);
+/* The copy a redirect uses of a link read from the store. */
+void cache_link_from(const struct link *l, struct cache_link *out);
 /* Caches (a copy of) l, replacing any entry for its code. */
 void cache_put(struct cache *c, struct link *l, uint64_t now_ms);
 /* Drops any entry for code. */

@@ -20,11 +20,13 @@
  *    also drops them, so a busy link costs one upsert per merge. Deltas
  *    not merged before a stop or a crash are read back at start-up and
  *    merged at once.
- *  - clicks_query() adds to the merged counters those still in memory
+ *  - clicks_query_start() adds to the merged counters those still in memory
  *    (unmerged deltas, the flush in flight, pending counters, rings), so a
  *    user sees a click at once and counts never go backwards. The merge
  *    number read in the same snapshot as the counters says whether the
- *    unmerged deltas are already in them.
+ *    unmerged deltas are already in them; the store is read without the
+ *    aggregator's lock, and a query that a merge overtook reads again
+ *    (query.c).
  *  - clicks_stop() drains and appends everything: graceful shutdown loses
  *    nothing. A crash loses at most the last flush interval.
  *  - Work that grows with the number of counters (encoding a delta, taking
@@ -69,11 +71,31 @@ void clicks_record(struct click_ring *ring, int64_t link_id, int64_t now_ms, con
 void clicks_stop(struct clicks *c);
 void clicks_free(struct clicks *c);
 
-/* Every counter of link_id in hours [from_hour, to_hour] (and, with
- * want_dims, in their days), committed or not; rows may repeat a key, the
- * caller sums. out->rows is the caller's to free(). */
-int clicks_query(struct clicks *c, struct store_reader *r, int64_t link_id, int32_t from_hour,
-		 int32_t to_hour, int want_dims, struct click_rows *out);
+/* A query of one link's counters, owned by the caller, who fills in the
+ * question and done. */
+struct clicks_query {
+	int64_t link_id;
+	int32_t from_hour, to_hour;
+	int want_dims;
+	/* the answer: every counter of link_id in hours [from_hour, to_hour]
+	 * (and, with want_dims, in their days), committed or not; rows may
+	 * repeat a key, the caller sums. rows.rows is the caller's to free(). */
+	int status;
+	struct click_rows rows;
+	/* Called on the reader's loop when clicks_query_start() returned
+	 * STORE_AGAIN. */
+	void (*done)(struct clicks_query *q);
+	void *data;
+	/* the query's own */
+	struct clicks *c;
+	struct store_reader *reader;
+	uint64_t gen;
+	int tries;
+	struct store_read rd;
+};
+/* Starts q through reader r (the caller's thread's): its status, or
+ * STORE_AGAIN and q->done(q) later on r's loop (see store_read()). */
+int clicks_query_start(struct clicks *c, struct store_reader *r, struct clicks_query *q);
 
 struct clicks_stats {
 	uint64_t recorded, dropped;       /* by redirects */

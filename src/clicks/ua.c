@@ -66,7 +66,7 @@ void ua_classify(const char *ua, size_t len, struct ua_class *out)
 
 	out->bot = len == 0;
 	for (size_t i = 0; !out->bot && i < sizeof(bot_tokens) / sizeof(bot_tokens[0]); i++)
-		out->bot = has(s, bot_tokens[i]);
+		out->bot = has(s, bot_tokens[i]) ? 1 : 0;
 
 	int android = has(s, "android");
 	if (out->bot)

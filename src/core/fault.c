@@ -32,7 +32,7 @@ static void find_path(void)
 	path = getenv("SHORTD_FAULT_FILE");
 }
 
-static const char *const point_names[FAULT_NPOINTS] = {"write", "sync", "commit", "alloc"};
+static const char *const point_names[FAULT_NPOINTS] = {"write", "sync", "commit", "alloc", "read"};
 
 static void parse_line(const char *line)
 {

@@ -10,7 +10,8 @@
  * POINT: write (SQLite writing the database or the WAL: each of its xWrite
  *        calls, before the WAL's are gathered), sync (an fsync by
  *        SQLite), commit (the store's COMMIT), alloc (an allocation on the
- *        request path: see util.h try_*).
+ *        request path: see util.h try_*), read (a store read, where the
+ *        backend runs it: the read answers STORE_ERR).
  * N:     the Nth call at that point after the file was (re)loaded, from 1.
  * MODE:  once (only the Nth call fails: a transient fault), or always (the
  *        Nth and every later call fail until the file changes: persistent).
@@ -22,7 +23,7 @@
 #ifndef SHORTD_FAULT_H
 #define SHORTD_FAULT_H
 
-enum fault_point { FAULT_WRITE, FAULT_SYNC, FAULT_COMMIT, FAULT_ALLOC, FAULT_NPOINTS };
+enum fault_point { FAULT_WRITE, FAULT_SYNC, FAULT_COMMIT, FAULT_ALLOC, FAULT_READ, FAULT_NPOINTS };
 
 /* What an injected failure looks like. */
 enum fault_kind { FAULT_NONE = 0, FAULT_EIO, FAULT_ENOSPC };

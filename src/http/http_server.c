@@ -30,6 +30,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,8 @@ struct conn {
 	int resp_status;
 	struct http_request req;
 	struct http_exchange ex;
+	/* the handler's exchange_data_size bytes (ex.data) */
+	max_align_t data[];
 };
 
 struct http_worker {
@@ -115,6 +118,7 @@ struct http_server {
 	atomic_int forcing;
 	atomic_long open_conns;
 	struct access_log *access_log;
+	int started; /* http_server_start() ran: every worker's loop and thread */
 };
 
 static int conn_process(struct conn *c);
@@ -322,7 +326,7 @@ void http_respond_finish(struct http_exchange *ex, const char *content_type, con
 	size_t ct_len = content_type ? strlen(content_type) : 0;
 	/* One reservation and one cursor: the fixed names and numbers below
 	 * take at most 128 bytes. */
-	if (buf_reserve(&c->out, 128 + c->ex.request_id_len + c->ex.extra_len + ct_len +
+	if (buf_reserve(&c->out, 128 + (size_t)c->ex.request_id_len + c->ex.extra_len + ct_len +
 					(with_body ? len : 0)) != 0)
 		return; /* not for this buffer: it is not soft */
 	char *p = c->out.p + c->out.len;
@@ -354,6 +358,7 @@ void http_respond_finish(struct http_exchange *ex, const char *content_type, con
 		p = put(p, body, len);
 	c->out.len = (size_t)(p - c->out.p);
 	c->out.p[c->out.len] = '\0';
+	c->ex.answered = 1;
 	if (c->w->srv->access_log)
 		access_log_line(c, c->req.method != HTTP_HEAD ? len : 0);
 }
@@ -761,10 +766,12 @@ static int conn_process(struct conn *c)
 		c->ex.start_ns = batch_ns;
 		c->ex.now_ms = batch_ms;
 		c->ex.route = 0;
+		c->ex.answered = 0;
 		log_set_request_id(c->ex.request_id);
 		alloc_failures = 0; /* counted per request (util.h) */
 		int r = srv->handler.handle(&c->ex, c->w->wstate);
 		log_set_request_id(NULL);
+		assert(r == HTTP_ASYNC || c->ex.answered);
 		if (r == HTTP_ASYNC) {
 			c->phase = PH_WAIT;
 			break;
@@ -862,7 +869,8 @@ static void conn_open(struct http_worker *w, int fd, const struct sockaddr_stora
 	struct http_server *srv = w->srv;
 	long open = atomic_fetch_add_explicit(&srv->open_conns, 1, memory_order_relaxed);
 	struct conn *c = NULL;
-	if (open >= srv->cfg.max_conns || w->stopping || !(c = try_calloc(1, sizeof(*c))) ||
+	if (open >= srv->cfg.max_conns || w->stopping ||
+	    !(c = try_calloc(1, sizeof(*c) + srv->handler.exchange_data_size)) ||
 	    uv_poll_init_socket(&w->loop, &c->poll, fd) != 0) {
 		atomic_fetch_sub_explicit(&srv->open_conns, 1, memory_order_relaxed);
 		metric_add(&w->stats.own_errors[6], 1); /* 503, see HTTP_OWN_STATUSES */
@@ -883,6 +891,7 @@ static void conn_open(struct http_worker *w, int fd, const struct sockaddr_stora
 	metric_add(&w->stats.accepted, 1);
 	c->w = w;
 	c->ex.req = &c->req;
+	c->ex.data = c->data;
 	c->ex.worker = w;
 	c->ex.wstate = w->wstate;
 	c->opened_ms = c->idle_since_ms = uv_now(&w->loop);
@@ -984,6 +993,8 @@ static void on_sweep(uv_timer_t *t)
 		}
 	}
 	if (w->stopping && w->nconns == 0) {
+		if (srv->handler.worker_stop)
+			srv->handler.worker_stop(w->wstate);
 		uv_close((uv_handle_t *)&w->sweep, NULL);
 		uv_close((uv_handle_t *)&w->async, NULL);
 		uv_close((uv_handle_t *)&w->turn, NULL);
@@ -1065,7 +1076,7 @@ static void worker_main(void *arg)
 	struct http_worker *w = arg;
 	struct http_server *srv = w->srv;
 	if (srv->handler.worker_init)
-		w->wstate = srv->handler.worker_init(srv->handler.app, w->idx);
+		w->wstate = srv->handler.worker_init(srv->handler.app, w, w->idx);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	if (srv->handler.worker_release)
 		srv->handler.worker_release(w->wstate);
@@ -1156,8 +1167,10 @@ int http_server_start(struct http_server *srv)
 		w->listener.data = w;
 		if (uv_poll_init_socket(&w->loop, &w->listener, w->fd) != 0 ||
 		    uv_poll_start(&w->listener, UV_READABLE, on_listen) != 0) {
+			/* a bound socket libuv cannot watch: not a state to
+			 * unwind from (the workers before it are set up) */
 			log_error("unable to listen on worker %d", i);
-			return -1;
+			abort();
 		}
 		w->listener_open = 1;
 		uv_async_init(&w->loop, &w->async, on_async);
@@ -1179,13 +1192,14 @@ int http_server_start(struct http_server *srv)
 			abort();
 		}
 	}
+	srv->started = 1;
 	return 0;
 }
 
 void http_server_drain(struct http_server *srv)
 {
 	atomic_store(&srv->draining, 1);
-	for (int i = 0; i < srv->nworkers; i++)
+	for (int i = 0; i < srv->nworkers && srv->started; i++)
 		uv_async_send(&srv->workers[i].async);
 }
 
@@ -1193,7 +1207,7 @@ void http_server_force_close(struct http_server *srv)
 {
 	atomic_store(&srv->draining, 1);
 	atomic_store(&srv->forcing, 1);
-	for (int i = 0; i < srv->nworkers; i++)
+	for (int i = 0; i < srv->nworkers && srv->started; i++)
 		uv_async_send(&srv->workers[i].async);
 }
 
@@ -1214,7 +1228,9 @@ long http_server_open_conns(struct http_server *srv)
 
 void http_server_free(struct http_server *srv)
 {
-	for (int i = 0; i < srv->nworkers; i++) {
+	for (int i = 0; i < srv->nworkers && !srv->started; i++)
+		close(srv->workers[i].fd); /* bound, never served */
+	for (int i = 0; i < srv->nworkers && srv->started; i++) {
 		struct http_worker *w = &srv->workers[i];
 		uv_thread_join(&w->thread);
 		uv_loop_close(&w->loop);
@@ -1238,6 +1254,11 @@ void http_server_stats(struct http_server *srv, struct http_stats *out)
 	long open = atomic_load_explicit(&srv->open_conns, memory_order_relaxed);
 	out->open = open > 0 ? (uint64_t)open : 0;
 	out->access_log_dropped = srv->access_log ? access_log_dropped(srv->access_log) : 0;
+}
+
+uv_loop_t *http_worker_loop(struct http_worker *w)
+{
+	return &w->loop;
 }
 
 int http_exchange_status(const struct http_exchange *ex)

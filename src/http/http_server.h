@@ -42,13 +42,25 @@ enum { HTTP_DONE = 0, HTTP_ASYNC = 1 };
 
 struct http_handler {
 	/* Called on each worker thread before it serves; returns its state. */
-	void *(*worker_init)(void *app, int idx);
+	void *(*worker_init)(void *app, struct http_worker *w, int idx);
+	/* Optional: called on the worker's thread once it has stopped serving
+	 * (draining, and its last connection closed), inside its loop: what
+	 * the handler keeps on the loop (timers, sockets) is closed here, and
+	 * the loop ends when all of it is. */
+	void (*worker_stop)(void *wstate);
+	/* Called after the worker's loop has ended. */
 	void (*worker_release)(void *wstate);
-	/* Answers ex->req with http_respond_*(); returns HTTP_DONE or HTTP_ASYNC. */
+	/* Answers ex->req with http_respond_*(); returns HTTP_DONE once it has
+	 * answered, or HTTP_ASYNC: then the answer comes later, from a
+	 * callback on this worker's loop, followed by http_resume(). */
 	int (*handle)(struct http_exchange *ex, void *wstate);
 	/* Optional: called once per turn of the worker's event loop, after the
 	 * requests of the turn and before it waits for more. */
 	void (*turn_end)(void *wstate);
+	/* Bytes of memory the handler keeps per connection (ex->data, zeroed
+	 * when the connection opens, freed when it closes): where it keeps
+	 * the state of a request that waits. */
+	size_t exchange_data_size;
 	void *app;
 };
 
@@ -64,6 +76,8 @@ struct http_exchange {
 	int64_t now_ms;        /* the wall clock then (Unix ms); both are read once
 				* per batch of pipelined requests */
 	int route;             /* the handler's label for metrics; 0 until set */
+	void *data;            /* the handler's exchange_data_size bytes */
+	uint8_t answered;      /* a response was finished for this request */
 	uint8_t request_id_len;
 	char request_id[HTTP_REQUEST_ID_MAX + 1]; /* from X-Request-Id if sane, else generated */
 	struct sockaddr_storage peer;             /* the client's address */
@@ -111,7 +125,8 @@ void http_server_stats(struct http_server *srv, struct http_stats *out);
 /* Binds the listening sockets; returns 0, or -1 with err filled. */
 int http_server_create(struct http_server **out, const struct http_server_config *cfg,
 		       const struct http_handler *handler, char *err, size_t errlen);
-/* Starts the worker threads. */
+/* Starts the worker threads (a failure to set one up aborts: the
+ * sockets are already bound). Returns 0. */
 int http_server_start(struct http_server *srv);
 /* Stop accepting; finish in-flight requests; close idle connections. */
 void http_server_drain(struct http_server *srv);
@@ -119,7 +134,8 @@ void http_server_drain(struct http_server *srv);
 void http_server_force_close(struct http_server *srv);
 /* Number of worker threads still running. */
 int http_server_running(struct http_server *srv);
-/* Joins the workers (they must have stopped) and frees the server. */
+/* Joins the workers (they must have stopped; a server never started has
+ * none) and frees the server. */
 void http_server_free(struct http_server *srv);
 int http_server_draining(struct http_server *srv);
 long http_server_open_conns(struct http_server *srv);
@@ -154,7 +170,11 @@ struct http_task {
 	struct http_task *next;
 };
 void http_post(struct http_worker *w, struct http_task *t);
-/* Ends an HTTP_ASYNC exchange after its response was written (worker thread). */
+/* Ends an HTTP_ASYNC exchange after its response was written (worker
+ * thread; never from inside handle() for the same exchange). */
 void http_resume(struct http_exchange *ex);
+/* The worker's event loop (a uv_loop_t): its handler's asynchronous
+ * operations run on it. */
+struct uv_loop_s *http_worker_loop(struct http_worker *w);
 
 #endif

@@ -2,7 +2,9 @@
  * store: backend registry and the wrappers every caller goes through.
  */
 #include "store.h"
+#include "core/util.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +44,9 @@ void store_close(struct store *s)
 		s->ops->close(s);
 }
 
-int store_reader_open(struct store *s, struct store_reader **out)
+int store_reader_open(struct store *s, struct uv_loop_s *loop, struct store_reader **out)
 {
-	return s->ops->reader_open(s, out);
+	return s->ops->reader_open(s, loop, out);
 }
 
 void store_reader_close(struct store *s, struct store_reader *r)
@@ -58,33 +60,35 @@ void store_reader_release(struct store *s, struct store_reader *r)
 		s->ops->reader_release(r);
 }
 
-int store_get(struct store *s, struct store_reader *r, const char *code, size_t len,
-	      struct link **out)
+int store_read(struct store *s, struct store_reader *r, struct store_read *rd)
 {
-	return s->ops->get(r, code, len, out);
+	rd->status = STORE_ERR;
+	rd->link = NULL;
+	rd->links = NULL;
+	rd->nlinks = 0;
+	rd->keys = NULL;
+	rd->nkeys = 0;
+	memset(&rd->clicks, 0, sizeof(rd->clicks));
+	rd->next = NULL;
+	int rc = s->ops->read(r, rd);
+	if (rc != STORE_AGAIN)
+		rd->status = rc;
+	return rc;
 }
 
-int store_list(struct store *s, struct store_reader *r, int64_t owner, int64_t before_id,
-	       int limit, struct link ***out, int *n)
+void store_read_release(struct store_read *rd)
 {
-	return s->ops->list(r, owner, before_id, limit, out, n);
-}
-
-int store_key_get(struct store *s, struct store_reader *r, const char *key_id,
-		  struct api_key *out)
-{
-	return s->ops->key_get(r, key_id, out);
-}
-
-int store_key_list(struct store *s, struct store_reader *r, struct api_key **out, int *n)
-{
-	return s->ops->key_list(r, out, n);
-}
-
-int store_idem_get(struct store *s, struct store_reader *r, int64_t owner, const char *idem_key,
-		   int64_t now_ms, struct link **out, uint8_t hash[32])
-{
-	return s->ops->idem_get(r, owner, idem_key, now_ms, out, hash);
+	if (rd->link)
+		link_unref(rd->link);
+	rd->link = NULL;
+	store_links_free(rd->links, rd->nlinks);
+	rd->links = NULL;
+	rd->nlinks = 0;
+	free(rd->keys);
+	rd->keys = NULL;
+	rd->nkeys = 0;
+	free(rd->clicks.rows);
+	memset(&rd->clicks, 0, sizeof(rd->clicks));
 }
 
 void store_submit(struct store *s, struct store_op *op, void (*done)(struct store_op *op),
@@ -107,12 +111,6 @@ void store_links_free(struct link **links, int n)
 int store_writable(struct store *s)
 {
 	return s->ops->writable(s);
-}
-
-int store_clicks_read(struct store *s, struct store_reader *r, int64_t link_id, int32_t from_hour,
-		      int32_t to_hour, int want_dims, struct click_rows *out)
-{
-	return s->ops->clicks_read(r, link_id, from_hour, to_hour, want_dims, out);
 }
 
 void store_get_stats(struct store *s, struct store_stats *out)

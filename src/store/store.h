@@ -3,23 +3,36 @@
  *
  * A backend is a table of functions (struct store_ops) found by name with
  * store_find(); handlers only ever call the store_* wrappers below, which is
- * also where fault injection hooks in (store_fault_*).
+ * also where fault injection hooks in.
  *
- * Reads are synchronous and run on the calling worker thread through its own
- * reader (struct store_reader, one per thread). A reader keeps the snapshot
- * of its first read for the next ones while nothing is committed, so a read
- * always sees every write acknowledged before it; store_reader_release()
- * lets go of the snapshot (a worker calls it once per turn of its loop, so
- * that no snapshot holds the database's housekeeping back for long).
+ * Reads are asynchronous. A reader (struct store_reader) belongs to one
+ * thread and, for a server's worker, to that worker's libuv loop. A read is
+ * a struct store_read that the caller owns: it says what to read and
+ * receives the answer. store_read() either answers at once (it returns the
+ * status, and done is never called) or returns STORE_AGAIN: then the
+ * backend calls rd->done(rd) later, exactly once, on the reader's loop
+ * thread, from a callback of that loop (never from inside store_read), and
+ * rd must stay where it is until then. A backend that can answer in
+ * microseconds (SQLite's in-thread WAL reader) answers at once; a network
+ * backend answers later; a test build (DELAYED_READS=1) makes SQLite answer
+ * every read of a loop's reader later too, so that each suspended path runs
+ * in every test. A reader opened without a loop (command-line tools,
+ * start-up) always answers at once: its backend blocks if it must.
  *
- * Writes are asynchronous: store_submit() queues an op; the backend commits
- * it (many ops per transaction: group commit) and only then calls op->done
- * on its writer thread. A write is acknowledged to a client only from op->done, so an
- * acknowledged write is on disk.
+ * Every read sees every write acknowledged before the read began. A reader
+ * may keep a snapshot from one read to the next while nothing is committed;
+ * store_reader_release() lets go of it (a worker calls it once per turn of
+ * its loop).
+ *
+ * Writes are asynchronous too: store_submit() queues an op; the backend
+ * commits it (many ops per transaction: group commit) and only then calls
+ * op->done on its writer thread. A write is acknowledged to a client only
+ * from op->done, so an acknowledged write is on disk.
  *
  * Status codes, for every function here: STORE_OK, STORE_NOTFOUND,
  * STORE_CONFLICT (unique code taken), STORE_GONE (deleted), STORE_ERR,
- * STORE_FULL (a write found the disk full; nothing of it was stored).
+ * STORE_FULL (a write found the disk full; nothing of it was stored),
+ * STORE_AGAIN (a read goes on; its done callback brings the answer).
  */
 #ifndef SHORTD_STORE_H
 #define SHORTD_STORE_H
@@ -31,13 +44,7 @@
 #include "core/metrics.h"
 #include "link/link.h"
 
-/* The SQLite backend's WAL thresholds, in pages (store_sqlite.c runs the
- * checkpoints). A commit that leaves this many in the WAL is followed by a
- * checkpoint that copies what it can without waiting for readers ... */
-#define STORE_SQLITE_CHECKPOINT_PAGES 8000
-/* ... and one that leaves this many, by a checkpoint that waits for them
- * (up to 20 ms), copies everything and has the WAL start over. */
-#define STORE_SQLITE_RESTART_PAGES 32000
+struct uv_loop_s;
 
 enum store_status {
 	STORE_OK = 0,
@@ -46,6 +53,7 @@ enum store_status {
 	STORE_GONE,
 	STORE_ERR,
 	STORE_FULL, /* no space left for the write: nothing was stored */
+	STORE_AGAIN, /* a read is under way: its done callback follows */
 };
 
 enum store_op_kind {
@@ -129,6 +137,62 @@ struct store_op {
 struct store;
 struct store_reader;
 
+/* What a read asks for. */
+enum store_read_kind {
+	/* The link of code[0..code_len), deleted or not: link. */
+	STORE_READ_LINK,
+	/* Live (not deleted) links of owner (or STORE_ANY_OWNER) with id <
+	 * before_id (0: from the newest), newest first, at most limit: links
+	 * and nlinks (freed with store_links_free()). */
+	STORE_READ_LINKS,
+	/* The key whose public id is key_id (revoked or not): key. */
+	STORE_READ_KEY,
+	/* Every key, newest first: keys (the caller frees) and nkeys. */
+	STORE_READ_KEYS,
+	/* The link created by owner with the Idempotency-Key idem_key in the
+	 * last STORE_IDEM_TTL_MS before now_ms, and the hash of its body:
+	 * link and idem_hash. */
+	STORE_READ_IDEM,
+	/* Counters of link_id in hours [from_hour, to_hour] (and their days
+	 * when want_dims), and the number of the last delta merged into them,
+	 * from one snapshot; link_id 0 reads only that number: clicks. */
+	STORE_READ_CLICKS,
+};
+
+/* One read, owned by the caller. The strings it points to must stay
+ * valid until it is answered. */
+struct store_read {
+	enum store_read_kind kind;
+	/* the question */
+	const char *code;     /* LINK: code_len bytes */
+	size_t code_len;
+	const char *key_id;   /* KEY: NUL-terminated */
+	const char *idem_key; /* IDEM: NUL-terminated */
+	int64_t owner;        /* LINKS, IDEM */
+	int64_t before_id;    /* LINKS */
+	int limit;            /* LINKS */
+	int64_t now_ms;       /* IDEM */
+	int64_t link_id;      /* CLICKS */
+	int32_t from_hour, to_hour;
+	int want_dims;
+	/* the answer: status, and on STORE_OK what the kind says */
+	int status;
+	struct link *link;    /* one reference, the caller's */
+	struct link **links;
+	int nlinks;
+	struct api_key key;
+	struct api_key *keys;
+	int nkeys;
+	uint8_t idem_hash[32];
+	struct click_rows clicks;
+	/* Called on the reader's loop when store_read() returned STORE_AGAIN. */
+	void (*done)(struct store_read *rd);
+	void *data;
+	/* the backend's, while the read is under way */
+	struct store_read *next;
+	uint64_t due_ns;
+};
+
 /* Writer-side measurements (group commit), summed for /metrics. */
 struct store_stats {
 	struct hist_sum commit_latency; /* ns per COMMIT, fsync included */
@@ -144,30 +208,15 @@ struct store_ops {
 	const char *name;
 	int (*open)(struct store *s, const char *data_dir, int commit_batch, char *err, size_t errlen);
 	void (*close)(struct store *s);
-	int (*reader_open)(struct store *s, struct store_reader **out);
+	int (*reader_open)(struct store *s, struct uv_loop_s *loop, struct store_reader **out);
 	void (*reader_close)(struct store_reader *r);
 	void (*reader_release)(struct store_reader *r);
-	int (*get)(struct store_reader *r, const char *code, size_t len, struct link **out);
-	/* Live (not deleted) links of owner (or STORE_ANY_OWNER) with id <
-	 * before_id (0: from the newest), newest first; *out is an array the
-	 * caller frees with store_links_free(). */
-	int (*list)(struct store_reader *r, int64_t owner, int64_t before_id, int limit,
-		    struct link ***out, int *n);
-	/* The key whose public id is key_id (revoked or not). */
-	int (*key_get)(struct store_reader *r, const char *key_id, struct api_key *out);
-	/* Every key, newest first; *out is an array the caller frees. */
-	int (*key_list)(struct store_reader *r, struct api_key **out, int *n);
-	/* The link created by owner with this Idempotency-Key in the last
-	 * STORE_IDEM_TTL_MS before now_ms, and the hash of its body. */
-	int (*idem_get)(struct store_reader *r, int64_t owner, const char *idem_key, int64_t now_ms,
-			struct link **out, uint8_t hash[32]);
+	/* The answer, or STORE_AGAIN (see above). */
+	int (*read)(struct store_reader *r, struct store_read *rd);
 	void (*submit)(struct store *s, struct store_op *op);
 	int (*writable)(struct store *s);
-	/* Counters of link_id in hours [from_hour, to_hour] (and their days
-	 * when want_dims), from one snapshot; link_id 0 reads only the seq. */
-	int (*clicks_read)(struct store_reader *r, int64_t link_id, int32_t from_hour,
-			   int32_t to_hour, int want_dims, struct click_rows *out);
-	/* Calls fn for every delta numbered above after_seq, in order. */
+	/* Calls fn for every delta numbered above after_seq, in order (a
+	 * reader without a loop; start-up only). */
 	int (*click_deltas)(struct store_reader *r, uint64_t after_seq,
 			    void (*fn)(void *ctx, uint64_t seq, const void *blob, size_t len),
 			    void *ctx);
@@ -190,21 +239,24 @@ int store_open(struct store *s, const char *backend, const char *data_dir, int c
  * B-tree instead of two; 11-23 bytes a link. For the server, not for
  * one-shot commands. STORE_ERR if the backend has no such map. */
 int store_map_codes(struct store *s);
-/* Commits every queued write, then closes. */
+/* Commits every queued write, then closes. Every reader is closed first. */
 void store_close(struct store *s);
-int store_reader_open(struct store *s, struct store_reader **out);
+/* A reader for the calling thread. With a loop, it belongs to that loop
+ * (reads may answer later, on it); without one (NULL), every read
+ * answers at once. */
+int store_reader_open(struct store *s, struct uv_loop_s *loop, struct store_reader **out);
+/* Closes r. A loop's reader must have no read under way; it lets go of
+ * its loop's handles, and the loop ends only once they are closed. */
 void store_reader_close(struct store *s, struct store_reader *r);
 /* Ends the snapshot r holds, if any; its next read takes a new one. */
 void store_reader_release(struct store *s, struct store_reader *r);
-int store_get(struct store *s, struct store_reader *r, const char *code, size_t len,
-	      struct link **out);
-int store_list(struct store *s, struct store_reader *r, int64_t owner, int64_t before_id,
-	       int limit, struct link ***out, int *n);
-int store_key_get(struct store *s, struct store_reader *r, const char *key_id,
-		  struct api_key *out);
-int store_key_list(struct store *s, struct store_reader *r, struct api_key **out, int *n);
-int store_idem_get(struct store *s, struct store_reader *r, int64_t owner, const char *idem_key,
-		   int64_t now_ms, struct link **out, uint8_t hash[32]);
+/* Starts rd (kind and question filled in, done set for a loop's reader):
+ * its status, or STORE_AGAIN and rd->done(rd) later. The answer fields
+ * are cleared first. */
+int store_read(struct store *s, struct store_reader *r, struct store_read *rd);
+/* Frees what a finished read holds (link, links, keys, click rows), so
+ * that one function releases every kind. */
+void store_read_release(struct store_read *rd);
 /* Queues op: done(op) runs on the writer thread, with op->ctx = ctx, once
  * it is committed or has failed. op->status starts as STORE_ERR and
  * op->result as NULL, so an op can be submitted again (a retry). */
@@ -212,8 +264,6 @@ void store_submit(struct store *s, struct store_op *op, void (*done)(struct stor
 		  void *ctx);
 void store_links_free(struct link **links, int n);
 int store_writable(struct store *s);
-int store_clicks_read(struct store *s, struct store_reader *r, int64_t link_id, int32_t from_hour,
-		      int32_t to_hour, int want_dims, struct click_rows *out);
 void store_get_stats(struct store *s, struct store_stats *out);
 int store_click_deltas(struct store *s, struct store_reader *r, uint64_t after_seq,
 		       void (*fn)(void *ctx, uint64_t seq, const void *blob, size_t len), void *ctx);

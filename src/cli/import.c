@@ -1,5 +1,5 @@
 /*
- * import_cli: `shortd import FILE`, links in bulk from CSV or JSON lines,
+ * import: `shortd import FILE`, links in bulk from CSV or JSON lines,
  * straight into the store (the server may run meanwhile: SQLite lets both
  * write, one transaction at a time).
  *
@@ -11,11 +11,12 @@
  * --deny-private-targets); a line that does not is reported on stderr with
  * its number and skipped. Links are committed in large transactions
  * (group commit), each acknowledged only once it is on disk, like the
- * API's; --codes FILE writes the code of each imported link, in input
- * order of commit. Exit status: 0 all imported, 3 some lines skipped, 1 the
+ * API's (the same code choice and collision retry: app/create.h);
+ * --codes FILE writes the code of each imported link, in order of commit. Exit status: 0 all imported, 3 some lines skipped, 1 the
  * import could not run.
  */
-#include "app.h"
+#include "cli.h"
+#include "app/create.h"
 #include "core/config.h"
 #include "core/idgen.h"
 #include "core/log.h"
@@ -30,11 +31,11 @@
 #include <string.h>
 
 #define WINDOW 8192 /* writes in flight */
-#define CODE_ATTEMPTS 5
 
 struct importer {
 	struct store store;
 	struct idgen idgen;
+	struct create_rules rules;
 	const struct config *cfg;
 	int64_t owner;
 	FILE *codes;
@@ -64,16 +65,10 @@ static void on_done(struct store_op *op)
 {
 	struct item *it = op->ctx;
 	struct importer *im = it->im;
-	if (op->status == STORE_CONFLICT && it->random_code && ++it->attempts < CODE_ATTEMPTS) {
-		char code[LINK_CODE_MAX];
-		size_t n = (size_t)im->cfg->code_length;
-		if (app_random_code(code, n) == 0) {
-			struct link *old = op->link;
-			op->link = link_with_code(old, code, n);
-			link_unref(old);
-			store_submit(&im->store, &it->op, on_done, it);
-			return;
-		}
+	if (op->status == STORE_CONFLICT && it->random_code &&
+	    create_retry(&im->rules, op, &it->attempts)) {
+		store_submit(&im->store, &it->op, on_done, it);
+		return;
 	}
 	if (op->status != STORE_OK)
 		report(im, it->line,
@@ -193,29 +188,17 @@ static void import_line(struct importer *im, const struct url_policy *pol, long 
 		link_input_release(&in);
 		return;
 	}
-	char code[LINK_CODE_MAX];
-	size_t code_len;
-	if (in.alias) {
-		code_len = strlen(in.alias);
-		memcpy(code, in.alias, code_len);
-	} else {
-		code_len = (size_t)im->cfg->code_length;
-		if (app_random_code(code, code_len) != 0) {
-			report(im, lineno, "no randomness available");
-			link_input_release(&in);
-			return;
-		}
+	int random;
+	struct link *l = create_link(&im->rules, &in, im->owner, now, &random);
+	if (!l) {
+		report(im, lineno, "no randomness available");
+		link_input_release(&in);
+		return;
 	}
-	struct link *l = link_new(code, code_len, in.url.p, in.url.len);
-	l->id = idgen_next(&im->idgen);
-	l->created_at_ms = l->updated_at_ms = now;
-	l->expires_at_ms = in.expires_at_ms;
-	l->redirect = in.has_redirect ? in.redirect : im->cfg->redirect_status;
-	l->owner = im->owner;
 	struct item *it = xcalloc(1, sizeof(*it));
 	it->im = im;
 	it->line = lineno;
-	it->random_code = in.alias == NULL;
+	it->random_code = random;
 	it->op.kind = STORE_OP_INSERT;
 	it->op.link = l;
 	it->op.owner = im->owner;
@@ -234,7 +217,7 @@ static const char usage[] =
 	"  --owner: the links belong to this API key (by its id); default: no owner\n"
 	"  --codes: write the code of each imported link to OUT\n";
 
-int app_import_command(int argc, char **argv)
+int cli_import(int argc, char **argv)
 {
 	const char *file = NULL, *format = NULL, *owner = NULL, *codes = NULL;
 	for (int i = 1; i < argc; i++) {
@@ -302,20 +285,22 @@ int app_import_command(int argc, char **argv)
 	}
 	if (owner) {
 		struct store_reader *r;
-		struct api_key k;
+		struct store_read rd = {.kind = STORE_READ_KEY, .key_id = owner};
+		const struct api_key *k = &rd.key;
 		int krc = STORE_ERR;
-		if (store_reader_open(&im.store, &r) == STORE_OK) {
-			krc = store_key_get(&im.store, r, owner, &k);
+		if (store_reader_open(&im.store, NULL, &r) == STORE_OK) {
+			krc = store_read(&im.store, r, &rd);
 			store_reader_close(&im.store, r);
 		}
-		if (krc != STORE_OK || k.revoked_at_ms) {
+		if (krc != STORE_OK || k->revoked_at_ms) {
 			fprintf(stderr, "shortd import: --owner '%s' is not a valid key id\n", owner);
 			store_close(&im.store);
 			goto out_file;
 		}
-		im.owner = k.id;
+		im.owner = k->id;
 	}
 	idgen_init(&im.idgen, (unsigned)cfg.node_id, time_now_ms);
+	im.rules = (struct create_rules){&im.idgen, cfg.code_length, cfg.redirect_status};
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;

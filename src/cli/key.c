@@ -1,11 +1,11 @@
 /*
- * keys_cli: `shortd key create|list|revoke`, API keys from the command line
+ * key: `shortd key create|list|revoke`, API keys from the command line
  * (the first admin key must come from here). It opens the database the
  * server uses (--data, or --config, or SHORTD_DATA); SQLite lets it do so
  * while the server runs, and the server sees the change on its next
  * request.
  */
-#include "app.h"
+#include "cli.h"
 #include "core/config.h"
 #include "core/idgen.h"
 #include "core/log.h"
@@ -88,14 +88,15 @@ static int key_create(struct store *s, const char *name, const char *role)
 static int key_list(struct store *s)
 {
 	struct store_reader *r;
-	struct api_key *keys;
-	int n;
-	if (store_reader_open(s, &r) != STORE_OK)
+	struct store_read rd = {.kind = STORE_READ_KEYS};
+	if (store_reader_open(s, NULL, &r) != STORE_OK)
 		return 1;
-	int rc = store_key_list(s, r, &keys, &n);
+	int rc = store_read(s, r, &rd);
 	store_reader_close(s, r);
 	if (rc != STORE_OK)
 		return 1;
+	struct api_key *keys = rd.keys;
+	int n = rd.nkeys;
 	printf("%-12s %-6s %-24s %-24s %s\n", "ID", "ROLE", "CREATED", "REVOKED", "NAME");
 	for (int i = 0; i < n; i++) {
 		char created[32], revoked[32] = "-";
@@ -105,22 +106,23 @@ static int key_list(struct store *s)
 		printf("%-12s %-6s %-24s %-24s %s\n", keys[i].key_id,
 		       apikey_role_name(keys[i].role), created, revoked, keys[i].name);
 	}
-	free(keys);
+	store_read_release(&rd);
 	return 0;
 }
 
 static int key_revoke(struct store *s, const char *id)
 {
 	struct store_reader *r;
-	struct api_key k;
+	struct store_read rd = {.kind = STORE_READ_KEY, .key_id = id};
 	if (!id) {
 		fputs(usage, stderr);
 		return 2;
 	}
-	if (store_reader_open(s, &r) != STORE_OK)
+	if (store_reader_open(s, NULL, &r) != STORE_OK)
 		return 1;
-	int rc = store_key_get(s, r, id, &k);
+	int rc = store_read(s, r, &rd);
 	store_reader_close(s, r);
+	struct api_key k = rd.key;
 	if (rc == STORE_OK) {
 		k.revoked_at_ms = time_now_ms();
 		rc = run_op(s, STORE_OP_KEY_REVOKE, &k);
@@ -141,7 +143,7 @@ static int key_revoke(struct store *s, const char *id)
 	}
 }
 
-int app_key_command(int argc, char **argv)
+int cli_key(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
 		fputs(usage, argc < 2 ? stderr : stdout);

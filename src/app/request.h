@@ -1,0 +1,148 @@
+/*
+ * request: one request's state, and how a handler waits without blocking
+ * its worker.
+ *
+ * struct app_req lives in the memory the HTTP layer keeps per connection
+ * (http_handler.exchange_data_size), so it stays where it is while its
+ * request waits: a connection is never freed while a request on it waits
+ * (http_server.c), and a worker's next pipelined request on the connection
+ * starts only after this one is answered. worker.c resets it for every
+ * request; nothing of one request is left for the next.
+ *
+ * A handler is a chain of steps (void step(struct app_req *)). A step
+ * either answers (reply.h, http_respond_*) or starts one operation and
+ * names the step that follows it:
+ *   req_read()   a store read through the worker's reader;
+ *   req_write()  a store write, committed on the store's writer thread;
+ *   req_wait()   for another thread to hand the request back (a cache
+ *                waiter woken by another worker's load).
+ * An operation that completes at once (SQLite's reads) runs the next step
+ * at once, on the same stack; one that completes later runs it from a
+ * callback on this worker's loop, then calls req_settle(). Either way the
+ * next step runs on the worker that owns the connection, and the one place
+ * that ends a waiting request is req_settle(): once the exchange is
+ * answered it counts the request and resumes the connection
+ * (http_resume). Whether a request is answered is the exchange's to say
+ * (ex->answered): that is the one way every handler says "done".
+ *
+ * Steps that check something and may answer by themselves (a guard, a
+ * parse) return REQ_ANSWERED once they have, REQ_GO_ON otherwise.
+ */
+#ifndef SHORTD_REQUEST_H
+#define SHORTD_REQUEST_H
+
+#include "app_internal.h"
+
+#include <sys/socket.h>
+
+enum { REQ_GO_ON = 0, REQ_ANSWERED = 1 };
+
+#define IDEM_KEY_MAX 255
+
+/* Who calls the API (auth.c): a key, or anonymous (role 0, id 0). */
+struct principal {
+	int64_t id; /* api_keys.id; 0: anonymous */
+	int role;   /* enum apikey_role; 0: anonymous */
+};
+
+/* A write the request waits for, and what its answer needs. */
+struct app_write {
+	struct store_op op;
+	int random_code, attempts; /* a create with a generated code */
+	char idem_key[IDEM_KEY_MAX + 1]; /* op.idem_key points here */
+	struct api_key key;              /* keys API: op.key points here */
+	char secret[APIKEY_LEN + 1];     /* a new key, shown once */
+};
+
+/* A read of click counters, and the range a stats answer covers. */
+struct app_clicks {
+	struct clicks_query q;
+	int hourly;
+	int64_t first, last; /* the range, in hours or days */
+	int64_t to_ms;
+};
+
+struct app_req;
+typedef void (*req_step)(struct app_req *r);
+
+struct app_req {
+	struct http_exchange *ex;
+	struct app_worker *ws;
+	struct app *app;
+	const char *arg; /* the path's {code} or {id}, arg_len bytes */
+	size_t arg_len;
+	/* set by the guard (guard.c) */
+	struct sockaddr_storage client; /* the client, behind trusted proxies */
+	int64_t now_us;                 /* monotonic, for the limiters */
+	uint16_t rl_mark;   /* where this request's RateLimit headers start */
+	uint8_t notfound_blocked; /* over the 404 budget: every code answers 429 */
+	uint8_t waiting;          /* handle() returned HTTP_ASYNC */
+	struct principal who;     /* set by app_authenticate() */
+	/* What the request waits for, and the step after it; then: where a
+	 * helper chain of steps (authentication, finding a link) goes on. */
+	req_step next, then;
+	char key_id[APIKEY_ID_LEN + 1]; /* the key being authenticated */
+	uint64_t read_start_ns;
+	struct store_read rd;
+	struct link *link; /* a link a handler holds between steps */
+	struct http_task task;
+	struct cache_flight *flight; /* redirect: the load it makes */
+	union {
+		struct cache_waiter waiter;   /* redirect: the load it waits for */
+		struct app_clicks clicks;     /* link and stats reads */
+		struct app_write write;       /* API writes */
+	} u;
+};
+
+/* Runs r->rd (kind and question filled in) through the worker's reader,
+ * then next(r) with the answer in r->rd: now, or later from the loop. */
+void req_read(struct app_req *r, req_step next);
+/* Submits r->u.write.op (kind and fields filled in), then next(r) on this
+ * worker once it is committed or failed. Link writes put their result in
+ * the cache on the writer thread, in commit order. */
+void req_write(struct app_req *r, req_step next);
+/* Starts r->u.clicks.q (question filled in), then next(r) with its answer. */
+void req_clicks(struct app_req *r, req_step next);
+/* The request waits for another thread, which calls req_wake(r); next(r)
+ * then runs on this worker. */
+void req_wait(struct app_req *r, req_step next);
+/* Any thread: hands r back to its worker (a task on its loop). */
+void req_wake(struct app_req *r);
+/* After a later step: if r is answered, counts it and resumes its
+ * connection (r may then be reused at once for the next request). */
+void req_settle(struct app_req *r);
+
+/* auth.c: who calls. Then next(r), now or after the key is read; or an
+ * answer: 401 (a malformed, unknown or revoked key) or 503. */
+void app_authenticate(struct app_req *r, req_step next);
+/* REQ_GO_ON if r->who holds a key (an admin key, with admin_only); else
+ * REQ_ANSWERED after 401 or 403. */
+int app_require(struct app_req *r, int admin_only);
+/* Whose links r->who may see and change: STORE_ANY_OWNER (admin) or its
+ * own. */
+int64_t app_scope(const struct app_req *r);
+
+/* links_api.c: the link of r->arg, if r->who may see it: then(r) with
+ * r->link (one reference, the handler's to drop), or an answer: 404
+ * (unknown, or another owner's), 410 (deleted) or 503. */
+void app_find_link(struct app_req *r, req_step then);
+
+/* guard.c: client address, per-IP limit, CORS and RateLimit headers;
+ * REQ_GO_ON, or REQ_ANSWERED (429, or a CORS preflight). */
+int app_guard(struct app_req *r);
+/* REQ_ANSWERED after 429 if the client asked for unknown codes too often. */
+int app_notfound_blocked(struct app_req *r);
+/* Counts a 404 for the client. */
+void app_notfound_count(struct app_req *r);
+/* The create limit of r->who (none for admin keys). */
+int app_create_guard(struct app_req *r);
+
+/* observe.c: counts the answered request by route and status, with its
+ * latency. */
+void app_observe(struct app_req *r);
+
+/* The raw value of name=value in the query (no percent-decoding);
+ * returns its length, or -1 when absent. */
+long app_query_param(const struct http_request *req, const char *name, const char **val);
+
+#endif

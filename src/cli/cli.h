@@ -1,0 +1,15 @@
+/*
+ * cli: the subcommands other than `serve` (main.c dispatches). Each takes
+ * its argv with the subcommand's name first and returns the exit status:
+ * 0 done, 1 a run-time failure, 2 bad arguments (3 for an import that
+ * skipped lines).
+ */
+#ifndef SHORTD_CLI_H
+#define SHORTD_CLI_H
+
+/* `shortd key create|list|revoke ...` (key.c) */
+int cli_key(int argc, char **argv);
+/* `shortd import FILE ...` (import.c) */
+int cli_import(int argc, char **argv);
+
+#endif
