@@ -157,13 +157,18 @@ test:
 	@$(MAKE) --no-print-directory WERROR=1 blackbox-delayed
 	@$(MAKE) --no-print-directory sanitize
 
-# Unit and black-box tests against sanitized builds (in build/san). Any
-# report aborts the process or, in a server log, fails the test.
+# Unit and black-box tests against sanitized builds (in build/san), then
+# the black-box suite against a sanitized DELAYED_READS build (in
+# build/san-delayed), where every read waits on the loop: the suspended
+# paths under ASan. Any report aborts the process or, in a server log,
+# fails the test.
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 sanitize:
 	@$(MAKE) --no-print-directory SAN=1 WERROR=1 build/san/shortd
 	@$(SAN_ENV) $(MAKE) --no-print-directory SAN=1 WERROR=1 unit
 	$(SAN_ENV) SHORTD_SANITIZED=1 SHORTD_BIN=$(CURDIR)/build/san/shortd SHORTD_FAULT_BIN=$(CURDIR)/build/san/shortd $(PYTEST) -q -p no:cacheprovider tests/blackbox
+	@$(MAKE) --no-print-directory SAN=1 DELAYED_READS=1 BUILD=build/san-delayed WERROR=1 build/san-delayed/shortd
+	$(SAN_ENV) SHORTD_SANITIZED=1 SHORTD_DELAYED=1 SHORTD_BIN=$(CURDIR)/build/san-delayed/shortd SHORTD_FAULT_BIN=$(CURDIR)/build/san-delayed/shortd $(PYTEST) -q -p no:cacheprovider tests/blackbox
 
 # Long reliability runs (not part of make test): 1000 kill -9 cycles.
 soak: $(BIN)
