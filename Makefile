@@ -50,7 +50,7 @@ BIN     := shortd
 
 PYTEST  := /usr/bin/python3 -m pytest
 
-.PHONY: all run deps test unit blackbox blackbox-delayed sanitize soak clean bench bench-quick bench-smoke fuzz \
+.PHONY: all run deps test unit blackbox blackbox-delayed sanitize soak clean bench bench-quick bench-compare bench-smoke fuzz \
 	fuzz-replay
 
 all: $(BIN)
@@ -189,6 +189,19 @@ bench-quick:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory $(BIN)
 	/usr/bin/python3 bench/bench.py --scenarios 1,8 $(BENCH_ARGS)
+
+# Scenarios 1, 3 and 5 beside the binary of commit BASE (default: HEAD~1),
+# built in a worktree under build/base, alternated in the same run:
+# make bench-compare BASE=abc123
+BASE ?= HEAD~1
+bench-compare:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory $(BIN)
+	rm -rf build/base && git worktree prune && git worktree add --detach build/base $(BASE)
+	$(MAKE) --no-print-directory -C build/base shortd
+	/usr/bin/python3 bench/bench.py --scenarios 1,3,5 --baseline build/base/shortd \
+		--baseline-name "$$(git rev-parse --short $(BASE))" $(BENCH_ARGS)
+	git worktree remove --force build/base
 
 # Every scenario for a second at tiny sizes, so the harness cannot rot.
 bench-smoke: $(BIN)

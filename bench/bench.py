@@ -22,6 +22,11 @@ Scenarios (numbers as in issue 4):
   6 mixed: 100 redirects per create
   7 memory: RSS with BIG links all in cache, bytes per link
   8 redirect with analytics and rate limits on vs off
+
+With --baseline BIN (make bench-compare BASE=COMMIT builds one), scenarios
+1, 3 and 5 also run that binary, alternated with shortd on a copy of the
+same data, and report shortd's ratio to it: a change is compared with the
+commit before it in the same run.
 """
 import argparse
 import json
@@ -179,9 +184,9 @@ class Bench:
 
     # ---- servers ---------------------------------------------------------
 
-    def shortd(self, name, data, *extra):
+    def shortd(self, name, data, *extra, binary=None):
         port = free_port()
-        s = Server(name, [SHORTD, "--listen", f"127.0.0.1:{port}", "--data", data,
+        s = Server(name, [binary or SHORTD, "--listen", f"127.0.0.1:{port}", "--data", data,
                           "--threads", "1", "--log-level", "warn", *LIMITS, *extra], port)
         self.servers.append(s)
         # the code map is built in the background at start (10M links:
@@ -420,19 +425,40 @@ def against_nginx(b, title, links, script, warm=True, floor=False, **env):
     half of 100k links)."""
     d, codes, _ = b.dataset(links)
     sh, ng = b.shortd("shortd", d), b.nginx()
-    if warm:
-        warm_cache(sh, codes, links, 600)
+    base = baseline_shortd(b, d) if floor else None
+    for s in (sh, base):
+        if s and warm:
+            warm_cache(s, codes, links, 600)
     env = dict(env, CODES=codes)
     runs = [("shortd", sh, script, 64, env), ("nginx", ng, script, 64, env)]
     if floor:
         runs.append(("floor", b.floor(), script, 64, env))
+    if base:
+        runs.append(("baseline", base, script, 64, env))
     res = b.alternate(title, runs, b.a.rounds)
     for _, server, *_ in runs:
         b.stop(server)
     rows = [row("shortd", res["shortd"], res["nginx"]), row("nginx return 302", res["nginx"])]
     if floor:
         rows.append(row("floor302 (epoll, no parsing)", res["floor"], res["nginx"]))
+    if base:
+        rows += baseline_rows(b, res["shortd"], res["baseline"])
     return rows
+
+
+def baseline_shortd(b, d, *extra):
+    """The --baseline binary on a copy of data directory d, or None."""
+    if not b.a.baseline:
+        return None
+    return b.shortd("baseline", b.copy_data(d, "baseline"), *extra, binary=b.a.baseline)
+
+
+def baseline_rows(b, mine, theirs):
+    """The baseline's row, and shortd's ratio to it per core and per second."""
+    r = row(f"baseline ({b.a.baseline_name})", theirs)
+    ratio = row("shortd / baseline", mine, theirs)
+    return [r, {"server": "shortd / baseline", "ratio_per_core": ratio["ratio_per_core"],
+                "ratio_rps": ratio["ratio_rps"]}]
 
 
 def warm_cache(sh, codes, need, max_s):
@@ -493,9 +519,12 @@ def metrics(port, *names):
 
 def s3_misses(b):
     d, codes, _ = b.dataset(b.a.big)
+    base = baseline_shortd(b, d, "--cache-mb", "1")
     # what is measured is SQLite's lookups, not this VM's disk: the pages
     # read from disk during the runs are reported (major faults) all the same
     warm_page_cache(d)
+    if base:
+        warm_page_cache(f"{d}-baseline")
     sh = b.shortd("shortd", d, "--cache-mb", "1")
     # 100k codes spread over the whole database (every big/100k-th link),
     # 12 times what the 1 MiB cache holds: almost every request misses,
@@ -505,15 +534,20 @@ def s3_misses(b):
     env = {"CODES": codes, "MAX_CODES": str(n), "CODE_STRIDE": str(max(1, b.a.big // n))}
     counters = ("shortd_cache_hits_total", "shortd_cache_misses_total")
     h0, m0 = metrics(sh.port, *counters)
-    res = b.alternate("3 misses", [("shortd", sh, "uniform.lua", 64, env)], b.a.rounds)
+    runs = [("shortd", sh, "uniform.lua", 64, env)]
+    if base:
+        runs.append(("baseline", base, "uniform.lua", 64, env))
+    res = b.alternate("3 misses", runs, b.a.rounds)
     h1, m1 = metrics(sh.port, *counters)
-    b.stop(sh)
+    for _, s, *_ in runs:
+        b.stop(s)
     r = row("shortd --cache-mb 1", res["shortd"])
     ratio = (m1 - m0) / max(1, (h1 - h0) + (m1 - m0))
     r["miss_ratio"] = ratio
     misses = r["rps"]["median"] * ratio
     faults = st.median(x["major_faults_per_s"] for x in res["shortd"])
-    b.record(3, f"redirect, cache misses from SQLite, {b.a.big:,} links stored", [r],
+    rows = [r] + (baseline_rows(b, res["shortd"], res["baseline"]) if base else [])
+    b.record(3, f"redirect, cache misses from SQLite, {b.a.big:,} links stored", rows,
              ">= 50,000 misses/s", misses >= 50000,
              f"{ratio:.1%} of requests missed the cache: {misses:,.0f} misses/s; "
              f"pages read from disk: {faults:,.0f}/s")
@@ -527,12 +561,17 @@ def s4_pipeline(b):
 
 def s5_creates(b):
     d, codes, key = b.dataset(b.a.links)
+    base = baseline_shortd(b, d)
     sh = b.shortd("shortd", d)
-    res = b.alternate("5 creates", [("shortd", sh, "create.lua", 256, {"SHORTD_KEY": key})],
-                      b.a.rounds)
-    b.stop(sh)
+    runs = [("shortd", sh, "create.lua", 256, {"SHORTD_KEY": key})]
+    if base:
+        runs.append(("baseline", base, "create.lua", 256, {"SHORTD_KEY": key}))
+    res = b.alternate("5 creates", runs, b.a.rounds)
+    for _, s, *_ in runs:
+        b.stop(s)
     r = row("shortd", res["shortd"])
-    b.record(5, "durable creates through the API, 256 connections", [r],
+    rows = [r] + (baseline_rows(b, res["shortd"], res["baseline"]) if base else [])
+    b.record(5, "durable creates through the API, 256 connections", rows,
              ">= 20,000 links/s durable", r["rps"]["median"] >= 20000)
 
 
@@ -655,6 +694,9 @@ def main():
     ap.add_argument("--smoke", action="store_true",
                     help="every scenario for 1 s at tiny sizes, 1 round (CI)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--baseline", help="a second shortd binary, run beside shortd in "
+                    "scenarios 1, 3 and 5 (the commit before a change, say)")
+    ap.add_argument("--baseline-name", default="baseline", help="its name in the tables")
     a = ap.parse_args()
     if a.smoke:
         a.rounds, a.duration, a.links, a.mid, a.big, a.foreign_max = 1, 1, 2000, 5000, 20000, 99
