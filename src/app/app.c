@@ -89,7 +89,7 @@ static void raise_fd_limit(int max_conns)
 
 /* What app_open() built so far, so that app_close() frees only that. */
 struct app_built {
-	int store, blocklist;
+	int store;
 };
 
 struct app_full {
@@ -149,6 +149,7 @@ struct app *app_open(const struct config *cfg, int *status)
 	struct app_full *f = xcalloc(1, sizeof(*f));
 	struct app *app = &f->app;
 	app->cfg = cfg;
+	blocklist_slot_init(&app->blocklist);
 	*status = 2; /* bad options, until the options are all read */
 	if (parse_listen(cfg->listen, f->host, sizeof(f->host), &f->port) != 0) {
 		snprintf(err, sizeof(err),
@@ -188,8 +189,7 @@ struct app *app_open(const struct config *cfg, int *status)
 			goto fail;
 		log_info("blocklist '%s': %zu domains (SIGHUP reloads it)", cfg->blocklist,
 			 blocklist_size(b));
-		blocklist_install(b);
-		f->built.blocklist = 1;
+		blocklist_install(&app->blocklist, b);
 	}
 	app->limits[APP_LIMIT_IP] = rl_limit_make(cfg->ip_rate, 1, cfg->ip_burst);
 	app->limits[APP_LIMIT_NOTFOUND] = rl_limit_make(cfg->notfound_rate, 60, cfg->notfound_rate);
@@ -311,7 +311,7 @@ static void on_sighup(uv_signal_t *s, int signum)
 		return;
 	}
 	log_info("SIGHUP: blocklist '%s' reloaded, %zu domains", path, blocklist_size(b));
-	blocklist_install(b);
+	blocklist_install(&lc->app->blocklist, b);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -379,8 +379,7 @@ void app_close(struct app *app)
 	if (app->cache)
 		cache_free(app->cache);
 	rl_table_free(app->rl);
-	if (f->built.blocklist)
-		blocklist_install(NULL);
+	blocklist_slot_release(&app->blocklist);
 	trusted_proxies_release(&app->proxies);
 	app_cors_release(&app->cors);
 	uv_loop_close(uv_default_loop());

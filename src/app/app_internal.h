@@ -36,6 +36,7 @@
 #include "core/idgen.h"
 #include "core/metrics.h"
 #include "http/http_server.h"
+#include "link/blocklist.h"
 #include "link/link.h"
 #include "ratelimit/ratelimit.h"
 #include "routes.h"
@@ -71,6 +72,7 @@ struct app {
 	struct geoip *geo;         /* NULL without a country database */
 	struct idgen idgen;
 	struct url_policy policy;
+	struct blocklist_slot blocklist; /* --blocklist, reloaded on SIGHUP */
 	char base_url[1024];       /* no trailing '/' */
 	struct http_server *srv;
 	struct http_server *metrics_srv; /* NULL unless --metrics-listen */

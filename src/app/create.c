@@ -6,7 +6,9 @@
 
 #include <string.h>
 
-int create_random_code(char *code, size_t n)
+/* A random code of n characters that is not a reserved word (a route like
+ * /healthz): 0, or -1 without randomness. */
+static int random_code(char *code, size_t n)
 {
 	do {
 		if (code_random(code, n) != 0)
@@ -26,7 +28,7 @@ struct link *create_link(const struct create_rules *rules, const struct link_inp
 		memcpy(code, in->alias, code_len);
 	} else {
 		code_len = (size_t)rules->code_length;
-		if (create_random_code(code, code_len) != 0)
+		if (random_code(code, code_len) != 0)
 			return NULL;
 	}
 	struct link *l = link_new(code, code_len, in->url.p, in->url.len);
@@ -42,7 +44,7 @@ int create_retry(const struct create_rules *rules, struct store_op *op, int *att
 {
 	char code[LINK_CODE_MAX];
 	size_t n = (size_t)rules->code_length;
-	if (++*attempts >= CREATE_CODE_ATTEMPTS || create_random_code(code, n) != 0)
+	if (++*attempts >= CREATE_CODE_ATTEMPTS || random_code(code, n) != 0)
 		return 0;
 	struct link *old = op->link;
 	op->link = link_with_code(old, code, n);

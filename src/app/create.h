@@ -27,9 +27,6 @@ struct create_rules {
 	int default_redirect; /* when the input names none */
 };
 
-/* A random code of n characters that is not a reserved word (a route like
- * /healthz): 0, or -1 without randomness. */
-int create_random_code(char *code, size_t n);
 /* The link of in, owned by owner, created at now_ms (one reference for
  * the caller), with *random 1 if its code was generated; NULL when no
  * randomness was to be had. */

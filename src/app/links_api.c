@@ -61,7 +61,7 @@ static int parse_input(struct app_req *r, int is_patch, struct link_input *in)
 			return REQ_GO_ON;
 		/* well-formed, but not a place this service sends people */
 		const char *why;
-		struct blocklist *bl = blocklist_current();
+		struct blocklist *bl = blocklist_current(&app->blocklist);
 		int ok = link_target_allowed(in->url.p, bl, app->cfg->deny_private_targets, &why);
 		blocklist_unref(bl);
 		if (ok == 0)

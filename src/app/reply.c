@@ -95,11 +95,6 @@ void reply_store_unavailable(struct http_exchange *ex)
 	reply_error(ex, 503, "store_unavailable", "the link store is unavailable, try again");
 }
 
-void reply_out_of_memory(struct http_exchange *ex)
-{
-	reply_error(ex, 503, "out_of_memory", "out of memory, try again");
-}
-
 void reply_write_failed(struct http_exchange *ex, int status)
 {
 	if (status == STORE_FULL)

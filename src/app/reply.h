@@ -20,8 +20,6 @@ void reply_store_unavailable(struct http_exchange *ex);
 void reply_write_failed(struct http_exchange *ex, int status);
 /* 400 invalid_field, naming the field. */
 void reply_field_error(struct http_exchange *ex, const char *field, const char *msg);
-/* 503 out_of_memory. */
-void reply_out_of_memory(struct http_exchange *ex);
 /* 405 with Allow. */
 void reply_method_not_allowed(struct http_exchange *ex, const char *allow);
 /* 204 with Allow, for OPTIONS. */

@@ -66,31 +66,31 @@ struct app_req;
 typedef void (*req_step)(struct app_req *r);
 
 struct app_req {
+	/* what every request touches, together */
 	struct http_exchange *ex;
 	struct app_worker *ws;
 	struct app *app;
 	const char *arg; /* the path's {code} or {id}, arg_len bytes */
 	size_t arg_len;
-	/* set by the guard (guard.c) */
-	struct sockaddr_storage client; /* the client, behind trusted proxies */
-	int64_t now_us;                 /* monotonic, for the limiters */
-	uint16_t rl_mark;   /* where this request's RateLimit headers start */
+	int64_t now_us;           /* monotonic, for the limiters (guard.c) */
+	uint16_t rl_mark;         /* where its RateLimit headers start */
 	uint8_t notfound_blocked; /* over the 404 budget: every code answers 429 */
 	uint8_t waiting;          /* handle() returned HTTP_ASYNC */
 	struct principal who;     /* set by app_authenticate() */
+	struct link *link;        /* a link a handler holds between steps */
+	struct sockaddr_storage client; /* the client, behind trusted proxies */
 	/* What the request waits for, and the step after it; then: where a
 	 * helper chain of steps (authentication, finding a link) goes on. */
 	req_step next, then;
-	char key_id[APIKEY_ID_LEN + 1]; /* the key being authenticated */
 	uint64_t read_start_ns;
 	struct store_read rd;
-	struct link *link; /* a link a handler holds between steps */
 	struct http_task task;
-	struct cache_flight *flight; /* redirect: the load it makes */
+	char key_id[APIKEY_ID_LEN + 1]; /* the key being authenticated */
+	struct cache_flight *flight;    /* redirect: the load it makes */
 	union {
-		struct cache_waiter waiter;   /* redirect: the load it waits for */
-		struct app_clicks clicks;     /* link and stats reads */
-		struct app_write write;       /* API writes */
+		struct cache_waiter waiter; /* redirect: the load it waits for */
+		struct app_clicks clicks;   /* link and stats reads */
+		struct app_write write;     /* API writes */
 	} u;
 };
 

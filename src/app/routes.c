@@ -5,20 +5,24 @@
  * Matching: a pattern is a '/'-separated list of segments, each literal or
  * a parameter ("{code}": link_code_syntax_ok, "{id}": any non-empty
  * segment); the path matches when every segment does. The first route
- * whose pattern matches names the resource; every route with the same
- * pattern is one of its methods. A method it has runs its handler; OPTIONS
+ * whose pattern matches names the resource; the routes after it with the
+ * same pattern (they stand side by side) are its other methods. A method it has runs its handler; OPTIONS
  * answers 204 with Allow; any other method, 405 with the same Allow.
  * Named routes precede "/{code}", and their names are reserved words
  * (link_code_reserved), so no alias can shadow them.
  *
- * Cost: a redirect is the last route; the patterns before it are refused
- * at their first bytes (about 25 ns in all, measured with perf on the
- * redirect benchmark, below the noise of scenario 1).
+ * Cost: a redirect is the last route, but a path is compared only with
+ * the patterns whose first segment can have its length (worked out once,
+ * at the first dispatch): /healthz and /metrics are refused by their
+ * first bytes, and /{code} matches (a scan of every pattern cost a
+ * redirect 370 instructions).
  */
 #include "routes.h"
 #include "reply.h"
 #include "request.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #define M(m) (1u << (m))
@@ -47,33 +51,77 @@ const char *app_route_label(int route)
 	return route > 0 && route < ROUTE_COUNT ? routes[route].label : "other";
 }
 
-/* Whether path matches pattern; a parameter segment's place goes to
- * *arg and *arg_len. */
-static int match(const char *pat, const char *path, size_t len, const char **arg, size_t *arg_len)
+/* What matching needs of a pattern, worked out once (a pattern has at
+ * most one parameter): the literal part before it (the whole pattern if
+ * there is none), the literal tail after it, and the routes to try for
+ * each length of a path's first segment, in table order, so that a path
+ * is compared with two or three patterns instead of every one. */
+#define SEG1_MAX (LINK_CODE_MAX + 1) /* every longer first segment */
+
+struct compiled {
+	size_t lit_len;
+	int param;       /* 0: none, 1: {code}, 2: {id} */
+	const char *tail;
+	size_t tail_len;
+	int resource;    /* the first route with the same pattern */
+	char c1;         /* the byte after the leading '/', if literal; else 0 */
+};
+static struct compiled compiled[ROUTE_COUNT];
+static uint8_t candidates[SEG1_MAX + 1][ROUTE_COUNT]; /* route ids, 0-ended */
+static pthread_once_t compiled_once = PTHREAD_ONCE_INIT;
+
+static void compile(void)
 {
-	const char *end = path + len;
-	while (*pat) {
-		if (*pat != '{') {
-			if (path == end || *path != *pat)
-				return 0;
-			pat++;
-			path++;
-			continue;
-		}
-		const char *close = strchr(pat, '}');
-		const char *seg_end = memchr(path, '/', (size_t)(end - path));
-		if (!seg_end)
-			seg_end = end;
-		size_t n = (size_t)(seg_end - path);
-		if (n == 0 ||
-		    (strncmp(pat, "{code}", 6) == 0 && !link_code_syntax_ok(path, n)))
-			return 0;
-		*arg = path;
-		*arg_len = n;
-		pat = close + 1;
-		path = seg_end;
+	int n[SEG1_MAX + 1] = {0};
+	for (int i = 1; i < ROUTE_COUNT; i++) {
+		struct compiled *k = &compiled[i];
+		const char *path = routes[i].path, *brace = strchr(path, '{');
+		k->lit_len = brace ? (size_t)(brace - path) : strlen(path);
+		k->param = !brace ? 0 : strncmp(brace, "{code}", 6) == 0 ? 1 : 2;
+		k->tail = brace ? strchr(brace, '}') + 1 : path + k->lit_len;
+		k->tail_len = strlen(k->tail);
+		k->resource = i;
+		k->c1 = brace == path + 1 ? 0 : path[1];
+		while (k->resource > 1 && strcmp(routes[k->resource - 1].path, path) == 0)
+			k->resource--;
+		const char *slash = strchr(path + 1, '/');
+		size_t seg1 = slash ? (size_t)(slash - path - 1) : strlen(path) - 1;
+		for (size_t len = 0; len <= SEG1_MAX; len++)
+			if ((brace == path + 1 || len == seg1) && k->resource == i) /* once a pattern */
+				candidates[len][n[len]++] = (uint8_t)i;
 	}
-	return path == end;
+}
+
+/* The same bytes? Paths and patterns all start with '/': the byte after
+ * it, where most candidates differ, is compared inline. */
+static int same(const char *a, const char *b, size_t n)
+{
+	if (n <= 1)
+		return n == 0 || a[0] == b[0];
+	return a[1] == b[1] && memcmp(a, b, n) == 0;
+}
+
+/* Whether path matches route i; its parameter's place goes to *arg and
+ * *arg_len. slash: the path's first '/' after the leading one, or NULL. */
+static int match(int i, const char *path, size_t len, const char *slash, const char **arg,
+		 size_t *arg_len)
+{
+	const struct compiled *k = &compiled[i];
+	if (!k->param)
+		return len == k->lit_len && same(path, routes[i].path, len);
+	if (len <= k->lit_len || !same(path, routes[i].path, k->lit_len))
+		return 0;
+	const char *seg = path + k->lit_len, *end = path + len;
+	const char *seg_end = k->lit_len == 1 ? slash : memchr(seg, '/', (size_t)(end - seg));
+	if (!seg_end)
+		seg_end = end;
+	size_t n = (size_t)(seg_end - seg);
+	if (n == 0 || (k->param == 1 && !link_code_syntax_ok(seg, n)) ||
+	    (size_t)(end - seg_end) != k->tail_len || !same(seg_end, k->tail, k->tail_len))
+		return 0;
+	*arg = seg;
+	*arg_len = n;
+	return 1;
 }
 
 /* "GET, HEAD, POST, OPTIONS": the methods of every route with pattern. */
@@ -102,27 +150,33 @@ void app_dispatch(struct app_req *r)
 		reply_options(ex, "GET, HEAD, POST, PATCH, DELETE, OPTIONS");
 		return;
 	}
-	const char *resource = NULL;
-	for (int i = 1; i < ROUTE_COUNT; i++) {
+	pthread_once(&compiled_once, compile);
+	const char *slash = req->path_len > 1 ? memchr(req->path + 1, '/', req->path_len - 1) : NULL;
+	size_t seg1 = slash ? (size_t)(slash - req->path - 1) : req->path_len - 1;
+	const uint8_t *cand = candidates[seg1 < SEG1_MAX ? seg1 : SEG1_MAX];
+	char c1 = req->path_len > 1 ? req->path[1] : 0;
+	for (; *cand; cand++) {
+		const struct compiled *k = &compiled[*cand];
+		if ((!k->c1 || k->c1 == c1) &&
+		    match(*cand, req->path, req->path_len, slash, &r->arg, &r->arg_len))
+			break;
+	}
+	/* the resource's methods: the routes with its pattern, side by side */
+	int resource = *cand;
+	for (int i = resource; i && i < ROUTE_COUNT && compiled[i].resource == resource; i++) {
 		const struct route *rt = &routes[i];
-		if (resource ? strcmp(rt->path, resource) != 0
-			     : !match(rt->path, req->path, req->path_len, &r->arg, &r->arg_len))
-			continue;
-		if (!resource) {
-			resource = rt->path;
-			ex->route = i; /* a refused method counts for the resource */
-		}
 		if (rt->methods & M(req->method)) {
 			ex->route = i;
 			rt->handle(r);
 			return;
 		}
 	}
+	ex->route = resource; /* a refused method counts for the resource */
 	if (!resource) {
 		reply_error(ex, 404, "not_found", "no such resource");
 		return;
 	}
-	allow_of(resource, allow, sizeof(allow));
+	allow_of(routes[resource].path, allow, sizeof(allow));
 	if (req->method == HTTP_OPTIONS)
 		reply_options(ex, allow);
 	else

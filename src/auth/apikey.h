@@ -1,6 +1,6 @@
 /*
  * apikey: API keys, their format, hashing and verification. No HTTP and
- * no storage here (the store keeps struct api_key rows; the router asks).
+ * no storage here (the store keeps struct api_key rows; app/auth.c asks).
  *
  * A key reads  shortd_<id>_<secret>  where <id> is APIKEY_ID_LEN base62
  * characters, public, which finds the row, and <secret> is

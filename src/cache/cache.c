@@ -430,16 +430,6 @@ void cache_put(struct cache *c, struct link *l, uint64_t now_ms)
 	pthread_mutex_unlock(&s->lock);
 }
 
-void cache_invalidate(struct cache *c, const char *key, size_t len)
-{
-	uint64_t h = hash_key(c, key, len);
-	struct shard *s = shard_of(c, h);
-	pthread_mutex_lock(&s->lock);
-	mark_stale(s, h, key, len);
-	remove_key(s, h, key, len);
-	pthread_mutex_unlock(&s->lock);
-}
-
 void cache_get_stats(struct cache *c, struct cache_stats *out)
 {
 	memset(out, 0, sizeof(*out));

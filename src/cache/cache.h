@@ -26,7 +26,7 @@
  *    one of them answers as the loader does), on the loader's thread and
  *    outside every lock. wake() only hands the waiter back to its own
  *    thread (a task posted to its loop); nothing waits in the meantime.
- *  - A write (cache_put or cache_invalidate) during a load marks the load
+ *  - A write (cache_put) during a load marks the load
  *    stale, and its result is then not cached (the waiters still get it:
  *    they asked before the write), so a slow read cannot put back an
  *    outdated row after a PATCH or DELETE.
@@ -94,8 +94,6 @@ void cache_load_done(struct cache *c, struct cache_flight *f, int result, struct
 void cache_link_from(const struct link *l, struct cache_link *out);
 /* Caches (a copy of) l, replacing any entry for its code. */
 void cache_put(struct cache *c, struct link *l, uint64_t now_ms);
-/* Drops any entry for code. */
-void cache_invalidate(struct cache *c, const char *code, size_t len);
 
 struct cache_stats {
 	uint64_t hits, negative_hits, misses, loads, waits, evictions, expirations;

@@ -36,6 +36,7 @@ struct importer {
 	struct store store;
 	struct idgen idgen;
 	struct create_rules rules;
+	struct blocklist_slot blocklist;
 	const struct config *cfg;
 	int64_t owner;
 	FILE *codes;
@@ -178,7 +179,7 @@ static void import_line(struct importer *im, const struct url_policy *pol, long 
 		return;
 	}
 	const char *why;
-	struct blocklist *bl = blocklist_current();
+	struct blocklist *bl = blocklist_current(&im->blocklist);
 	int allowed = link_target_allowed(in.url.p, bl, im->cfg->deny_private_targets, &why);
 	blocklist_unref(bl);
 	if (allowed != 0) {
@@ -257,6 +258,7 @@ int cli_import(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	struct importer im = {.cfg = &cfg};
 	pthread_mutex_init(&im.lock, NULL);
+	blocklist_slot_init(&im.blocklist);
 	pthread_cond_init(&im.cond, NULL);
 	rc = 1;
 	struct url_policy pol;
@@ -273,7 +275,7 @@ int cli_import(int argc, char **argv)
 			fprintf(stderr, "shortd import: %s\n", err);
 			goto out_file;
 		}
-		blocklist_install(b);
+		blocklist_install(&im.blocklist, b);
 	}
 	if (codes && !(im.codes = fopen(codes, "w"))) {
 		fprintf(stderr, "shortd import: cannot write '%s'\n", codes);
@@ -341,7 +343,7 @@ out_file:
 	}
 	if (in != stdin)
 		fclose(in);
-	blocklist_install(NULL);
+	blocklist_slot_release(&im.blocklist);
 	pthread_mutex_destroy(&im.lock);
 	pthread_cond_destroy(&im.cond);
 	curl_global_cleanup();

@@ -66,7 +66,7 @@ static uint64_t hash_ua(const char *p, size_t n)
 }
 
 /* Adds to a node's pending counts, listing it as dirty if it was not. */
-void clicks_add_pend(struct clicks *c, struct node *x, uint64_t humans, uint64_t bots)
+static void add_pend(struct clicks *c, struct node *x, uint64_t humans, uint64_t bots)
 {
 	if (!humans && !bots)
 		return;
@@ -199,7 +199,7 @@ static void fold(struct clicks *c, const struct click_event *const *ev, size_t n
 			__builtin_prefetch(clicks_slot_node(t, v), 1);
 	}
 	for (size_t i = 0; i < n; i++)
-		clicks_add_pend(c, clicks_table_get(t, &pf[i].k, pf[i].h), pf[i].bot ? 0u : 1u,
+		add_pend(c, clicks_table_get(t, &pf[i].k, pf[i].h), pf[i].bot ? 0u : 1u,
 				pf[i].bot ? 1u : 0u);
 	c->pend_events += n;
 }
@@ -269,7 +269,7 @@ static int rebuild_slice(struct clicks *c, size_t n)
 		if (k.dim != NO_DIM)
 			k.dim = clicks_dims_intern(&c->t.dims, &c->old.dims.v[k.dim & ~DAY_ONLY]) |
 				(k.dim & DAY_ONLY);
-		clicks_add_pend(c, clicks_table_get(&c->t, &k, clicks_key_hash(&k)), x->pend[H], x->pend[B]);
+		add_pend(c, clicks_table_get(&c->t, &k, clicks_key_hash(&k)), x->pend[H], x->pend[B]);
 		x->pend[H] = x->pend[B] = 0; /* a query must not count them twice */
 	}
 	c->cursor = end;
@@ -312,7 +312,7 @@ static void apply_slice(struct clicks *c, size_t n)
 				x->durable[B] += x->flush[B];
 			} else {
 				/* Keep every count: pending again, retried next time. */
-				clicks_add_pend(c, x, x->flush[H], x->flush[B]);
+				add_pend(c, x, x->flush[H], x->flush[B]);
 			}
 			x->flush[H] = x->flush[B] = 0;
 		}

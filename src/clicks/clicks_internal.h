@@ -286,8 +286,6 @@ void clicks_delta_finish(struct clicks *c);
 int clicks_delta_decode(struct clicks *c, const void *blob, size_t len);
 
 /* aggregator.c */
-/* Adds to a node's pending counts, listing it as dirty if it was not. */
-void clicks_add_pend(struct clicks *c, struct node *x, uint64_t humans, uint64_t bots);
 /* Consumer side of every ring; with c->lock held. */
 void clicks_drain_locked(struct clicks *c);
 

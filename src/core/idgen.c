@@ -43,11 +43,6 @@ int64_t idgen_next(struct idgen *g)
 	}
 }
 
-int64_t idgen_time_ms(int64_t id)
-{
-	return (id >> (IDGEN_NODE_BITS + IDGEN_SEQ_BITS)) + IDGEN_EPOCH_MS;
-}
-
 /* Each thread draws from its own pool of kernel randomness, refilled 256
  * bytes at a time: one getrandom() call per about 35 codes of 7, where
  * there was one per code (a syscall was about 2% of a create). The bytes are

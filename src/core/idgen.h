@@ -34,8 +34,6 @@ struct idgen {
 
 void idgen_init(struct idgen *g, unsigned node, int64_t (*clock_ms)(void));
 int64_t idgen_next(struct idgen *g);
-/* Unix ms encoded in an id. */
-int64_t idgen_time_ms(int64_t id);
 
 extern const char base62_alphabet[63];
 

@@ -427,17 +427,6 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 	return HTTP_PARSE_OK;
 }
 
-const struct http_header *http_find_header(const struct http_request *req, const char *name)
-{
-	size_t n = strlen(name);
-	for (size_t i = 0; i < req->nheaders; i++) {
-		const struct http_header *h = &req->headers[i];
-		if (h->name_len == n && same_lower(h->name, name, n))
-			return h;
-	}
-	return NULL;
-}
-
 enum {
 	CS_SIZE = 0,
 	CS_EXT,

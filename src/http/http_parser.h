@@ -92,10 +92,7 @@ enum { HTTP_PARSE_ERROR = -1, HTTP_PARSE_OK = 0, HTTP_PARSE_AGAIN = 1 };
 int http_parse_head(const char *buf, size_t len, struct http_request *req, int *status,
 		    const char **why);
 
-/* The first header named name (case-insensitive), or NULL. */
-const struct http_header *http_find_header(const struct http_request *req, const char *name);
-
-/* The same for a known field, without a search. */
+/* The first field of a known name (any case), without a search. */
 static inline const struct http_header *http_header_get(const struct http_request *req,
 							 enum http_known k)
 {

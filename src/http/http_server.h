@@ -11,9 +11,13 @@
  * result, the connection stops reading (backpressure) and handles no further
  * request, so responses keep request order.
  *
- * A handler answers at once (HTTP_DONE) or later (HTTP_ASYNC): then another
- * thread hands the result back with http_post(), which queues a task on the
- * worker's loop; the task writes the response and calls http_resume().
+ * A handler answers at once (HTTP_DONE) or later (HTTP_ASYNC): then the
+ * answer is written from a callback on the worker's own loop (an operation
+ * the handler started there, or a task that another thread queued with
+ * http_post()), which then calls http_resume(). Each connection carries
+ * exchange_data_size bytes of the handler's (ex->data), where a waiting
+ * request keeps its state; a connection is never freed while its request
+ * waits, and the answers of a pipelined batch leave in request order.
  *
  * Limits: head HTTP_MAX_HEAD (431), body HTTP_MAX_BODY (413), headers and
  * body within --header-timeout-s (408), idle keep-alive --keepalive-timeout-s

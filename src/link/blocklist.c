@@ -181,23 +181,32 @@ int blocklist_match(const struct blocklist *b, const char *host)
 	return 0;
 }
 
-static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct blocklist *live;
-
-struct blocklist *blocklist_current(void)
+void blocklist_slot_init(struct blocklist_slot *s)
 {
-	pthread_mutex_lock(&live_lock);
-	struct blocklist *b = blocklist_ref(live);
-	pthread_mutex_unlock(&live_lock);
+	pthread_mutex_init(&s->lock, NULL);
+	s->live = NULL;
+}
+
+void blocklist_slot_release(struct blocklist_slot *s)
+{
+	blocklist_install(s, NULL);
+	pthread_mutex_destroy(&s->lock);
+}
+
+struct blocklist *blocklist_current(struct blocklist_slot *s)
+{
+	pthread_mutex_lock(&s->lock);
+	struct blocklist *b = blocklist_ref(s->live);
+	pthread_mutex_unlock(&s->lock);
 	return b;
 }
 
-void blocklist_install(struct blocklist *b)
+void blocklist_install(struct blocklist_slot *s, struct blocklist *b)
 {
-	pthread_mutex_lock(&live_lock);
-	struct blocklist *old = live;
-	live = b;
-	pthread_mutex_unlock(&live_lock);
+	pthread_mutex_lock(&s->lock);
+	struct blocklist *old = s->live;
+	s->live = b;
+	pthread_mutex_unlock(&s->lock);
 	blocklist_unref(old);
 }
 

@@ -16,6 +16,7 @@
 #ifndef SHORTD_BLOCKLIST_H
 #define SHORTD_BLOCKLIST_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 struct blocklist;
@@ -28,11 +29,20 @@ void blocklist_unref(struct blocklist *b);
 /* 1 if host (ASCII, lowercase) or one of its parent domains is listed. */
 int blocklist_match(const struct blocklist *b, const char *host);
 
-/* The live list of the process (NULL: none). blocklist_current() returns a
- * reference the caller drops with blocklist_unref(). */
-struct blocklist *blocklist_current(void);
+/* Where the live list is kept (the server's, an import's): swapped whole
+ * under its lock. */
+struct blocklist_slot {
+	pthread_mutex_t lock;
+	struct blocklist *live; /* NULL: none */
+};
+void blocklist_slot_init(struct blocklist_slot *s);
+/* Drops the live list. */
+void blocklist_slot_release(struct blocklist_slot *s);
+/* The live list (NULL: none), as a reference the caller drops with
+ * blocklist_unref(). */
+struct blocklist *blocklist_current(struct blocklist_slot *s);
 /* Installs b (taking over the caller's reference; NULL clears). */
-void blocklist_install(struct blocklist *b);
+void blocklist_install(struct blocklist_slot *s, struct blocklist *b);
 
 /* Checks a normalised URL against the 403 rules: the blocklist (bl may be
  * NULL) and, with deny_private, targets on loopback, private, link-local,

@@ -189,19 +189,6 @@ int rl_take_and_peek(struct rl_table *t, const struct rl_limit *lim, const struc
 	return peek_ok;
 }
 
-int rl_would_allow(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int lane,
-		   int64_t now_us)
-{
-	if (!lim->interval_us)
-		return 1;
-	struct shard *sh = &t->shards[key & (SHARDS - 1)];
-	pthread_mutex_lock(&sh->lock);
-	const struct slot *s = lookup(sh, key);
-	int64_t tat = s ? s->tat_us[lane] : 0;
-	pthread_mutex_unlock(&sh->lock);
-	return would_allow(tat, lim, now_us);
-}
-
 size_t rl_table_used(struct rl_table *t, int64_t now_us)
 {
 	size_t used = 0;

@@ -66,9 +66,6 @@ void rl_take_lane(struct rl_table *t, const struct rl_limit *lim, uint64_t key, 
  * would allow one against peek (without counting it): 1 or 0. One lookup. */
 int rl_take_and_peek(struct rl_table *t, const struct rl_limit *lim, const struct rl_limit *peek,
 		     uint64_t key, int64_t now_us, struct rl_result *out);
-/* Whether a request in lane would be allowed, without counting it. */
-int rl_would_allow(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int lane,
-		   int64_t now_us);
 /* Slots in use (TAT in the future) at now_us: for tests and metrics. */
 size_t rl_table_used(struct rl_table *t, int64_t now_us);
 

@@ -68,14 +68,21 @@ static void test_keys_are_independent_and_peek_is_free(void **state)
 {
 	(void)state;
 	struct rl_table *t = rl_table_new(1024);
-	struct rl_limit lim = rl_limit_make(1, 1, 1);
+	struct rl_limit lim = rl_limit_make(1, 1, 1), many = rl_limit_make(1000, 1, 1000);
 	struct rl_result r;
-	assert_true(rl_would_allow(t, &lim, 1, 0, 0));
-	assert_true(rl_would_allow(t, &lim, 1, 0, 0)); /* peeking takes nothing */
-	rl_take(t, &lim, 1, 0, &r);
+	/* lane 1 peeked (with a take in lane 0 that never runs out) */
+	assert_true(rl_take_and_peek(t, &many, &lim, 1, 0, &r));
+	assert_true(rl_take_and_peek(t, &many, &lim, 1, 0, &r)); /* peeking takes nothing */
+	rl_take_lane(t, &lim, 1, 1, 0, &r);
 	assert_true(r.allowed);
-	assert_false(rl_would_allow(t, &lim, 1, 0, 0));
-	assert_true(rl_would_allow(t, &lim, 2, 0, 0));
+	assert_false(rl_take_and_peek(t, &many, &lim, 1, 0, &r));
+	assert_true(rl_take_and_peek(t, &many, &lim, 2, 0, &r)); /* another key */
+	rl_take(t, &lim, 2, 0, &r);
+	assert_true(r.allowed);
+	rl_take(t, &lim, 2, 0, &r);
+	assert_false(r.allowed);
+	rl_take(t, &lim, 3, 0, &r);
+	assert_true(r.allowed);
 	assert_true(rl_key(0, "a", 1) != rl_key(1, "a", 1));
 	assert_true(rl_key(0, "a", 1) == rl_key(0, "a", 1));
 	rl_table_free(t);
@@ -97,8 +104,8 @@ static void test_lanes_are_independent(void **state)
 	/* now the peek says no, and peeking again still takes nothing */
 	assert_false(rl_take_and_peek(t, &every, &misses, 5, 10 * S, &r));
 	assert_true(r.allowed);
-	assert_false(rl_would_allow(t, &misses, 5, 1, 10 * S));
-	assert_true(rl_would_allow(t, &misses, 5, 1, 60 * S));
+	assert_false(rl_take_and_peek(t, &every, &misses, 5, 10 * S + 1, &r));
+	assert_true(rl_take_and_peek(t, &every, &misses, 5, 60 * S, &r));
 	rl_table_free(t);
 }
 
