@@ -11,12 +11,25 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http/http_parser.h"
 
 static int inside(const char *p, size_t n, const char *buf, size_t len)
 {
 	return n == 0 || (p >= buf && p + n <= buf + len);
+}
+
+/* The first field called name (lower case), found by a plain search. */
+static const struct http_header *first_named(const struct http_request *req, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		if (h->name_len == n && strncasecmp(h->name, name, n) == 0)
+			return h;
+	}
+	return NULL;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -63,8 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			[HTTP_H_AC_REQUEST_METHOD] = "access-control-request-method",
 		};
 		for (int k = 0; k < HTTP_H_KNOWN; k++)
-			assert(http_header_get(&req, (enum http_known)k) ==
-			       http_find_header(&req, known[k]));
+			assert(http_header_get(&req, (enum http_known)k) == first_named(&req, known[k]));
 		assert(req.content_length <= HTTP_MAX_BODY);
 		/* any prefix of a complete head is incomplete or the same error-free head */
 		struct http_request r2;
