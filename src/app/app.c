@@ -143,6 +143,19 @@ static int open_http(struct app_full *f, int threads, char *err, size_t errlen, 
 	return 0;
 }
 
+void app_store_config(const struct config *cfg, struct store_config *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->backend = cfg->pg[0] ? "pg" : "sqlite";
+	out->data_dir = cfg->data_dir;
+	out->commit_batch = cfg->commit_batch;
+	out->node_id = cfg->node_id;
+	out->pg_url = cfg->pg;
+	out->pg_replicas = cfg->pg_replicas;
+	out->pg_pool = cfg->pg_pool;
+	out->pg_timeout_ms = cfg->pg_timeout_ms;
+}
+
 struct app *app_open(const struct config *cfg, int *status)
 {
 	char err[512] = "";
@@ -214,8 +227,9 @@ struct app *app_open(const struct config *cfg, int *status)
 	}
 
 	*status = 1; /* from here on, failures are the run time's */
-	if (store_open(&app->store, "sqlite", cfg->data_dir, cfg->commit_batch, err, sizeof(err)) !=
-	    STORE_OK)
+	struct store_config sc;
+	app_store_config(cfg, &sc);
+	if (store_open(&app->store, &sc, err, sizeof(err)) != STORE_OK)
 		goto fail;
 	f->built.store = 1;
 	if (cfg->code_map)

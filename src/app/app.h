@@ -22,4 +22,9 @@ int app_run(struct app *app);
 /* Commits every queued write and click, closes the store, frees app. */
 void app_close(struct app *app);
 
+/* The store the options name (SQLite in --data, or PostgreSQL with --pg),
+ * for the service and the commands that share its data. */
+struct store_config;
+void app_store_config(const struct config *cfg, struct store_config *out);
+
 #endif

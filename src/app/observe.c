@@ -38,8 +38,9 @@ int app_ready(const struct app *app, const char **why)
 		*why = "shutting down";
 		return 0;
 	}
-	if (!store_writable((struct store *)&app->store)) {
-		*why = "the last commit of links or keys failed";
+	static __thread char reason[256];
+	if (!store_ready((struct store *)&app->store, reason, sizeof(reason))) {
+		*why = reason;
 		return 0;
 	}
 	return 1;
@@ -59,7 +60,7 @@ static void gauge(struct buf *o, const char *name, const char *help, uint64_t v)
 
 static void metrics_render(struct app *app, struct buf *o)
 {
-	char labels[128];
+	char labels[256];
 	metrics_family(o, "shortd_build_info", "gauge", "Version of this shortd.");
 	metrics_sample(o, "shortd_build_info", "version=\"" SHORTD_VERSION "\"", 1);
 
@@ -157,8 +158,43 @@ static void metrics_render(struct app *app, struct buf *o)
 	metrics_histogram(o, "shortd_store_commit_batch_size", NULL, &ss.batch_size, 1);
 	counter(o, "shortd_store_commits_total", "Transactions committed.", ss.commits);
 	counter(o, "shortd_store_commit_errors_total", "Transactions that failed.", ss.commit_errors);
-	gauge(o, "shortd_store_writable", "1 if the last commit of links or keys succeeded.",
-	      (uint64_t)store_writable(&app->store));
+	char why[256];
+	gauge(o, "shortd_store_writable", "1 if the store takes writes of links and keys.",
+	      (uint64_t)store_ready(&app->store, why, sizeof(why)));
+	if (ss.nservers) {
+		static const struct {
+			const char *name, *type, *help;
+		} fam[] = {
+			{"shortd_pg_queries_total", "counter",
+			 "Statements and write batches sent to each PostgreSQL server."},
+			{"shortd_pg_errors_total", "counter",
+			 "Those that failed (an error, a lost connection, no answer in time)."},
+			{"shortd_pg_replica_fallbacks_total", "counter",
+			 "Reads a replica did not answer with a row, asked again of the primary."},
+			{"shortd_pg_connections", "gauge", "Connections open to each server."},
+			{"shortd_pg_breaker_state", "gauge",
+			 "Each server's circuit breaker: 0 closed, 1 open (left alone), 2 half-open."},
+		};
+		for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+			metrics_family(o, fam[f].name, fam[f].type, fam[f].help);
+			for (int i = 0; i < ss.nservers; i++) {
+				const struct store_server_stats *v = &ss.servers[i];
+				uint64_t x = f == 0 ? v->queries : f == 1 ? v->errors
+					     : f == 2 ? v->fallbacks : f == 3 ? v->conns
+									 : (uint64_t)v->breaker;
+				snprintf(labels, sizeof(labels), "server=\"%s\",role=\"%s\"", v->name,
+					 v->role);
+				metrics_sample(o, fam[f].name, labels, x);
+			}
+		}
+		metrics_family(o, "shortd_pg_duration_seconds", "histogram",
+			       "Time of each read and write batch on each PostgreSQL server.");
+		for (int i = 0; i < ss.nservers; i++) {
+			snprintf(labels, sizeof(labels), "server=\"%s\",role=\"%s\"", ss.servers[i].name,
+				 ss.servers[i].role);
+			metrics_histogram(o, "shortd_pg_duration_seconds", labels, &ss.servers[i].latency, 0);
+		}
+	}
 	gauge(o, "shortd_code_map_links", "Links in the code map (--code-map).", ss.map_entries);
 	gauge(o, "shortd_code_map_bytes", "Memory of the code map's table.", ss.map_bytes);
 	counter(o, "shortd_code_map_builds_total", "Tables of the code map built.", ss.map_builds);

@@ -118,6 +118,7 @@ void redirect_get(struct app_req *r)
 		r->rd.kind = STORE_READ_LINK;
 		r->rd.code = r->arg;
 		r->rd.code_len = r->arg_len;
+		r->rd.replica_ok = 1; /* a lagging replica's "no such code" is asked again */
 		req_read(r, loaded);
 	}
 }

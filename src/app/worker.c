@@ -64,6 +64,7 @@ static int handle(struct http_exchange *ex, void *wstate)
 	r->who.id = 0;
 	r->who.role = 0;
 	r->link = NULL;
+	r->rd.replica_ok = 0; /* only a redirect's miss may read a replica */
 	if (app_guard(r) == REQ_GO_ON)
 		app_dispatch(r);
 	if (ex->answered) {

@@ -16,6 +16,7 @@
  * import could not run.
  */
 #include "cli.h"
+#include "app/app.h"
 #include "app/create.h"
 #include "core/config.h"
 #include "core/idgen.h"
@@ -281,7 +282,10 @@ int cli_import(int argc, char **argv)
 		fprintf(stderr, "shortd import: cannot write '%s'\n", codes);
 		goto out_file;
 	}
-	if (store_open(&im.store, "sqlite", cfg.data_dir, 4096, err, sizeof(err)) != STORE_OK) {
+	struct store_config sc;
+	app_store_config(&cfg, &sc);
+	sc.commit_batch = 4096;
+	if (store_open(&im.store, &sc, err, sizeof(err)) != STORE_OK) {
 		fprintf(stderr, "shortd import: %s\n", err);
 		goto out_file;
 	}

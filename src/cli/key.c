@@ -6,6 +6,7 @@
  * request.
  */
 #include "cli.h"
+#include "app/app.h"
 #include "core/config.h"
 #include "core/idgen.h"
 #include "core/log.h"
@@ -172,7 +173,9 @@ int cli_key(int argc, char **argv)
 	}
 	log_threshold = LOG_LEVEL_WARN;
 	struct store s;
-	if (store_open(&s, "sqlite", cfg.data_dir, cfg.commit_batch, err, sizeof(err)) != STORE_OK) {
+	struct store_config sc;
+	app_store_config(&cfg, &sc);
+	if (store_open(&s, &sc, err, sizeof(err)) != STORE_OK) {
 		fprintf(stderr, "shortd key: %s\n", err);
 		config_release(&cfg);
 		return 1;

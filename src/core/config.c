@@ -88,6 +88,15 @@ static const struct option_def options[] = {
 	    "click counters are committed this often (the loss window on a crash)"),
 	INT(merge_s, "click-merge-s", "60", 1, 3600,
 	    "committed click counters are merged into the per-link tables this often"),
+	STR(pg, "pg", "",
+	    "PostgreSQL URI of the primary (postgresql://user@host:port/db; several hosts with "
+	    "target_session_attrs=read-write follow a failover); '': SQLite in --data"),
+	STR(pg_replicas, "pg-replicas", "",
+	    "PostgreSQL URIs of hot standbys (comma-separated) that redirect cache misses read"),
+	INT(pg_pool, "pg-pool", "2", 1, 64,
+	    "PostgreSQL connections per server per worker thread, and for the writer"),
+	INT(pg_timeout_ms, "pg-timeout-ms", "2000", 100, 600000,
+	    "PostgreSQL connect and statement timeout; a server that misses it is left alone a while"),
 };
 
 static const struct option_def *find_option(const char *name, size_t len)

@@ -51,6 +51,10 @@ struct config {
 	int deny_private_targets;
 	int flush_ms;
 	int merge_s;
+	char *pg;             /* "" = SQLite in data_dir */
+	char *pg_replicas;    /* "" = reads on the primary */
+	int pg_pool;
+	int pg_timeout_ms;
 };
 
 enum config_result { CONFIG_OK = 0, CONFIG_HELP, CONFIG_VERSION, CONFIG_ERR };

@@ -17,15 +17,30 @@ const char *const hist_bounds_text[HIST_BUCKETS] = {
 	"0.05",	 "0.1",	   "0.25",    "0.5",	"1",	 "2.5",	   "5",	    "10",
 };
 
-void hist_observe(struct histogram *h, uint64_t ns)
+static int bucket_of(uint64_t ns)
 {
 	int i = 0;
 	while (i < HIST_BUCKETS && ns > bounds_ns[i])
 		i++;
+	return i;
+}
+
+void hist_observe(struct histogram *h, uint64_t ns)
+{
+	int i = bucket_of(ns);
 	if (i < HIST_BUCKETS)
 		metric_add(&h->bucket[i], 1);
 	metric_add(&h->count, 1);
 	metric_add(&h->sum_ns, ns);
+}
+
+void hist_observe_shared(struct histogram *h, uint64_t ns)
+{
+	int i = bucket_of(ns);
+	if (i < HIST_BUCKETS)
+		metric_add_shared(&h->bucket[i], 1);
+	metric_add_shared(&h->count, 1);
+	metric_add_shared(&h->sum_ns, ns);
 }
 
 void hist_observe_value(struct histogram *h, uint64_t v)

@@ -25,6 +25,13 @@ static inline void metric_add(metric_counter *c, uint64_t n)
 			      memory_order_relaxed);
 }
 
+/* An increment by any thread (a locked add: for figures off the hot path,
+ * such as a database server's, which every worker's reads count). */
+static inline void metric_add_shared(metric_counter *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
 static inline uint64_t metric_read(const metric_counter *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);
@@ -43,6 +50,8 @@ extern const char *const hist_bounds_text[HIST_BUCKETS];
 
 /* Single-writer observation of a duration in nanoseconds. */
 void hist_observe(struct histogram *h, uint64_t ns);
+/* hist_observe() by any thread (locked adds). */
+void hist_observe_shared(struct histogram *h, uint64_t ns);
 /* Observation of a plain value (batch sizes): bucket bounds 1, 2, 4, ... */
 void hist_observe_value(struct histogram *h, uint64_t v);
 

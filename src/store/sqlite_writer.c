@@ -149,32 +149,7 @@ static int op_click_delta(struct sqlite_store *ss, struct store_op *op)
 	return step_done(ss->delta_add, "append click counters");
 }
 
-/* A merge row's place: the table (hours first), then the primary key's
- * columns, so that the upserts walk each B-tree in order and touch every
- * page once instead of at random. */
-static int click_order_cmp(const void *a, const void *b)
-{
-	const struct click_count *p = *(const struct click_count *const *)a;
-	const struct click_count *q = *(const struct click_count *const *)b;
-	if (p->kind != q->kind)
-		return p->kind < q->kind ? -1 : 1;
-	if (p->link_id != q->link_id)
-		return p->link_id < q->link_id ? -1 : 1;
-	if (p->bucket != q->bucket)
-		return p->bucket < q->bucket ? -1 : 1;
-	int d = strcmp(p->referrer, q->referrer);
-	if (!d)
-		d = strcmp(p->country, q->country);
-	if (!d)
-		d = strcmp(p->device, q->device);
-	if (!d)
-		d = strcmp(p->browser, q->browser);
-	if (!d)
-		d = strcmp(p->os, q->os);
-	return d;
-}
-
-/* Adds rows sorted by click_order_cmp to the click tables: the rows of
+/* Adds rows sorted by store_click_cmp to the click tables: the rows of
  * one key (a link's hour with several combinations, say) lie side by side,
  * and are added up into one upsert. */
 static int click_upserts(struct sqlite_store *ss, const struct click_count *const *rows, size_t n)
@@ -182,7 +157,7 @@ static int click_upserts(struct sqlite_store *ss, const struct click_count *cons
 	for (size_t i = 0, j; i < n; i = j) {
 		const struct click_count *c = rows[i];
 		uint64_t humans = 0, bots = 0;
-		for (j = i; j < n && !click_order_cmp(&rows[i], &rows[j]); j++) {
+		for (j = i; j < n && !store_click_cmp(&rows[i], &rows[j]); j++) {
 			humans += rows[j]->humans;
 			bots += rows[j]->bots;
 		}
@@ -217,7 +192,7 @@ static int op_click_merge(struct sqlite_store *ss, struct store_op *op)
 	const struct click_count **order = xmalloc((op->nclicks ? op->nclicks : 1) * sizeof(*order));
 	for (size_t i = 0; i < op->nclicks; i++)
 		order[i] = &op->clicks[i];
-	qsort(order, op->nclicks, sizeof(*order), click_order_cmp);
+	qsort(order, op->nclicks, sizeof(*order), store_click_cmp);
 	int status = click_upserts(ss, order, op->nclicks);
 	free(order);
 	if (status != STORE_OK)

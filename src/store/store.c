@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_sqlite_ops, store_pg_ops;
 
-static const struct store_ops *const backends[] = {&store_sqlite_ops};
+static const struct store_ops *const backends[] = {&store_sqlite_ops, &store_pg_ops};
 
 const struct store_ops *store_find(const char *name)
 {
@@ -21,16 +21,15 @@ const struct store_ops *store_find(const char *name)
 	return NULL;
 }
 
-int store_open(struct store *s, const char *backend, const char *data_dir, int commit_batch,
-	       char *err, size_t errlen)
+int store_open(struct store *s, const struct store_config *c, char *err, size_t errlen)
 {
-	s->ops = store_find(backend);
+	s->ops = store_find(c->backend);
 	s->impl = NULL;
 	if (!s->ops) {
-		snprintf(err, errlen, "unknown store backend '%s'", backend);
+		snprintf(err, errlen, "unknown store backend '%s'", c->backend);
 		return STORE_ERR;
 	}
-	return s->ops->open(s, data_dir, commit_batch, err, errlen);
+	return s->ops->open(s, c, err, errlen);
 }
 
 int store_map_codes(struct store *s)
@@ -108,9 +107,9 @@ void store_links_free(struct link **links, int n)
 	free(links);
 }
 
-int store_writable(struct store *s)
+int store_ready(struct store *s, char *why, size_t len)
 {
-	return s->ops->writable(s);
+	return s->ops->ready(s, why, len);
 }
 
 void store_get_stats(struct store *s, struct store_stats *out)
@@ -122,4 +121,29 @@ int store_click_deltas(struct store *s, struct store_reader *r, uint64_t after_s
 		       void (*fn)(void *ctx, uint64_t seq, const void *blob, size_t len), void *ctx)
 {
 	return s->ops->click_deltas(r, after_seq, fn, ctx);
+}
+
+/* A merge row's place: the table (hours first), then the primary key's
+ * columns, so that the upserts walk each B-tree in order and touch every
+ * page once instead of at random. */
+int store_click_cmp(const void *a, const void *b)
+{
+	const struct click_count *p = *(const struct click_count *const *)a;
+	const struct click_count *q = *(const struct click_count *const *)b;
+	if (p->kind != q->kind)
+		return p->kind < q->kind ? -1 : 1;
+	if (p->link_id != q->link_id)
+		return p->link_id < q->link_id ? -1 : 1;
+	if (p->bucket != q->bucket)
+		return p->bucket < q->bucket ? -1 : 1;
+	int d = strcmp(p->referrer, q->referrer);
+	if (!d)
+		d = strcmp(p->country, q->country);
+	if (!d)
+		d = strcmp(p->device, q->device);
+	if (!d)
+		d = strcmp(p->browser, q->browser);
+	if (!d)
+		d = strcmp(p->os, q->os);
+	return d;
 }

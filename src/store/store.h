@@ -173,6 +173,11 @@ struct store_read {
 	int limit;            /* LINKS */
 	int64_t now_ms;       /* IDEM */
 	int64_t link_id;      /* CLICKS */
+	/* 1: a replica may answer (it may lag a moment behind the primary; a
+	 * STORE_NOTFOUND there is asked again of the primary). 0, the
+	 * default: the answer must hold every write acknowledged before the
+	 * read began, on any node. */
+	int replica_ok;
 	int32_t from_hour, to_hour;
 	int want_dims;
 	/* the answer: status, and on STORE_OK what the kind says */
@@ -191,6 +196,20 @@ struct store_read {
 	/* the backend's, while the read is under way */
 	struct store_read *next;
 	uint64_t due_ns;
+	int step, server, parts;
+};
+
+/* A database server's figures (network backends), for /metrics. */
+#define STORE_SERVERS_MAX 9
+enum { STORE_BREAKER_CLOSED = 0, STORE_BREAKER_OPEN = 1, STORE_BREAKER_HALF_OPEN = 2 };
+struct store_server_stats {
+	char name[96];       /* host:port */
+	const char *role;    /* "primary" or "replica" */
+	uint64_t queries, errors;
+	uint64_t fallbacks;  /* replica reads asked again of the primary */
+	struct hist_sum latency;
+	uint64_t conns;      /* connections open now */
+	int breaker;         /* STORE_BREAKER_* */
 };
 
 /* Writer-side measurements (group commit), summed for /metrics. */
@@ -202,11 +221,28 @@ struct store_stats {
 	uint64_t map_entries, map_bytes, map_builds;
 	uint64_t map_found;  /* gets the map's ids answered */
 	uint64_t map_missed; /* gets that read the code index (none matched) */
+	struct store_server_stats servers[STORE_SERVERS_MAX];
+	int nservers;        /* 0 for SQLite */
+};
+
+/* How to open a store. */
+struct store_config {
+	const char *backend;     /* "sqlite" or "pg" */
+	const char *data_dir;    /* sqlite: the directory of its files */
+	int commit_batch;        /* most writes in one transaction */
+	int node_id;             /* this process's --node-id: a shared store keeps its
+				  * click deltas apart from other nodes' */
+	const char *pg_url;      /* pg: the primary, a libpq URI (several hosts
+				  * with target_session_attrs=read-write follow a
+				  * failover) */
+	const char *pg_replicas; /* pg: hot standbys' URIs, comma-separated; "" none */
+	int pg_pool;             /* pg: connections per server per thread */
+	int pg_timeout_ms;       /* pg: connect and statement timeout */
 };
 
 struct store_ops {
 	const char *name;
-	int (*open)(struct store *s, const char *data_dir, int commit_batch, char *err, size_t errlen);
+	int (*open)(struct store *s, const struct store_config *c, char *err, size_t errlen);
 	void (*close)(struct store *s);
 	int (*reader_open)(struct store *s, struct uv_loop_s *loop, struct store_reader **out);
 	void (*reader_close)(struct store_reader *r);
@@ -214,7 +250,8 @@ struct store_ops {
 	/* The answer, or STORE_AGAIN (see above). */
 	int (*read)(struct store_reader *r, struct store_read *rd);
 	void (*submit)(struct store *s, struct store_op *op);
-	int (*writable)(struct store *s);
+	/* 1 if writes can be taken; else 0 with why (a sentence). */
+	int (*ready)(struct store *s, char *why, size_t len);
 	/* Calls fn for every delta numbered above after_seq, in order (a
 	 * reader without a loop; start-up only). */
 	int (*click_deltas)(struct store_reader *r, uint64_t after_seq,
@@ -232,8 +269,7 @@ struct store {
 
 const struct store_ops *store_find(const char *name);
 
-int store_open(struct store *s, const char *backend, const char *data_dir, int commit_batch,
-	       char *err, size_t errlen);
+int store_open(struct store *s, const struct store_config *c, char *err, size_t errlen);
 /* Keeps which row holds each short code in memory (store/code_map.h),
  * built in the background from the database, so that a get reads one
  * B-tree instead of two; 11-23 bytes a link. For the server, not for
@@ -263,8 +299,13 @@ void store_read_release(struct store_read *rd);
 void store_submit(struct store *s, struct store_op *op, void (*done)(struct store_op *op),
 		  void *ctx);
 void store_links_free(struct link **links, int n);
-int store_writable(struct store *s);
+/* 1 if the store takes writes; else 0 with why (for /readyz). */
+int store_ready(struct store *s, char *why, size_t len);
 void store_get_stats(struct store *s, struct store_stats *out);
+/* The order of a merge's rows (qsort of const struct click_count *): by
+ * table (hours first), then the key's columns, so that a backend walks each
+ * index in order and finds the rows of one key side by side. */
+int store_click_cmp(const void *a, const void *b);
 int store_click_deltas(struct store *s, struct store_reader *r, uint64_t after_seq,
 		       void (*fn)(void *ctx, uint64_t seq, const void *blob, size_t len), void *ctx);
 

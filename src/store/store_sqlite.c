@@ -63,9 +63,10 @@ static int mkdir_p(const char *dir)
 
 static void sqlite_close(struct store *s);
 
-static int sqlite_open(struct store *s, const char *data_dir, int commit_batch, char *err,
-		       size_t errlen)
+static int sqlite_open(struct store *s, const struct store_config *c, char *err, size_t errlen)
 {
+	const char *data_dir = c->data_dir;
+	int commit_batch = c->commit_batch;
 	if (mkdir_p(data_dir) != 0) {
 		snprintf(err, errlen, "unable to create data directory '%s': %s", data_dir,
 			 strerror(errno));
@@ -180,12 +181,15 @@ static void sqlite_stats(struct store *s, struct store_stats *out)
 	}
 }
 
-static int sqlite_writable(struct store *s)
+static int sqlite_ready(struct store *s, char *why, size_t len)
 {
 	struct sqlite_store *ss = s->impl;
 	/* what a client's write depends on: a click commit that fails is
 	 * retried with its counts kept, and counted apart */
-	return ss->links.last_commit_ok;
+	if (ss->links.last_commit_ok)
+		return 1;
+	snprintf(why, len, "the last commit of links or keys failed");
+	return 0;
 }
 
 const struct store_ops store_sqlite_ops = {
@@ -197,7 +201,7 @@ const struct store_ops store_sqlite_ops = {
 	.reader_release = sqlite_reader_release,
 	.read = sqlite_read,
 	.submit = sqlite_submit,
-	.writable = sqlite_writable,
+	.ready = sqlite_ready,
 	.click_deltas = sqlite_click_deltas,
 	.stats = sqlite_stats,
 	.map_codes = sqlite_map_codes,

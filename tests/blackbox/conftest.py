@@ -1,14 +1,24 @@
 """Black-box test harness: starts the real shortd binary on a free loopback
-port with a temporary data directory and talks to it over sockets."""
+port with a temporary data directory and talks to it over sockets.
+
+Every test runs on each store backend (SHORTD_BACKENDS, default
+"sqlite,pg"): on SQLite in its data directory, and on a real PostgreSQL 15
+primary with a streaming replica (pgcluster.py), started once for the
+session, with a database of its own per data directory (a server started
+again on the same data directory finds the same database). A test about
+SQLite's files is marked sqlite_only; one about PostgreSQL alone, pg_only."""
 import http.client
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 
 import pytest
+
+import pgcluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("SHORTD_BIN") or os.path.join(ROOT, "shortd")
@@ -17,6 +27,60 @@ BIN = os.environ.get("SHORTD_BIN") or os.path.join(ROOT, "shortd")
 FAULT_BIN = os.environ.get("SHORTD_FAULT_BIN")
 # Under ASan memory figures mean nothing (shadow memory, quarantine).
 SANITIZED = os.environ.get("SHORTD_SANITIZED") == "1"
+BACKENDS = [b for b in os.environ.get("SHORTD_BACKENDS", "sqlite,pg").split(",") if b]
+
+# The backend of the test running now, and the session's PostgreSQL.
+CURRENT = {"backend": "sqlite", "cluster": None}
+# data directory -> its PostgreSQL database
+DATABASES = {}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: about SQLite's files: runs on SQLite only")
+    config.addinivalue_line("markers", "pg_only: about PostgreSQL: runs on PostgreSQL only")
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" not in metafunc.fixturenames:
+        return
+    d = metafunc.definition
+    # a test that starts no server (none without a directory to run it
+    # in) has no backend to try
+    starts = {"server", "make_server", "tmp_path"} & set(metafunc.fixturenames)
+    want = ["sqlite"] if d.get_closest_marker("sqlite_only") or not starts else \
+        ["pg"] if d.get_closest_marker("pg_only") else BACKENDS
+    metafunc.parametrize("backend", [b for b in want if b in BACKENDS], indirect=True)
+
+
+def store_args(data):
+    """The options that name the store of data directory `data` for the
+    test's backend: --data, and on PostgreSQL --pg and --pg-replicas of
+    the database that stands for that directory."""
+    data = str(data)
+    if CURRENT["backend"] != "pg":
+        return ["--data", data]
+    c = CURRENT["cluster"]
+    if data not in DATABASES:
+        DATABASES[data] = c.new_database()
+    db = DATABASES[data]
+    return ["--data", data, "--pg", c.primary.uri(db), "--pg-replicas", c.replica.uri(db)]
+
+
+@pytest.fixture(scope="session")
+def pg_session():
+    c = pgcluster.Cluster().start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture(autouse=True)
+def backend(request):
+    """The store of every Server the test starts."""
+    name = getattr(request, "param", "sqlite")
+    CURRENT["backend"] = name
+    CURRENT["cluster"] = request.getfixturevalue("pg_session") if name == "pg" else None
+    yield name
+    CURRENT["backend"], CURRENT["cluster"] = "sqlite", None
 
 
 def free_port():
@@ -41,11 +105,17 @@ class Response:
 class Server:
     """One shortd process. args are extra command-line options."""
 
-    def __init__(self, workdir, *args, env=None, data=None, port=None, binary=None):
+    def __init__(self, workdir, *args, env=None, data=None, port=None, binary=None, store=None):
         self.binary = binary or BIN
         self.key = None  # an admin key, made before the first start
         self.workdir = str(workdir)
         self.data = data or os.path.join(self.workdir, "data")
+        self.backend = CURRENT["backend"]
+        self.cluster = CURRENT["cluster"]
+        # store: explicit store options (a test's own PostgreSQL), with db
+        self._store_args = store_args(self.data) if store is None else list(store[0])
+        self.db = (DATABASES.get(self.data) if store is None else store[1]) \
+            if self.backend == "pg" else None
         self.port = port or free_port()
         self.args = list(args)
         self.env = dict(os.environ)
@@ -59,14 +129,34 @@ class Server:
     # test sets them (test_t0810_rate_limits.py does).
     DEFAULT_ARGS = ["--ip-rate", "0", "--notfound-rate", "0"]
 
+    def store_args(self):
+        """Where the store is: --data, and on PostgreSQL --pg and --pg-replicas."""
+        return list(self._store_args)
+
+    def sql(self, query):
+        """A query on this server's PostgreSQL database (its primary)."""
+        return self.cluster.primary.sql(query, self.db)
+
+    def rows(self, query):
+        """The rows of a query on the links database, either backend, as
+        tuples of text (bytes as \\x hex, as PostgreSQL shows them)."""
+        if self.backend == "pg":
+            return [tuple(line.split("|")) for line in self.sql(query).splitlines() if line]
+        db = sqlite3.connect(os.path.join(self.data, "shortd.db"))
+        try:
+            return [tuple("\\x" + v.hex() if isinstance(v, bytes) else str(v) for v in row)
+                    for row in db.execute(query).fetchall()]
+        finally:
+            db.close()
+
     def command(self):
-        return [self.binary, "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
+        return [self.binary, "--listen", f"127.0.0.1:{self.port}", *self.store_args(),
                 "--threads", "2", *self.DEFAULT_ARGS, *self.args]
 
     def make_key(self, role="admin", name="test"):
         """Creates an API key with the CLI; returns the key."""
         r = subprocess.run([self.binary, "key", "create", "--name", name, "--role", role,
-                            "--data", self.data], capture_output=True, text=True,
+                            *self.store_args()], capture_output=True, text=True,
                            env=self.env, timeout=30)
         assert r.returncode == 0, r.stderr
         return r.stdout.strip()

@@ -3,11 +3,11 @@ rules, while the server runs or not."""
 import json
 import subprocess
 
-from conftest import BIN, Server
+from conftest import BIN, Server, store_args
 
 
 def run_import(data, *args):
-    return subprocess.run([BIN, "import", *args, "--data", str(data)], capture_output=True,
+    return subprocess.run([BIN, "import", *args, *store_args(data)], capture_output=True,
                           text=True, timeout=120)
 
 

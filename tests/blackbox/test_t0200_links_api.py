@@ -271,6 +271,7 @@ def wait_map_builds(s, n):
         time.sleep(0.05)
 
 
+@pytest.mark.sqlite_only
 def test_code_map_finds_rows_and_keeps_answers(make_server, tmp_path):
     """With no cache, every redirect is a lookup. Links made before the
     start (read into the map at start-up) and after it (added by the

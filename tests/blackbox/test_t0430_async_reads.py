@@ -78,6 +78,7 @@ def code_loads(s):
     return scrape(s).get("shortd_cache_loads_total", 0)
 
 
+@pytest.mark.sqlite_only
 @needs_delay
 def test_concurrent_misses_share_one_read(tmp_path):
     # a slow store: every read takes 300 ms
@@ -112,6 +113,7 @@ def test_concurrent_misses_share_one_read(tmp_path):
         s.stop()
 
 
+@pytest.mark.sqlite_only
 @needs_delay
 def test_failed_read_fails_every_waiter(tmp_path):
     faults = tmp_path / "faults"

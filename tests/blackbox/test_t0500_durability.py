@@ -10,6 +10,8 @@ import sqlite3
 import threading
 import time
 
+import pytest
+
 from conftest import ROOT, Server, parse_responses, read_all
 
 
@@ -47,6 +49,7 @@ def test_kill9_right_after_201s_loses_nothing(tmp_path):
         assert s2.stop() == 0
 
 
+@pytest.mark.sqlite_only
 def test_kill9_during_creates(tmp_path):
     """kill -9 while creates are in flight: every 201 survives, and the
     database is intact."""
@@ -131,6 +134,7 @@ def test_drain_timeout_closes_stragglers(tmp_path):
     c.close()
 
 
+@pytest.mark.sqlite_only
 def test_restart_keeps_schema_and_data(tmp_path):
     s = Server(tmp_path).start()
     s.create("https://example.com/keep", alias="keepme")

@@ -10,6 +10,8 @@ import sqlite3
 import threading
 import time
 
+import pytest
+
 from conftest import Server
 
 
@@ -31,6 +33,7 @@ def writer(server, wid, stop, sent, acked):
             raise AssertionError(f"unexpected answer {r.status}: {r.body[:200]!r}")
 
 
+@pytest.mark.sqlite_only
 def test_crash_loop(tmp_path):
     cycles = int(os.environ.get("SHORTD_CRASH_CYCLES", "50"))
     rng = random.Random(2026)

@@ -23,6 +23,7 @@ def small_fs(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+@pytest.mark.sqlite_only
 def test_disk_full_and_recovery(tmp_path, small_fs):
     data = small_fs / "data"
     ballast = small_fs / "ballast"

@@ -66,6 +66,7 @@ def check_known_counts(j):
     assert sum(p["bots"] for p in j["series"]) == 2
 
 
+@pytest.mark.sqlite_only
 def test_exact_counts_seen_before_flush(make_server):
     # A long flush interval: nothing is committed, yet the user sees it all.
     s = make_server("--flush-ms", "60000", "--geoip", "off")
@@ -92,6 +93,7 @@ def wait_merged(db):
     assert row == (6, 2) and deltas == 0  # merged into the tables, deltas dropped
 
 
+@pytest.mark.sqlite_only
 def test_counts_flushed_merged_and_unchanged(make_server):
     s = make_server("--flush-ms", "100", "--click-merge-s", "1", "--geoip", "off")
     code = s.create("https://example.com/flushed")["code"]
@@ -111,6 +113,7 @@ def test_counts_flushed_merged_and_unchanged(make_server):
     assert "shortd_click_merges_total 0" not in m
 
 
+@pytest.mark.sqlite_only
 def test_creates_do_not_wait_for_the_click_writer(make_server):
     """clicks.db has a writer of its own. While something else holds its
     write lock (here a sqlite3 connection; in production a long merge),
@@ -133,6 +136,7 @@ def test_creates_do_not_wait_for_the_click_writer(make_server):
     check_known_counts(stats(s, code))
 
 
+@pytest.mark.sqlite_only
 def test_unmerged_deltas_read_back_after_kill(tmp_path):
     s = Server(tmp_path, "--flush-ms", "100", "--click-merge-s", "3600", "--geoip", "off").start()
     code = s.create("https://example.com/replay")["code"]
@@ -153,6 +157,7 @@ def test_unmerged_deltas_read_back_after_kill(tmp_path):
         s2.stop()
 
 
+@pytest.mark.sqlite_only
 def test_counters_read_back_are_merged_at_start(tmp_path):
     """A server stopped before its merge interval leaves its deltas; the
     next start merges what it read back at once (the interval here is an
@@ -181,6 +186,7 @@ def test_counters_read_back_are_merged_at_start(tmp_path):
         assert s3.stop() == 0
 
 
+@pytest.mark.sqlite_only
 def test_corrupt_delta_is_skipped(tmp_path):
     s = Server(tmp_path, "--geoip", "off").start()
     code = s.create("https://example.com/corrupt")["code"]
@@ -210,6 +216,7 @@ def v1_delta(link_id, now_ms, humans, referrer):
     return hour + day
 
 
+@pytest.mark.sqlite_only
 def test_deltas_of_both_formats_read_back(tmp_path):
     """A delta left by an older shortd (format 1) and one in format 2 are
     both read back after an upgrade; a format-2 delta that is cut short is
@@ -277,6 +284,7 @@ def test_crash_loses_at_most_one_interval(tmp_path):
         s2.stop()
 
 
+@pytest.mark.sqlite_only
 def test_stats_across_hour_and_day_boundaries(tmp_path):
     s = Server(tmp_path, "--geoip", "off").start()
     link = s.create("https://example.com/history", alias="history")
@@ -451,6 +459,7 @@ def check_upgraded(s, code, rows, moved):
     assert sorted(click_rows(s.data)["click_hours"]) == sorted(rows["click_hours"])
 
 
+@pytest.mark.sqlite_only
 def test_counters_move_from_an_older_shortd_db(tmp_path):
     """An upgrade finds the counters in shortd.db, as shortd kept them
     before clicks.db: they move to clicks.db and nothing is lost. If shortd
@@ -480,6 +489,7 @@ def test_counters_move_from_an_older_shortd_db(tmp_path):
     check_upgraded(s, code, rows, moved=False)
 
 
+@pytest.mark.sqlite_only
 def test_missing_clicks_db_is_said(tmp_path):
     """shortd.db without its clicks.db (a backup restored in part): the
     service starts, counts from zero, and says why in the log."""

@@ -45,8 +45,8 @@ def parse_prometheus(text):
         series = {}
         for (n, labels), v in samples.items():
             if n == name + "_bucket":
-                le = re.search(r'le="([^"]+)"', labels).group(1)
-                rest = re.sub(r',?le="[^"]+"', "", labels)
+                le = re.search(r'(?:^|,)le="([^"]+)"', labels).group(1)
+                rest = re.sub(r',?(?<![a-z_])le="[^"]+"', "", labels)
                 series.setdefault(rest, []).append((float(le), v))
         for rest, buckets in series.items():
             buckets.sort()

@@ -12,7 +12,7 @@ LINKS = "/api/v1/links"
 
 
 def key_cli(s, *args):
-    return subprocess.run([s.binary, "key", *args, "--data", s.data], capture_output=True,
+    return subprocess.run([s.binary, "key", *args, *s.store_args()], capture_output=True,
                           text=True, timeout=30)
 
 
@@ -58,11 +58,10 @@ def test_x_api_key_and_scheme_case(server):
 
 
 def test_only_the_hash_is_stored(server):
-    db = sqlite3.connect(os.path.join(server.data, "shortd.db"))
-    rows = db.execute("SELECT key_id, hash FROM api_keys").fetchall()
-    db.close()
+    rows = server.rows("SELECT key_id, hash FROM api_keys")
     assert len(rows) == 1
     key_id, h = rows[0]
+    h = bytes.fromhex(h[2:])
     assert len(h) == 32 and server.key.encode() not in h
     assert server.key.split("_")[2] not in key_id
     import hashlib
@@ -207,9 +206,7 @@ def test_idempotent_create_retries_across_a_restart(make_server):
     user = s.request("POST", "/api/v1/keys", json_body={"name": "u", "role": "user"}).json()["key"]
     mine = s.request("POST", LINKS, json_body=body, headers={"Idempotency-Key": IDEM}, key=user)
     assert mine.status == 201 and mine.json()["code"] != first.json()["code"]
-    db = sqlite3.connect(os.path.join(s.data, "shortd.db"))
-    n = db.execute("SELECT count(*) FROM links WHERE idem_key = ?", (IDEM,)).fetchone()[0]
-    db.close()
+    n = int(s.rows(f"SELECT count(*) FROM links WHERE idem_key = '{IDEM}'")[0][0])
     assert n == 2  # the admin's and the user's
 
 

@@ -9,6 +9,8 @@ import sqlite3
 import subprocess
 import time
 
+import pytest
+
 from conftest import BIN, ROOT
 
 
@@ -22,7 +24,7 @@ def run_sh(cmd, server):
     """Runs an example against server: its address, its data directory and
     the binary under test; $SHORTD_KEY is its admin key."""
     cmd = cmd.replace("127.0.0.1:8080", f"127.0.0.1:{server.port}")
-    cmd = cmd.replace("--data ./data", f"--data {server.data}").replace("./shortd ", BIN + " ")
+    cmd = cmd.replace("--data ./data", " ".join(server.store_args())).replace("./shortd ", BIN + " ")
     env = dict(os.environ, SHORTD_KEY=server.key)
     r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=30, env=env)
     assert r.returncode == 0, (cmd, r.stderr)
@@ -91,6 +93,7 @@ def test_readme_create_example(server):
     assert r.status == 302 and r.headers["location"] == link["url"]
 
 
+@pytest.mark.sqlite_only
 def test_backup_example(server, tmp_path):
     """The backup commands of docs/operations.md, run while shortd serves,
     give both databases: links in the one, click counters in the other."""

@@ -85,7 +85,8 @@ static int setup(void **state)
 	if (!mkdtemp(dir))
 		return -1;
 	char err[256];
-	return store_open(&st, "sqlite", dir, 256, err, sizeof(err)) == STORE_OK ? 0 : -1;
+	struct store_config sc = {.backend = "sqlite", .data_dir = dir, .commit_batch = 256};
+	return store_open(&st, &sc, err, sizeof(err)) == STORE_OK ? 0 : -1;
 }
 
 static struct store_stats stats(void)
