@@ -22,6 +22,9 @@ Scenarios (numbers as in issue 4):
   6 mixed: 100 redirects per create
   7 memory: RSS with BIG links all in cache, bytes per link
   8 redirect with analytics and rate limits on vs off
+  9 durable creates on PostgreSQL against pgbench's single-row INSERTs
+ 10 cache misses from a PostgreSQL replica (BIG/10 links) against pgbench's
+    prepared single-row SELECTs
 
 With --baseline BIN (make bench-compare BASE=COMMIT builds one), scenarios
 1, 3 and 5 also run that binary, alternated with shortd on a copy of the
@@ -42,6 +45,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "blackbox"))
+import pgcluster  # noqa: E402  (the tests' PostgreSQL primary and replica)
 LUA = os.path.join(ROOT, "bench", "lua")
 SHORTD = os.path.join(ROOT, "shortd")
 HZ = os.sysconf("SC_CLK_TCK")
@@ -631,8 +636,203 @@ def s8_onoff(b):
         an["ratio_per_core"]["median"] >= 0.95 and lim["ratio_per_core"]["median"] >= 0.95)
 
 
+def core0_busy_ticks():
+    """Ticks core 0 was busy: the server and, in scenarios 9 and 10, its
+    PostgreSQL, all pinned there."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu0 "):
+                v = list(map(int, line.split()[1:]))
+                return sum(v[:8]) - v[3] - v[4]
+    return 0
+
+
+class PgSetup:
+    """A PostgreSQL primary and replica pinned to core 0 (fsync and
+    synchronous_commit on: durable), a database, and a shortd on it."""
+
+    def __init__(self, b, name):
+        self.b = b
+        self.cluster = pgcluster.Cluster(prefix=["taskset", "-c", "0"]).start()
+        self.db = self.cluster.new_database()
+        self.data = os.path.join(b.tmp, f"pg-{name}")
+        os.makedirs(self.data, exist_ok=True)
+
+    def store_args(self):
+        c = self.cluster
+        return ["--pg", c.primary.uri(self.db), "--pg-replicas", c.replica.uri(self.db)]
+
+    def shortd(self, *extra):
+        return self.b.shortd("shortd", self.data, "--code-map", "0", *self.store_args(), *extra)
+
+    def close(self):
+        self.cluster.stop()
+
+
+def pgbench(b, server, db, script, clients, duration):
+    """One pgbench run (prepared statements, pinned to core 1) of script
+    against server (a pgcluster.Postgres): tps, p99 (from its per-
+    transaction log) and core 0's busy share."""
+    d = tempfile.mkdtemp(dir=b.tmp)
+    path = os.path.join(d, "script.sql")
+    with open(path, "w") as f:
+        f.write(script)
+    cmd = ["taskset", "-c", "1", f"{pgcluster.BIN}/pgbench", "-n", "-M", "prepared",
+           "-c", str(clients), "-j", "1", "-T", str(duration), "-f", path, "-l",
+           "--log-prefix", os.path.join(d, "log"), "-h", "127.0.0.1", "-p", str(server.port),
+           "-U", pgcluster.USER, db]
+    wait_idle()
+    c0, t0 = core0_busy_ticks(), time.monotonic()
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    busy = (core0_busy_ticks() - c0) / HZ / wall
+    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
+    if out.returncode != 0 or not m:
+        raise SystemExit(f"pgbench failed: {out.stdout}{out.stderr}")
+    lat = []
+    for name in os.listdir(d):
+        if name.startswith("log"):
+            with open(os.path.join(d, name)) as f:
+                lat += [int(line.split()[2]) for line in f if line.strip()]
+    lat.sort()
+    p99 = lat[int(len(lat) * 0.99)] / 1000 if lat else 0.0
+    shutil.rmtree(d, ignore_errors=True)
+    tps = float(m.group(1))
+    return {"rps": tps, "p99_ms": p99, "p50_ms": lat[len(lat) // 2] / 1000 if lat else 0.0,
+            "p999_ms": lat[int(len(lat) * 0.999)] / 1000 if lat else 0.0, "core0": busy,
+            "per_core": tps / busy if busy else 0.0}
+
+
+def shortd_on_core0(b, sh, script, conns, env):
+    """A wrk run against sh, with core 0's busy share (shortd and its
+    PostgreSQL) and the split between them."""
+    c0, s0, t0 = core0_busy_ticks(), proc_ticks(sh.pids), time.monotonic()
+    r = b.wrk(sh, script, conns, b.a.duration, env, warmup=False)
+    wall = time.monotonic() - t0
+    busy = (core0_busy_ticks() - c0) / HZ / wall
+    mine = (proc_ticks(sh.pids) - s0) / HZ / wall
+    r["core0"] = busy
+    r["server_cores"] = mine
+    r["pg_cores"] = max(0.0, busy - mine)
+    r["per_core"] = r["rps"] / busy if busy else 0.0
+    return r
+
+
+def pg_rows(label, rs, base=None):
+    d = {"server": label}
+    for k in ("rps", "per_core", "p50_ms", "p99_ms", "p999_ms", "core0"):
+        v = [r[k] for r in rs]
+        d[k] = {"median": st.median(v), "min": min(v), "max": max(v)}
+    if "pg_cores" in rs[0]:
+        for k, name in (("server_cores", "shortd_cores"), ("pg_cores", "pg_cores")):
+            v = [r[k] for r in rs]
+            d[name] = {"median": st.median(v), "min": min(v), "max": max(v)}
+    d["errors"] = sum(r.get("errors", 0) for r in rs)
+    if base:
+        for k, name in (("per_core", "ratio_per_core"), ("rps", "ratio_rps")):
+            v = [a[k] / b[k] for a, b in zip(rs, base) if b[k]]
+            d[name] = {"median": st.median(v), "min": min(v), "max": max(v)}
+    return d
+
+
+def alternate_pg(b, title, shortd_run, pgbench_run, sh):
+    """shortd and pgbench in turns, each round starting with the next."""
+    res = {"shortd": [], "pgbench": []}
+    for r in range(b.a.rounds):
+        order = ["shortd", "pgbench"] if r % 2 == 0 else ["pgbench", "shortd"]
+        line = []
+        for who in order:
+            if who == "shortd":
+                sh.resume()
+                x = shortd_run()
+                sh.pause()
+            else:
+                x = pgbench_run()
+            res[who].append(x)
+            line.append(f"{who} {x['rps']:,.0f}/s (core 0 {x['core0']:.2f}, p99 {x['p99_ms']:.2f} ms)")
+        log(f"  {title} round {r + 1}: " + "; ".join(line))
+    sh.resume()
+    return res
+
+
+def s9_pg_creates(b):
+    pg = PgSetup(b, "creates")
+    try:
+        sh = pg.shortd()
+        key = subprocess.run([SHORTD, "key", "create", "--name", "b", "--role", "admin",
+                              *pg.store_args()], capture_output=True, text=True).stdout.strip()
+        conns = 64
+        # the very statement shortd's writer sends, one transaction each
+        script = ("\\set r random(1, 9000000000000000000)\n"
+                  "INSERT INTO links (id, code, url, redirect, created_at, updated_at,"
+                  " expires_at, owner, idem_key, idem_hash) VALUES (:r, 'pb' || :r,"
+                  " 'https://example.com/pgbench/' || :r, 302, 1, 1, NULL, 0, NULL, NULL)"
+                  " ON CONFLICT DO NOTHING RETURNING id;\n")
+        res = alternate_pg(
+            b, "9 pg creates",
+            lambda: shortd_on_core0(b, sh, "create.lua", conns, {"SHORTD_KEY": key}),
+            lambda: pgbench(b, pg.cluster.primary, pg.db, script, conns, b.a.duration), sh)
+        b.stop(sh)
+        mine = pg_rows("shortd creates (API, group commit)", res["shortd"], res["pgbench"])
+        theirs = pg_rows("pgbench single-row INSERT transactions", res["pgbench"])
+        ratio = mine["ratio_rps"]["median"]
+        b.record(9, f"durable creates on PostgreSQL, {conns} connections", [mine, theirs],
+                 ">= 1.0x pgbench and >= 10,000/s",
+                 ratio >= 1.0 and mine["rps"]["median"] >= 10000,
+                 f"shortd {ratio:.2f}x pgbench's transactions per second; core 0 (shortd and "
+                 f"PostgreSQL) split {mine['shortd_cores']['median']:.2f} shortd / "
+                 f"{mine['pg_cores']['median']:.2f} PostgreSQL")
+    finally:
+        pg.close()
+
+
+def s10_pg_misses(b):
+    pg = PgSetup(b, "misses")
+    try:
+        n = max(1000, b.a.big // 10)
+        src = os.path.join(b.tmp, "pg-links.csv")
+        codes = os.path.join(b.tmp, "pg-codes")
+        with open(src, "w") as f, open(codes, "w") as c:
+            f.write("url,alias\n")
+            for i in range(n):
+                f.write(f"https://example.com/pg/{i},{1000000 + i}\n")
+                c.write(f"{1000000 + i}\n")
+        t0 = time.monotonic()
+        r = subprocess.run([SHORTD, "import", src, *pg.store_args()], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            raise SystemExit("import failed: " + r.stderr)
+        log(f"imported {n:,} links into PostgreSQL in {time.monotonic() - t0:.1f} s")
+        pg.cluster.primary.sql("CHECKPOINT", pg.db)
+        pg.cluster.primary.sql("VACUUM ANALYZE links", pg.db)
+        sh = pg.shortd("--cache-mb", "1")
+        conns = 64
+        script = (f"\\set c random(1000000, {1000000 + n - 1})\n"
+                  "SELECT id, code, url, redirect, created_at, updated_at, expires_at, deleted_at,"
+                  " owner FROM links WHERE code = :c;\n")
+        env = {"CODES": codes, "MAX_CODES": "100000", "CODE_STRIDE": str(max(1, n // 100000))}
+        res = alternate_pg(
+            b, "10 pg misses",
+            lambda: shortd_on_core0(b, sh, "uniform.lua", conns, env),
+            lambda: pgbench(b, pg.cluster.replica, pg.db, script, conns, b.a.duration), sh)
+        misses = metrics(sh.port, "shortd_cache_misses_total", "shortd_cache_hits_total")
+        b.stop(sh)
+        mine = pg_rows("shortd redirects, cache misses (replica reads)", res["shortd"],
+                       res["pgbench"])
+        theirs = pg_rows("pgbench prepared single-row SELECTs (replica)", res["pgbench"])
+        ratio = mine["ratio_rps"]["median"]
+        miss_share = misses[0] / max(1, sum(misses))
+        b.record(10, f"cache misses from a PostgreSQL replica, {n:,} links", [mine, theirs],
+                 ">= 0.7x pgbench", ratio >= 0.7,
+                 f"{miss_share:.1%} of redirects missed the cache; shortd {ratio:.2f}x pgbench's "
+                 f"SELECTs per second; core 0 split {mine['shortd_cores']['median']:.2f} shortd / "
+                 f"{mine['pg_cores']['median']:.2f} PostgreSQL")
+    finally:
+        pg.close()
+
+
 SCENARIOS = {1: s1_redirect, 2: s2_zipf, 3: s3_misses, 4: s4_pipeline, 5: s5_creates,
-             6: s6_mixed, 7: s7_memory, 8: s8_onoff}
+             6: s6_mixed, 7: s7_memory, 8: s8_onoff, 9: s9_pg_creates, 10: s10_pg_misses}
 
 
 def fmt(v, unit=""):
@@ -657,14 +857,16 @@ def table(results, meta):
         out += [f"## {r['scenario']}. {r['name']}", "",
                 f"Target: {r['target']}: **{verdict}**" + (f" ({r['notes']})" if r["notes"] else ""),
                 ""]
-        keys = [k for k in ("rps", "per_core", "server_cores", "ratio_per_core", "ratio_rps",
+        keys = [k for k in ("rps", "per_core", "server_cores", "core0", "shortd_cores",
+                            "pg_cores", "ratio_per_core", "ratio_rps",
                             "p50_ms", "p99_ms", "p999_ms", "errors", "rss_mib", "anon_mib",
                             "cached", "bytes_per_link", "projected_10m_gib")
                 if any(k in x for x in r["rows"])]
         # how busy the server kept its core: a round well under 1 was short
         # of requests (the load generator's core) or of CPU (other tenants)
         names = {"rps": "req/s", "per_core": "req/s per server core",
-                 "server_cores": "server core busy",
+                 "server_cores": "server core busy", "core0": "core 0 busy",
+                 "shortd_cores": "shortd cores", "pg_cores": "PostgreSQL cores",
                  "ratio_per_core": "ratio per core", "ratio_rps": "ratio req/s",
                  "p50_ms": "p50 ms", "p99_ms": "p99 ms", "p999_ms": "p99.9 ms",
                  "errors": "errors", "rss_mib": "RSS MiB", "anon_mib": "anonymous MiB",
@@ -681,7 +883,7 @@ def table(results, meta):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--scenarios", default="1,2,3,4,5,6,7,8")
+    ap.add_argument("--scenarios", default="1,2,3,4,5,6,7,8,9,10")
     # 5: one round's ratio to nginx moves by up to 10% on a shared machine
     # (1.07x to 1.20x within one run); the median of five moves less
     ap.add_argument("--rounds", type=int, default=5)
@@ -724,8 +926,8 @@ def main():
     if a.smoke:
         # the harness works: every scenario ran and no request failed
         ok = [r for r in b.results if not any(x.get("errors") for x in r["rows"])]
-        print(f"bench-smoke: {len(ok)} passed, {8 - len(ok)} failed")
-        if len(ok) != 8:
+        print(f"bench-smoke: {len(ok)} passed, {len(b.results) - len(ok)} failed")
+        if len(ok) != len(SCENARIOS) or len(b.results) != len(SCENARIOS):
             sys.exit(1)
 
 

@@ -4,6 +4,8 @@
  *   shortd [serve] [OPTIONS]   the service (app/app.h)
  *   shortd key ...             API keys (cli/key.c)
  *   shortd import FILE ...     links in bulk (cli/import.c)
+ *   shortd migrate --pg URL    the PostgreSQL schema; an SQLite directory
+ *                              copied into it (cli/migrate.c)
  *
  * Exit codes: 0 clean, 1 run-time failure (cannot listen, cannot open the
  * database), 2 bad options.
@@ -71,6 +73,8 @@ int main(int argc, char **argv)
 		rc = cli_key(argc - 1, argv + 1);
 	else if (argc > 1 && strcmp(argv[1], "import") == 0)
 		rc = cli_import(argc - 1, argv + 1);
+	else if (argc > 1 && strcmp(argv[1], "migrate") == 0)
+		rc = cli_migrate(argc - 1, argv + 1);
 	else
 		rc = serve(argc, argv, argc > 1 && strcmp(argv[1], "serve") == 0 ? 2 : 1);
 	curl_global_cleanup();

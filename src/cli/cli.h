@@ -11,5 +11,7 @@
 int cli_key(int argc, char **argv);
 /* `shortd import FILE ...` (import.c) */
 int cli_import(int argc, char **argv);
+/* `shortd migrate --pg URL [--from-sqlite DIR]` (migrate.c) */
+int cli_migrate(int argc, char **argv);
 
 #endif

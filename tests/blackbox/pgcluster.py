@@ -39,17 +39,19 @@ def run(cmd, **kw):
 
 
 class Postgres:
-    """One postmaster: its data directory, port and pid."""
+    """One postmaster: its data directory, port and pid. prefix: a command
+    it runs under (taskset, for the benchmark)."""
 
-    def __init__(self, root, name, port):
+    def __init__(self, root, name, port, prefix=()):
         self.root, self.name, self.port = root, name, port
         self.dir = os.path.join(root, name)
         self.log = os.path.join(root, name + ".log")
         self.proc = None
+        self.prefix = list(prefix)
 
     def start(self, timeout=30):
         logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(as_postgres([f"{BIN}/postgres", "-D", self.dir]),
+        self.proc = subprocess.Popen(self.prefix + as_postgres([f"{BIN}/postgres", "-D", self.dir]),
                                      stdout=logf, stderr=logf)
         logf.close()
         deadline = time.monotonic() + timeout
@@ -113,13 +115,13 @@ class Cluster:
 
     _dbs = itertools.count(1)
 
-    def __init__(self):
+    def __init__(self, prefix=()):
         self.root = tempfile.mkdtemp(prefix="pg", dir="/tmp")  # short: socket paths
         os.chmod(self.root, 0o755)
         if os.geteuid() == 0:
             shutil.chown(self.root, USER, USER)
-        self.primary = Postgres(self.root, "primary", free_port())
-        self.replica = Postgres(self.root, "replica", free_port())
+        self.primary = Postgres(self.root, "primary", free_port(), prefix)
+        self.replica = Postgres(self.root, "replica", free_port(), prefix)
 
     def start(self):
         p = self.primary

@@ -10,6 +10,7 @@ their own."""
 import http.client
 import json
 import os
+import subprocess
 import threading
 import time
 
@@ -228,3 +229,40 @@ def test_a_failed_read_is_one_503(tmp_path):
         assert r.status == 302 and r.headers["location"] == "https://example.com/rf"
     finally:
         s.stop()
+
+
+def test_migrate_from_sqlite(tmp_path):
+    # a SQLite shortd with links (one deleted), a user key and clicks
+    sq = Server(tmp_path, "--flush-ms", "100", store=(["--data", str(tmp_path / "sq")], None)).start()
+    user = sq.request("POST", "/api/v1/keys", json_body={"name": "u", "role": "user"}).json()
+    for i in range(3):
+        sq.request("POST", "/api/v1/links", json_body={"url": f"https://example.com/m{i}",
+                                                       "alias": f"mig-{i}"}, key=user["key"])
+    assert sq.request("DELETE", "/api/v1/links/mig-2").status == 204
+    for _ in range(4):
+        sq.request("GET", "/mig-0", headers={"User-Agent": "Mozilla/5.0 Firefox/120.0"})
+    sq.stop()  # the clicks are in a delta, not merged yet
+    pg = Server(tmp_path / "pg", "--node-id", "7")
+    (tmp_path / "pg").mkdir()
+    pg.workdir = str(tmp_path / "pg")
+    r = subprocess.run([pg.binary, "migrate", *pg.store_args(), "--node-id", "7",
+                        "--from-sqlite", str(tmp_path / "sq")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "copied 3 links, 2 API keys" in r.stderr
+    # a second copy into the same database is refused, and changes nothing
+    r = subprocess.run([pg.binary, "migrate", *pg.store_args(), "--from-sqlite",
+                        str(tmp_path / "sq")], capture_output=True, text=True)
+    assert r.returncode == 1 and "empty" in r.stderr
+    pg.key = sq.key  # the keys came along
+    pg.start()
+    try:
+        assert pg.request("GET", "/mig-1").headers["location"] == "https://example.com/m1"
+        assert pg.request("GET", "/mig-2").status == 410  # deleted, its code still taken
+        r = pg.request("POST", "/api/v1/links", json_body={"url": "https://x.example/", "alias": "mig-2"})
+        assert r.status == 409
+        mine = pg.request("GET", "/api/v1/links", key=user["key"]).json()["links"]
+        assert sorted(l["code"] for l in mine) == ["mig-0", "mig-1"]
+        # node 7 read back the delta it was given: the four clicks count
+        assert pg.request("GET", "/api/v1/links/mig-0").json()["clicks"] == 4
+    finally:
+        pg.stop()
