@@ -11,7 +11,8 @@
  * first, click deltas and merges to a writer of their own.
  *
  * Conflicts do not fail a batch: inserts use ON CONFLICT DO NOTHING, and
- * an insert that returns no row is STORE_CONFLICT. An UPDATE or DELETE
+ * an insert whose row is not returned is STORE_CONFLICT. A run of inserts
+ * is one statement (its columns as arrays). An UPDATE or DELETE
  * that changes no row is followed, in the same transaction, by a look at
  * the row, which tells "no such code" (or another owner's) from "deleted".
  * Any other error aborts the transaction: every op of the batch fails, as
@@ -39,12 +40,13 @@
 #define MERGE_CHUNK 5000
 
 /* What each result of a batch belongs to. */
-enum role { R_TX, R_EXPIRE, R_INSERT, R_CHANGE, R_OWNER, R_KEY_INSERT, R_KEY_REVOKE,
+enum role { R_TX, R_EXPIRE, R_INSERTS, R_CHANGE, R_OWNER, R_KEY_INSERT, R_KEY_REVOKE,
 	    R_KEY_EXISTS, R_PLAIN, R_LSN };
 
 struct sent {
 	struct store_op *op;
 	enum role role;
+	size_t count; /* R_INSERTS: the ops from op on that the statement holds */
 };
 
 struct batch {
@@ -60,7 +62,101 @@ static void sent_add(struct batch *b, struct store_op *op, enum role role)
 		b->cap = b->cap ? b->cap * 2 : 64;
 		b->v = xrealloc(b->v, b->cap * sizeof(*b->v));
 	}
-	b->v[b->n++] = (struct sent){op, role};
+	b->v[b->n++] = (struct sent){op, role, 1};
+}
+
+static int send_stmt(PGconn *pg, enum pg_stmt st, const struct pg_params *p)
+{
+	return PQsendQueryPrepared(pg, pg_stmts[st].name, p->n, p->v, p->len, p->fmt, 0);
+}
+
+/* An element of a text array literal: NULL, or s quoted. */
+static void put_elem(struct buf *b, const char *s, size_t n, int first)
+{
+	if (!first)
+		buf_lit(b, ",");
+	if (!s) {
+		buf_lit(b, "NULL");
+		return;
+	}
+	buf_lit(b, "\"");
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '"' || s[i] == '\\')
+			buf_lit(b, "\\");
+		buf_append(b, s + i, 1);
+	}
+	buf_lit(b, "\"");
+}
+
+static void put_elem_int(struct buf *b, int64_t v, int null, int first)
+{
+	char num[24];
+	size_t n = fmt_int(num, v);
+	put_elem(b, null ? NULL : num, n, first);
+}
+
+/* A run of n inserts from op on, as one statement (PG_INSERT_MANY), after
+ * the expiries of the Idempotency-Keys they use. */
+static int send_inserts(PGconn *pg, struct batch *b, struct store_op *first, size_t n)
+{
+	struct pg_params p;
+	struct store_op *op = first;
+	for (size_t i = 0; i < n; i++, op = op->next) {
+		if (!op->idem_key)
+			continue;
+		/* an expired use of this Idempotency-Key gives it up */
+		pg_params_init(&p);
+		pg_param_int(&p, op->link->owner);
+		pg_param_text(&p, op->idem_key, strlen(op->idem_key));
+		pg_param_int(&p, op->link->created_at_ms - STORE_IDEM_TTL_MS);
+		if (!send_stmt(pg, PG_IDEM_EXPIRE, &p))
+			return -1;
+		sent_add(b, op, R_EXPIRE);
+	}
+	struct buf col[10];
+	for (int c = 0; c < 10; c++) {
+		buf_init(&col[c]);
+		buf_lit(&col[c], "{");
+	}
+	op = first;
+	for (size_t i = 0; i < n; i++, op = op->next) {
+		const struct link *l = op->link;
+		int f = i == 0;
+		put_elem_int(&col[0], l->id, 0, f);
+		put_elem(&col[1], l->code, l->code_len, f);
+		put_elem(&col[2], l->url, l->url_len, f);
+		put_elem_int(&col[3], l->redirect, 0, f);
+		put_elem_int(&col[4], l->created_at_ms, 0, f);
+		put_elem_int(&col[5], l->updated_at_ms, 0, f);
+		put_elem_int(&col[6], l->expires_at_ms, !l->expires_at_ms, f);
+		put_elem_int(&col[7], l->owner, 0, f);
+		put_elem(&col[8], op->idem_key, op->idem_key ? strlen(op->idem_key) : 0, f);
+		char hex[2 + 64 + 1];
+		if (op->idem_key) {
+			hex[0] = '\\';
+			hex[1] = 'x';
+			for (int k = 0; k < 32; k++)
+				snprintf(hex + 2 + 2 * k, 3, "%02x", op->idem_hash[k]);
+		}
+		put_elem(&col[9], op->idem_key ? hex : NULL, 66, f);
+	}
+	pg_params_init(&p);
+	for (int c = 0; c < 10; c++) {
+		buf_lit(&col[c], "}");
+		pg_param_text(&p, col[c].p, col[c].len);
+	}
+	int ok = send_stmt(pg, PG_INSERT_MANY, &p);
+	for (int c = 0; c < 10; c++)
+		buf_release(&col[c]);
+	sent_add(b, first, R_INSERTS);
+	b->v[b->n - 1].count = n;
+	return ok ? 0 : -1;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
 }
 
 /* Waits until the socket is ready for events, or the deadline: 0, or -1. */
@@ -79,10 +175,6 @@ static int wait_io(PGconn *pg, short events, uint64_t deadline_ms)
 	}
 }
 
-static int send_stmt(PGconn *pg, enum pg_stmt st, const struct pg_params *p)
-{
-	return PQsendQueryPrepared(pg, pg_stmts[st].name, p->n, p->v, p->len, p->fmt, 0);
-}
 
 static int send_sql(PGconn *pg, const char *sql)
 {
@@ -207,36 +299,7 @@ static int send_op(PGconn *pg, struct pg_store *ps, struct batch *b, struct stor
 	struct link *l = op->link;
 	switch (op->kind) {
 	case STORE_OP_INSERT:
-		if (op->idem_key) {
-			/* an expired use of this Idempotency-Key gives it up */
-			pg_param_int(&p, l->owner);
-			pg_param_text(&p, op->idem_key, strlen(op->idem_key));
-			pg_param_int(&p, l->created_at_ms - STORE_IDEM_TTL_MS);
-			if (!send_stmt(pg, PG_IDEM_EXPIRE, &p))
-				return -1;
-			sent_add(b, op, R_EXPIRE);
-			pg_params_init(&p);
-		}
-		pg_param_int(&p, l->id);
-		pg_param_text(&p, l->code, l->code_len);
-		pg_param_text(&p, l->url, l->url_len);
-		pg_param_int(&p, l->redirect);
-		pg_param_int(&p, l->created_at_ms);
-		pg_param_int(&p, l->updated_at_ms);
-		if (l->expires_at_ms)
-			pg_param_int(&p, l->expires_at_ms);
-		else
-			pg_param_null(&p);
-		pg_param_int(&p, l->owner);
-		if (op->idem_key) {
-			pg_param_text(&p, op->idem_key, strlen(op->idem_key));
-			pg_param_bytes(&p, op->idem_hash, sizeof(op->idem_hash));
-		} else {
-			pg_param_null(&p);
-			pg_param_null(&p);
-		}
-		sent_add(b, op, R_INSERT);
-		return send_stmt(pg, PG_INSERT, &p) ? 0 : -1;
+		return send_inserts(pg, b, op, 1);
 	case STORE_OP_UPDATE:
 	case STORE_OP_DELETE:
 		pg_param_text(&p, l->code, l->code_len);
@@ -313,11 +376,22 @@ static void take(struct batch *b, const struct sent *s, PGresult *res)
 	}
 	int rows = PQntuples(res);
 	switch (s->role) {
-	case R_INSERT:
-		op->status = rows == 1 ? STORE_OK : STORE_CONFLICT;
-		if (rows == 1)
-			op->result = link_ref(op->link);
+	case R_INSERTS: {
+		/* the ids inserted: an op whose id is not among them conflicted */
+		int64_t *ids = xmalloc(((size_t)rows + 1) * sizeof(*ids));
+		for (int i = 0; i < rows; i++)
+			ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		qsort(ids, (size_t)rows, sizeof(*ids), id_cmp);
+		for (size_t i = 0; i < s->count; i++, op = op->next) {
+			int64_t id = op->link->id;
+			int in = bsearch(&id, ids, (size_t)rows, sizeof(*ids), id_cmp) != NULL;
+			op->status = in ? STORE_OK : STORE_CONFLICT;
+			if (in)
+				op->result = link_ref(op->link);
+		}
+		free(ids);
 		break;
+	}
 	case R_CHANGE:
 		if (rows == 1) {
 			op->status = STORE_OK;
@@ -417,10 +491,21 @@ static int run(struct pg_writer *w, struct store_op *batch, struct batch *b)
 	b->failed = b->full = 0;
 	int ok = send_sql(pg, "BEGIN");
 	sent_add(b, NULL, R_TX);
-	for (struct store_op *op = batch; ok && op; op = op->next) {
+	for (struct store_op *op = batch; op; op = op->next) {
 		op->status = STORE_ERR;
 		op->result = NULL;
-		ok = send_op(pg, ps, b, op) == 0;
+	}
+	for (struct store_op *op = batch; ok && op;) {
+		/* a run of inserts is one statement (PG_INSERT_MANY); other ops
+		 * keep their place between runs */
+		size_t n = 1;
+		struct store_op *last = op;
+		while (op->kind == STORE_OP_INSERT && last->next && last->next->kind == STORE_OP_INSERT) {
+			last = last->next;
+			n++;
+		}
+		ok = (op->kind == STORE_OP_INSERT ? send_inserts(pg, b, op, n) : send_op(pg, ps, b, op)) == 0;
+		op = last->next;
 	}
 	/* the test build's commit fault rolls the batch back: nothing of it
 	 * is stored, as when a COMMIT fails */
