@@ -70,8 +70,10 @@ $(BUILD)/obj/%.o: src/%.c $(BUILD)/gen/schema_sqlite.sql.h $(BUILD)/gen/schema_c
 $(BUILD)/shortd: $(OBJS) $(MAIN_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# A new file renamed over the old one: a shortd running from it keeps its
+# own (a copy over it would fail: "Text file busy").
 $(BIN): $(BUILD)/shortd
-	cp $< $@
+	cp $< $@.new && mv -f $@.new $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(OBJS)
 	@mkdir -p $(@D)
