@@ -3,7 +3,7 @@
 # root) by scripts/deps.sh.
 
 CC      ?= cc
-PKGS    := libuv sqlite3 jansson libcurl libidn2 libmaxminddb libcrypto libpq
+PKGS    := libuv sqlite3 jansson libcurl libidn2 libmaxminddb libcrypto libpq icu-uc icu-i18n
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -62,8 +62,12 @@ $(BUILD)/gen/%.sql.h: src/store/%.sql
 	@mkdir -p $(@D)
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
 
+$(BUILD)/gen/%.txt.h: src/link/%.txt
+	@mkdir -p $(@D)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+
 $(BUILD)/obj/%.o: src/%.c $(BUILD)/gen/schema_sqlite.sql.h $(BUILD)/gen/schema_clicks.sql.h \
-		$(BUILD)/gen/schema_pg.sql.h
+		$(BUILD)/gen/schema_pg.sql.h $(BUILD)/gen/lookalike_domains.txt.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
@@ -89,22 +93,25 @@ $(BUILD)/fuzz/fuzz_http_parser: tests/fuzz/fuzz_http_parser.c src/http/http_pars
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) tests/fuzz/fuzz_http_parser.c src/http/http_parser.c -o $@
 
-$(BUILD)/fuzz/fuzz_url: tests/fuzz/fuzz_url.c src/link/link.c src/link/link.h src/core/util.c
+# what link.c needs: its look-alike checks, the domain lines they read
+LINK_SRCS := src/link/link.c src/link/lookalike.c src/link/blocklist.c src/core/util.c
+LINK_DEPS := $(LINK_SRCS) src/link/link.h src/link/lookalike.h $(BUILD)/gen/lookalike_domains.txt.h
+
+$(BUILD)/fuzz/fuzz_url: tests/fuzz/fuzz_url.c $(LINK_DEPS)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) tests/fuzz/fuzz_url.c src/link/link.c src/core/util.c \
+	$(FUZZ_CC) $(FUZZ_FLAGS) -I$(BUILD)/gen $(PKG_CFLAGS) tests/fuzz/fuzz_url.c $(LINK_SRCS) \
 		-o $@ $(PKG_LIBS)
 
 $(BUILD)/fuzz/fuzz_json_body: tests/fuzz/fuzz_json_body.c src/link/link_input.c src/link/link_input.h \
-		src/link/link.c src/link/link.h src/core/util.c
+		$(LINK_DEPS)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) tests/fuzz/fuzz_json_body.c src/link/link_input.c \
-		src/link/link.c src/core/util.c -o $@ $(PKG_LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -I$(BUILD)/gen $(PKG_CFLAGS) tests/fuzz/fuzz_json_body.c \
+		src/link/link_input.c $(LINK_SRCS) -o $@ $(PKG_LIBS)
 
-$(BUILD)/fuzz/fuzz_code: tests/fuzz/fuzz_code.c src/link/link.c src/link/link.h src/core/idgen.c \
-		src/core/util.c
+$(BUILD)/fuzz/fuzz_code: tests/fuzz/fuzz_code.c $(LINK_DEPS) src/core/idgen.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) tests/fuzz/fuzz_code.c src/link/link.c src/core/idgen.c \
-		src/core/util.c -o $@ $(PKG_LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -I$(BUILD)/gen $(PKG_CFLAGS) tests/fuzz/fuzz_code.c $(LINK_SRCS) \
+		src/core/idgen.c -o $@ $(PKG_LIBS)
 
 FUZZERS := http_parser url json_body code
 

@@ -99,6 +99,12 @@ struct app_full {
 	int port;
 };
 
+/* Connections from trusted proxies carry many clients: no per-address cap. */
+static int peer_is_trusted_proxy(const struct sockaddr_storage *peer, const void *arg)
+{
+	return trusted_proxy(arg, peer);
+}
+
 static int open_http(struct app_full *f, int threads, char *err, size_t errlen, int *status)
 {
 	struct app *app = &f->app;
@@ -108,6 +114,10 @@ static int open_http(struct app_full *f, int threads, char *err, size_t errlen, 
 		.port = f->port,
 		.threads = threads,
 		.max_conns = cfg->max_conns,
+		.max_conns_per_ip = cfg->max_conns_per_ip,
+		.exempt_peer = peer_is_trusted_proxy,
+		.exempt_arg = &app->proxies,
+		.max_unsent_bytes = (size_t)cfg->max_unsent_mb << 20,
 		.header_timeout_ms = cfg->header_timeout_s * 1000,
 		.send_timeout_ms = cfg->send_timeout_s * 1000,
 		.keepalive_timeout_ms = cfg->keepalive_timeout_s * 1000,
@@ -131,6 +141,7 @@ static int open_http(struct app_full *f, int threads, char *err, size_t errlen, 
 	mc.port = mport;
 	mc.threads = 1;
 	mc.max_conns = 64;
+	mc.max_conns_per_ip = 0;
 	mc.access_log = NULL;
 	struct http_handler mh = app_metrics_handler;
 	mh.app = app;
@@ -189,6 +200,9 @@ struct app *app_open(const struct config *cfg, int *status)
 		snprintf(err, sizeof(err), "invalid base URL '%s': %s", app->base_url, why);
 		goto fail;
 	}
+	if (url_policy_lookalikes(&app->policy, cfg->idn_restriction, cfg->lookalike_domains, err,
+				  sizeof(err)) != 0)
+		goto fail;
 	if (trusted_proxies_parse(cfg->trusted_proxies, &app->proxies, err, sizeof(err)) != 0)
 		goto fail;
 	if (app_cors_parse(cfg->cors_origins, &app->cors) != 0) {
@@ -394,6 +408,7 @@ void app_close(struct app *app)
 		cache_free(app->cache);
 	rl_table_free(app->rl);
 	blocklist_slot_release(&app->blocklist);
+	url_policy_release(&app->policy);
 	trusted_proxies_release(&app->proxies);
 	app_cors_release(&app->cors);
 	uv_loop_close(uv_default_loop());

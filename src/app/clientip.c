@@ -108,7 +108,7 @@ void trusted_proxies_release(struct trusted_proxies *t)
 	t->n = 0;
 }
 
-static int trusted(const struct trusted_proxies *t, const struct sockaddr_storage *a)
+int trusted_proxy(const struct trusted_proxies *t, const struct sockaddr_storage *a)
 {
 	int family;
 	uint8_t b[16];
@@ -147,7 +147,7 @@ static int rightmost(const struct trusted_proxies *t, const char *v, size_t n,
 			b--;
 		if (item(v + a, b - a, out) != 0)
 			return -1;
-		if (!trusted(t, out))
+		if (!trusted_proxy(t, out))
 			return 0;
 		end = start ? start - 1 : 0;
 	}
@@ -190,7 +190,7 @@ void client_addr(const struct trusted_proxies *t, const struct http_request *req
 		 const struct sockaddr_storage *peer, struct sockaddr_storage *out)
 {
 	*out = *peer;
-	if (!t->n || !trusted(t, peer))
+	if (!t->n || !trusted_proxy(t, peer))
 		return;
 	struct sockaddr_storage a;
 	const struct http_header *h = http_header_get(req, HTTP_H_X_FORWARDED_FOR);

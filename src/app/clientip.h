@@ -33,6 +33,9 @@ int trusted_proxies_parse(const char *list, struct trusted_proxies *out, char *e
 			  size_t errlen);
 void trusted_proxies_release(struct trusted_proxies *t);
 
+/* 1 if a is one of the trusted proxies. */
+int trusted_proxy(const struct trusted_proxies *t, const struct sockaddr_storage *a);
+
 /* The client of req, which arrived from peer, into out. */
 void client_addr(const struct trusted_proxies *t, const struct http_request *req,
 		 const struct sockaddr_storage *peer, struct sockaddr_storage *out);

@@ -88,12 +88,12 @@ static void create_authed(struct app_req *r)
 	}
 	size_t nlen = strlen(name);
 	int role_id = apikey_role_parse(role);
-	if (nlen == 0 || nlen > APIKEY_NAME_MAX || !role_id) {
+	if (nlen == 0 || nlen > APIKEY_NAME_MAX || !text_printable(name, nlen) || !role_id) {
 		json_decref(root);
 		if (!role_id)
 			reply_field_error(ex, "role", "must be admin or user");
 		else
-			reply_field_error(ex, "name", "must be 1 to 64 bytes");
+			reply_field_error(ex, "name", APIKEY_NAME_RULE);
 		return;
 	}
 	memset(&w->key, 0, sizeof(w->key));

@@ -108,6 +108,20 @@ static void metrics_render(struct app *app, struct buf *o)
 	}
 	counter(o, "shortd_http_connections_accepted_total", "Connections accepted.", hs.accepted);
 	gauge(o, "shortd_http_connections_open", "Connections open now.", hs.open);
+	metrics_family(o, "shortd_http_connections_refused_total", "counter",
+		       "Connections answered 503 at once, by limit (total: --max-conns, "
+		       "per_address: --max-conns-per-ip).");
+	metrics_sample(o, "shortd_http_connections_refused_total", "limit=\"total\"",
+		       hs.refused_total);
+	metrics_sample(o, "shortd_http_connections_refused_total", "limit=\"per_address\"",
+		       hs.refused_per_ip);
+	gauge(o, "shortd_http_client_addresses", "Client addresses (IPv6: /64s) with connections "
+	      "open, trusted proxies aside.", hs.peer_addresses);
+	gauge(o, "shortd_http_unsent_bytes",
+	      "Answer bytes held for clients that have not read them yet.", hs.unsent_bytes);
+	counter(o, "shortd_http_slow_readers_closed_total",
+		"Connections closed because their unread answers would go over --max-unsent-mb.",
+		hs.slow_closed);
 	counter(o, "shortd_access_log_dropped_total",
 		"Access log lines dropped because the log could not keep up.", hs.access_log_dropped);
 	gauge(o, "shortd_draining", "1 while shutting down.", (uint64_t)http_server_draining(app->srv));

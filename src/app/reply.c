@@ -48,6 +48,17 @@ void reply_json(struct http_exchange *ex, int status, json_t *j, const char *ext
 		free(body);
 		body = NULL;
 	}
+	if (!body && !alloc_failures) {
+		/* Not memory: jansson refused a value (text that is not
+		 * UTF-8). A bug of ours, and said to be one. */
+		static const char bug[] =
+			"{\"error\":{\"code\":\"internal_error\",\"message\":\"the answer could not be formatted\"}}";
+		char text[sizeof(bug) + 1];
+		memcpy(text, bug, sizeof(bug));
+		log_error("an answer with status %d could not be formatted as JSON", status);
+		reply_body(ex, 500, text, sizeof(bug) - 1, NULL, NULL);
+		return;
+	}
 	reply_body(ex, status, body, body ? strlen(body) : 0, extra_header, extra_value);
 	free(body);
 }

@@ -21,6 +21,8 @@
 /* prefix, id, '_', secret */
 #define APIKEY_LEN (sizeof(APIKEY_PREFIX) - 1 + APIKEY_ID_LEN + 1 + APIKEY_SECRET_LEN)
 #define APIKEY_NAME_MAX 64
+/* A name: 1 to 64 bytes of printable UTF-8 (util.h, text_printable). */
+#define APIKEY_NAME_RULE "must be 1 to 64 bytes of UTF-8 text without control characters"
 
 enum apikey_role { APIKEY_USER = 1, APIKEY_ADMIN = 2 };
 

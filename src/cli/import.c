@@ -262,12 +262,17 @@ int cli_import(int argc, char **argv)
 	blocklist_slot_init(&im.blocklist);
 	pthread_cond_init(&im.cond, NULL);
 	rc = 1;
-	struct url_policy pol;
+	struct url_policy pol = {0};
 	const char *why;
 	char base[1100];
 	snprintf(base, sizeof(base), "%s", cfg.base_url[0] ? cfg.base_url : "http://localhost");
 	if (url_policy_init(&pol, base, "localhost", 0, &why) != 0) {
 		fprintf(stderr, "shortd import: invalid --base-url: %s\n", why);
+		goto out_file;
+	}
+	if (url_policy_lookalikes(&pol, cfg.idn_restriction, cfg.lookalike_domains, err,
+				  sizeof(err)) != 0) {
+		fprintf(stderr, "shortd import: %s\n", err);
 		goto out_file;
 	}
 	if (cfg.blocklist[0]) {
@@ -348,6 +353,7 @@ out_file:
 	if (in != stdin)
 		fclose(in);
 	blocklist_slot_release(&im.blocklist);
+	url_policy_release(&pol);
 	pthread_mutex_destroy(&im.lock);
 	pthread_cond_destroy(&im.cond);
 	curl_global_cleanup();

@@ -63,6 +63,10 @@ static int key_create(struct store *s, const char *name, const char *role)
 		fprintf(stderr, "shortd key create: give --name (1 to 64 bytes) and --role admin|user\n");
 		return 2;
 	}
+	if (!text_printable(name, strlen(name))) {
+		fprintf(stderr, "shortd key create: --name %s\n", APIKEY_NAME_RULE);
+		return 2;
+	}
 	snprintf(k.name, sizeof(k.name), "%s", name);
 	struct idgen g;
 	idgen_init(&g, 1023, time_now_ms); /* node 1023: no server's by default */
@@ -86,6 +90,30 @@ static int key_create(struct store *s, const char *name, const char *role)
 	return 0;
 }
 
+/* A name as it may be printed: one stored before names were checked
+ * could hold terminal escapes; it is shown as JSON escapes instead. */
+static const char *shown_name(const char *name)
+{
+	static char out[APIKEY_NAME_MAX * 6 + 3];
+	if (text_printable(name, strlen(name)))
+		return name;
+	struct buf b;
+	buf_init(&b);
+	buf_put_json_string(&b, name, strlen(name));
+	/* the escapes of JSON leave \u202e and the like as they are */
+	size_t o = 0;
+	for (size_t i = 0; i < b.len && o + 7 < sizeof(out); i++) {
+		unsigned char c = (unsigned char)b.p[i];
+		if (c >= 0x80)
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	buf_release(&b);
+	return out;
+}
+
 static int key_list(struct store *s)
 {
 	struct store_reader *r;
@@ -105,7 +133,7 @@ static int key_list(struct store *s)
 		if (keys[i].revoked_at_ms)
 			time_format_rfc3339(keys[i].revoked_at_ms, revoked, sizeof(revoked));
 		printf("%-12s %-6s %-24s %-24s %s\n", keys[i].key_id,
-		       apikey_role_name(keys[i].role), created, revoked, keys[i].name);
+		       apikey_role_name(keys[i].role), created, revoked, shown_name(keys[i].name));
 	}
 	store_read_release(&rd);
 	return 0;
@@ -130,7 +158,7 @@ static int key_revoke(struct store *s, const char *id)
 	}
 	switch (rc) {
 	case STORE_OK:
-		fprintf(stderr, "revoked key %s ('%s')\n", k.key_id, k.name);
+		fprintf(stderr, "revoked key %s ('%s')\n", k.key_id, shown_name(k.name));
 		return 0;
 	case STORE_NOTFOUND:
 		fprintf(stderr, "shortd key revoke: no key with id '%s'\n", id);

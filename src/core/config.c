@@ -50,6 +50,12 @@ static const struct option_def options[] = {
 	INT(redirect_status, "redirect-status", "302", 301, 308,
 	    "default redirect status: 301, 302, 307 or 308"),
 	INT(max_conns, "max-conns", "10000", 1, 1000000, "open connections before answering 503"),
+	INT(max_conns_per_ip, "max-conns-per-ip", "1000", 0, 1000000,
+	    "open connections from one client address (IPv6: per /64) before answering 503; "
+	    "trusted proxies have no cap (0: no cap)"),
+	INT(max_unsent_mb, "max-unsent-mb", "64", 1, 65536,
+	    "MiB of answers held, in all, for clients that do not read them; beyond it such a "
+	    "client is disconnected"),
 	INT(header_timeout_s, "header-timeout-s", "10", 1, 3600,
 	    "time to receive a request's headers (and its body) before 408"),
 	INT(send_timeout_s, "send-timeout-s", "30", 1, 3600,
@@ -84,6 +90,10 @@ static const struct option_def options[] = {
 	    "file of domains (one per line) whose targets, subdomains included, are refused; reloaded on SIGHUP"),
 	INT(deny_private_targets, "deny-private-targets", "0", 0, 1,
 	    "1: refuse targets on loopback, private, link-local and other non-public IP addresses"),
+	STR(idn_restriction, "idn-restriction", "moderately",
+	    "international host names: highly, moderately or minimally (UTS #39 levels), or off"),
+	STR(lookalike_domains, "lookalike-domains", "",
+	    "file of domains (one per line) whose look-alike names are refused ('': a built-in list)"),
 	INT(flush_ms, "flush-ms", "1000", 10, 60000,
 	    "click counters are committed this often (the loss window on a crash)"),
 	INT(merge_s, "click-merge-s", "60", 1, 3600,

@@ -33,6 +33,8 @@ struct config {
 	int negative_ttl_s;
 	int redirect_status;
 	int max_conns;
+	int max_conns_per_ip; /* 0: no cap */
+	int max_unsent_mb;
 	int header_timeout_s;
 	int send_timeout_s;
 	int keepalive_timeout_s;
@@ -49,6 +51,8 @@ struct config {
 	char *cors_origins;
 	char *blocklist;
 	int deny_private_targets;
+	char *idn_restriction;   /* lookalike.h levels */
+	char *lookalike_domains; /* "" = the built-in list */
 	int flush_ms;
 	int merge_s;
 	char *pg;             /* "" = SQLite in data_dir */

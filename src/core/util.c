@@ -188,8 +188,9 @@ void buf_printf(struct buf *b, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0; its
+ * code point in *out. */
+static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *out)
 {
 	unsigned char c = s[0];
 	size_t len;
@@ -212,7 +213,29 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 	}
 	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
+	*out = cp;
 	return len;
+}
+
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	uint32_t cp;
+	return utf8_next(s, n, &cp);
+}
+
+int text_printable(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	for (size_t i = 0; i < n;) {
+		uint32_t cp = u[i];
+		size_t l = cp < 0x80 ? 1 : utf8_next(u + i, n - i, &cp);
+		if (!l || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || (cp >= 0x200b && cp <= 0x200f) ||
+		    (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) ||
+		    cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb))
+			return 0;
+		i += l;
+	}
+	return 1;
 }
 
 void buf_put_json_chars(struct buf *b, const char *s, size_t n)

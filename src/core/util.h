@@ -135,6 +135,11 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
  * buf_put_json_chars() appends the same without the quotes. */
 void buf_put_json_string(struct buf *b, const char *s, size_t n);
 void buf_put_json_chars(struct buf *b, const char *s, size_t n);
+/* 1 if s[0..n) is valid UTF-8 without control characters (C0, DEL, C1)
+ * or the invisible marks that reorder or hide text (bidirectional
+ * overrides and isolates, zero-width characters): safe to print to a
+ * terminal or show in a page as it is. */
+int text_printable(const char *s, size_t n);
 /* Appends the decimal form of v. */
 void buf_putu64(struct buf *b, uint64_t v);
 /* Writes the decimal form of v, NUL-terminated; returns its length. */

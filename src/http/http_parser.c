@@ -173,10 +173,116 @@ static int list_has(const char *v, size_t n, const char *token)
 	return 0;
 }
 
+/* reg-name characters of RFC 3986 (unreserved, sub-delims, '%' of
+ * pct-encoded), without ',': a comma in Host is two Host fields joined. */
+static const unsigned char regname_char[256] = {
+	['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1,
+	['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [';'] = 1, ['='] = 1, ['%'] = 1,
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+	['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+	['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+	['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+	['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+	['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+	['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+	['y'] = 1, ['z'] = 1,
+};
+
+static int is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* Is v (n bytes) uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2)?
+ * The host is a bracketed IPv6 address or a reg-name (which covers IPv4
+ * addresses); the port is one to five digits up to 65535. An empty value
+ * is valid (a target without an authority); a host with no name is not. */
+static int host_valid(const char *v, size_t n)
+{
+	if (n == 0)
+		return 1;
+	size_t i = 0;
+	if (v[0] == '[') {
+		size_t colons = 0;
+		for (i = 1; i < n && v[i] != ']'; i++) {
+			if (!is_hex(v[i]) && v[i] != ':' && v[i] != '.')
+				return 0;
+			colons += v[i] == ':';
+		}
+		if (i == n || colons < 2 || i > 46)
+			return 0;
+		i++;
+	} else {
+		for (; i < n && v[i] != ':'; i++) {
+			if (!regname_char[(unsigned char)v[i]])
+				return 0;
+			if (v[i] == '%' && !(i + 2 < n && is_hex(v[i + 1]) && is_hex(v[i + 2])))
+				return 0;
+		}
+		if (i == 0)
+			return 0;
+	}
+	if (i == n)
+		return 1;
+	if (v[i] != ':' || n - i - 1 == 0 || n - i - 1 > 5)
+		return 0;
+	unsigned port = 0;
+	for (i++; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return 0;
+		port = port * 10 + (unsigned)(v[i] - '0');
+	}
+	return port <= 65535;
+}
+
+/* Reads a Transfer-Encoding value. Returns 0 when its last coding is
+ * chunked, the only one; otherwise the status with *why: 400 when the
+ * body's length cannot be known (RFC 9112 6.3: chunked not last, or
+ * twice, or no coding at all), 501 for a coding before chunked. */
+static int transfer_codings(const char *v, size_t n, const char **why)
+{
+	size_t i = 0, codings = 0, chunked = 0;
+	int last_chunked = 0;
+	while (i < n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		size_t s = i;
+		while (i < n && v[i] != ',')
+			i++;
+		size_t e = i;
+		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+			e--;
+		if (e == s)
+			continue;
+		codings++;
+		last_chunked = lower_eq(v + s, e - s, "chunked");
+		chunked += (size_t)last_chunked;
+	}
+	int st = 0;
+	if (codings == 0)
+		st = 400, *why = "empty Transfer-Encoding";
+	else if (!last_chunked)
+		st = 400, *why = "chunked is not the final transfer coding";
+	else if (chunked > 1)
+		st = 400, *why = "chunked transfer coding applied twice";
+	else if (codings > 1)
+		st = 501, *why = "only the chunked transfer coding is supported";
+	return st;
+}
+
 int http_parse_head(const char *buf, size_t len, struct http_request *req, int *status,
 		    const char **why)
 {
 	size_t p = 0;
+	/* Nothing of an earlier request stays: after a refusal the caller
+	 * still reads the method (a HEAD's answer has no content). */
+	req->method = HTTP_M_NONE;
+	req->path = NULL;
+	req->path_len = 0;
+	req->nheaders = 0;
+	memset(req->known, 0, sizeof(req->known));
 	/* RFC 9112 2.2: ignore empty lines before the request line. */
 	while (p + 1 < len && buf[p] == '\r' && buf[p + 1] == '\n')
 		p += 2;
@@ -207,11 +313,13 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 		p++;
 	if (p == len) {
 		if (p - t0 > HTTP_MAX_HEAD)
-			FAIL(431, "request line too long");
+			FAIL(414, "request target longer than 8192 bytes");
 		return HTTP_PARSE_AGAIN;
 	}
 	if (buf[p] != ' ' || p == t0)
 		FAIL(400, "malformed request target");
+	if (p - t0 > HTTP_MAX_HEAD)
+		FAIL(414, "request target longer than 8192 bytes");
 	const char *target = buf + t0;
 	size_t tlen = p - t0;
 	p++;
@@ -230,13 +338,16 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 	    buf[p + 5] > '9' || buf[p + 7] < '0' || buf[p + 7] > '9' || buf[p + 8] != '\r' ||
 	    buf[p + 9] != '\n')
 		FAIL(400, "malformed HTTP version");
-	if (buf[p + 5] != '1' || (buf[p + 7] != '0' && buf[p + 7] != '1'))
+	/* RFC 9110 2.5: a later HTTP/1 minor version is answered as 1.1 */
+	if (buf[p + 5] != '1')
 		FAIL(505, "HTTP version not supported");
-	req->minor = buf[p + 7] - '0';
+	req->minor = buf[p + 7] != '0';
 	p += 10;
 
 	/* target forms: origin, absolute (path taken from it), asterisk */
 	req->asterisk = 0;
+	req->host = NULL;
+	req->host_len = 0;
 	if (target[0] == '/') {
 		/* origin-form */
 	} else if (tlen == 1 && target[0] == '*') {
@@ -250,6 +361,11 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 			a++;
 		if (a == s)
 			FAIL(400, "absolute-form target without a host");
+		/* RFC 9110 4.2.4: no userinfo in an http(s) URI */
+		if (!host_valid(target + s, a - s))
+			FAIL(400, "invalid authority in the request target");
+		req->host = target + s;
+		req->host_len = a - s;
 		target += a;
 		tlen -= a;
 		if (tlen == 0) {
@@ -271,13 +387,14 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 		req->path_len = 1;
 	}
 
-	/* header fields */
-	req->nheaders = 0;
+	/* header fields: a refusal that does not concern framing (417, 501)
+	 * waits for the end of the section, where a framing error (400) that
+	 * comes after it in the head is answered instead */
 	req->content_length = -1;
 	req->chunked = 0;
 	req->expect_continue = 0;
-	memset(req->known, 0, sizeof(req->known));
-	int hosts = 0, conn_close = 0, conn_keep = 0, te = 0;
+	int hosts = 0, conn_close = 0, conn_keep = 0, te = 0, host_bad = 0, late = 0;
+	const char *late_why = NULL;
 	for (;;) {
 		if (p > HTTP_MAX_HEAD)
 			FAIL(431, "request header fields too large");
@@ -342,14 +459,25 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 	}
 		switch (nlen) {
 		case 4:
-			if (name_is(name, "host", 4))
-				hosts++;
+			if (name_is(name, "host", 4)) {
+				if (!hosts++ && !req->host) {
+					req->host = v;
+					req->host_len = vl;
+				}
+				host_bad |= !host_valid(v, vl);
+			}
 			break;
 		case 6:
 			if (name_is(name, "expect", 6)) {
-				if (!lower_eq(v, vl, "100-continue"))
-					FAIL(417, "only 'Expect: 100-continue' is supported");
-				req->expect_continue = 1;
+				if (!lower_eq(v, vl, "100-continue")) {
+					if (!late) {
+						late = 417;
+						late_why = "only 'Expect: 100-continue' is supported";
+					}
+				} else {
+					/* RFC 9110 10.1.1: a 1.0 client is sent no 1xx */
+					req->expect_continue = req->minor >= 1;
+				}
 				break;
 			}
 			KNOWN("origin", HTTP_H_ORIGIN);
@@ -402,8 +530,14 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 			if (name_is(name, "transfer-encoding", 17)) {
 				if (te++)
 					FAIL(400, "duplicate Transfer-Encoding");
-				if (!lower_eq(v, vl, "chunked"))
-					FAIL(501, "only the chunked transfer coding is supported");
+				const char *tw;
+				int st = transfer_codings(v, vl, &tw);
+				if (st == 400)
+					FAIL(400, tw);
+				if (st && !late) {
+					late = st;
+					late_why = tw;
+				}
 				req->chunked = 1;
 			}
 			break;
@@ -415,10 +549,14 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 		FAIL(431, "request header fields too large");
 	if (req->minor == 1 ? hosts != 1 : hosts > 1)
 		FAIL(400, hosts ? "duplicate Host header" : "missing Host header");
+	if (host_bad)
+		FAIL(400, "invalid Host header");
 	if (req->chunked && req->content_length >= 0)
 		FAIL(400, "both Transfer-Encoding and Content-Length");
 	if (req->chunked && req->minor == 0)
 		FAIL(400, "Transfer-Encoding in an HTTP/1.0 request");
+	if (late)
+		FAIL(late, late_why);
 	if (req->content_length > HTTP_MAX_BODY)
 		FAIL(413, "request body larger than 65536 bytes");
 	req->keep_alive = req->minor == 1 ? !conn_close : (conn_keep && !conn_close);
@@ -470,12 +608,14 @@ int http_chunked_decode(struct http_chunked *c, char *buf, size_t *rpos, size_t 
 		case CS_SIZE: {
 			int d = hexval(ch);
 			if (d >= 0) {
-				if (++c->digits > 8) {
+				/* leading zeros are not significant; their run is
+				 * bounded like an extension's */
+				c->size = c->size * 16 + (uint64_t)d;
+				if (c->size > 0xffffffffu || ++c->digits > CHUNK_LINE_MAX) {
 					*status = 400, *why = "chunk size too large";
 					rc = HTTP_PARSE_ERROR;
 					break;
 				}
-				c->size = c->size * 16 + (uint64_t)d;
 				r++;
 			} else if (c->digits == 0) {
 				*status = 400, *why = "invalid chunk size";

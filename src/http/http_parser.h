@@ -11,15 +11,22 @@
  *
  * Strictness (each refusal closes the connection, since framing is in doubt):
  *   400  bare LF or bare CR, obs-fold, whitespace before ':', invalid token or
- *        target characters, NUL or other controls in fields, missing or
- *        duplicate Host (HTTP/1.1), duplicate or non-decimal Content-Length,
- *        Transfer-Encoding with Content-Length, Transfer-Encoding in
- *        HTTP/1.0, duplicate Transfer-Encoding, invalid chunk framing
+ *        target characters, NUL or other controls in fields, missing,
+ *        duplicate or invalid Host (HTTP/1.1), userinfo in an absolute-form
+ *        target, duplicate or non-decimal Content-Length, Transfer-Encoding
+ *        with Content-Length, Transfer-Encoding in HTTP/1.0, duplicate or
+ *        empty Transfer-Encoding, chunked not its last coding or twice in
+ *        it, invalid chunk framing
  *   413  Content-Length or decoded chunked body over the body limit
+ *   414  request-target over HTTP_MAX_HEAD bytes
  *   417  Expect other than 100-continue
  *   431  request line + headers over HTTP_MAX_HEAD bytes, or too many fields
- *   501  unknown method, transfer coding other than "chunked"
- *   505  HTTP version other than 1.0 and 1.1
+ *   501  unknown method, a transfer coding before "chunked"
+ *   505  HTTP version other than 1.x (1.2 and later minors are served as 1.1)
+ *
+ * A 417 or 501 is decided once the whole head is read: a 400 for framing
+ * found later in the head wins. Expect: 100-continue from an HTTP/1.0
+ * client is ignored (RFC 9110 10.1.1: no 1xx for 1.0).
  */
 #ifndef SHORTD_HTTP_PARSER_H
 #define SHORTD_HTTP_PARSER_H
@@ -72,6 +79,8 @@ struct http_request {
 	int chunked;
 	int expect_continue;
 	int asterisk;        /* request-target "*" (OPTIONS only) */
+	const char *host;    /* the target's authority, else Host's value; NULL: none */
+	size_t host_len;
 	int64_t content_length; /* -1: none */
 	size_t head_len;     /* bytes of the head, including leading empty lines */
 	const char *path;    /* starts with '/' (or "*") */

@@ -43,10 +43,11 @@
 #define IN_MAX (HTTP_MAX_HEAD + HTTP_MAX_BODY + 16384)
 #define SWEEP_MS 250
 #define LINGER_MS 2000
-/* A pipelined batch stops producing answers once this much output waits:
- * the rest is parsed after it is written, so a client that sends many
- * requests and reads slowly holds at most this much of our memory. */
-#define OUT_HIGH (64 * 1024)
+/* A client that sends many requests and reads slowly holds at most this
+ * much of our memory in answers, plus one answer (http_server.h). */
+#define OUT_HIGH HTTP_OUT_HIGH
+/* An output buffer that grew beyond this is freed once it is empty. */
+#define OUT_KEEP 8192
 
 enum phase { PH_HEAD = 0, PH_BODY, PH_WAIT, PH_LINGER };
 
@@ -60,7 +61,8 @@ struct conn {
 	unsigned writing : 1, close_after_write : 1, closed : 1, want_close : 1, peer_eof : 1,
 		continue_sent : 1,
 		failed : 1,     /* the socket reported an error: no more I/O */
-		head_moved : 1; /* `in` was reallocated after the head was parsed */
+		head_moved : 1, /* `in` was reallocated after the head was parsed */
+		counted : 1;    /* counted in the server's per-address table */
 	char *in;
 	size_t in_len, in_cap;
 	size_t pos;       /* start of the current request in `in` */
@@ -117,8 +119,19 @@ struct http_server {
 	atomic_int draining;
 	atomic_int forcing;
 	atomic_long open_conns;
+	atomic_long unsent; /* bytes in every connection's wbuf not yet sent */
+	/* open connections per client address (--max-conns-per-ip): open
+	 * addressing, a slot free when its count is 0 */
+	pthread_mutex_t peers_lock;
+	struct peer_slot *peers;
+	size_t peers_mask, npeers;
 	struct access_log *access_log;
 	int started; /* http_server_start() ran: every worker's loop and thread */
+};
+
+struct peer_slot {
+	uint8_t key[16];
+	uint32_t count;
 };
 
 static int conn_process(struct conn *c);
@@ -150,6 +163,7 @@ const char *http_status_reason(int status)
 	case 410: return "Gone";
 	case 411: return "Length Required";
 	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
 	case 415: return "Unsupported Media Type";
 	case 417: return "Expectation Failed";
 	case 422: return "Unprocessable Content";
@@ -222,7 +236,7 @@ static void access_log_line(struct conn *c, size_t body_len)
 	buf_printf(&line, "{\"ts\":\"%s\",\"request_id\":\"%s\",\"ip\":\"%s\",\"method\":\"%s\","
 		   "\"path\":", ts, ex->request_id, ip,
 		   c->req.method ? http_method_name(c->req.method) : "-");
-	if (c->req.method)
+	if (c->req.method && c->req.path)
 		buf_put_json_string(&line, c->req.path, c->req.path_len);
 	else
 		buf_puts(&line, "null");
@@ -398,8 +412,6 @@ static void conn_error(struct conn *c, int status, const char *code, const char 
 		if (own[i] == status)
 			metric_add(&c->w->stats.own_errors[i], 1);
 	c->close_after_write = 1;
-	if (c->req.method == HTTP_HEAD)
-		c->req.method = HTTP_GET; /* an error always carries its body */
 	c->req.keep_alive = 0;
 	if (c->phase == PH_HEAD)
 		set_request_id(c); /* the head did not parse: a fresh id */
@@ -412,6 +424,7 @@ static const char *status_code_name(int status)
 	case 400: return "bad_request";
 	case 408: return "request_timeout";
 	case 413: return "body_too_large";
+	case 414: return "uri_too_long";
 	case 417: return "expectation_failed";
 	case 431: return "headers_too_large";
 	case 501: return "not_implemented";
@@ -543,14 +556,30 @@ static ssize_t send_now(int fd, const char *p, size_t len)
 	return n;
 }
 
+static void unsent_sub(struct conn *c, size_t n)
+{
+	atomic_fetch_sub_explicit(&c->w->srv->unsent, (long)n, memory_order_relaxed);
+}
+
 /* The socket failed (an error, or the peer is gone): no more I/O on it,
  * nothing left to write, and the connection closes (when a waiting request
  * is answered, if one is). */
 static void conn_fail(struct conn *c)
 {
 	c->failed = 1;
+	if (c->writing)
+		unsent_sub(c, c->wbuf.len - c->wbuf_sent);
 	c->writing = 0;
 	conn_close(c);
+}
+
+/* A buffer emptied: kept for the next answers unless it grew large. */
+static void buf_empty(struct buf *b)
+{
+	if (b->cap > OUT_KEEP)
+		buf_release(b);
+	else
+		b->len = 0;
 }
 
 /* The socket has room again: sends more of what was left over, and once
@@ -563,10 +592,12 @@ static void conn_write_more(struct conn *c)
 		return;
 	}
 	c->wbuf_sent += (size_t)n;
+	unsent_sub(c, (size_t)n);
 	if (c->wbuf_sent < c->wbuf.len)
 		return;
 	c->writing = 0;
-	c->wbuf.len = c->wbuf_sent = 0;
+	buf_empty(&c->wbuf);
+	c->wbuf_sent = 0;
 	conn_run(c);
 	conn_update_poll(c);
 }
@@ -584,7 +615,7 @@ static void conn_flush(struct conn *c)
 	}
 	ssize_t n = send_now(c->fd, c->out.p, c->out.len);
 	if (n == (ssize_t)c->out.len) {
-		c->out.len = 0;
+		buf_empty(&c->out);
 		if (c->close_after_write && c->phase != PH_WAIT)
 			conn_linger(c);
 		else
@@ -596,12 +627,36 @@ static void conn_flush(struct conn *c)
 		return;
 	}
 	/* The kernel took part of it: keep the rest, stop reading, and send
-	 * it as the socket drains. */
+	 * it as the socket drains; unless the answers held for clients that
+	 * do not read would go over the total: then this one is let go. */
+	struct http_server *srv = c->w->srv;
+	size_t left = c->out.len - (size_t)n;
+	long held = atomic_fetch_add_explicit(&srv->unsent, (long)left, memory_order_relaxed);
+	if ((size_t)held + left > srv->cfg.max_unsent_bytes && srv->cfg.max_unsent_bytes) {
+		atomic_fetch_sub_explicit(&srv->unsent, (long)left, memory_order_relaxed);
+		metric_add(&c->w->stats.slow_closed, 1);
+		c->out.len = 0;
+		conn_fail(c);
+		return;
+	}
 	struct buf t = c->wbuf;
 	c->wbuf = c->out;
 	c->wbuf_sent = (size_t)n;
 	c->out = t;
-	c->out.len = 0;
+	buf_empty(&c->out);
+	if (c->wbuf.cap > OUT_KEEP && left <= OUT_KEEP) {
+		/* what is left waits, perhaps long: in a buffer of its size */
+		char *p = try_malloc(left + 1);
+		if (p) {
+			memcpy(p, c->wbuf.p + n, left);
+			p[left] = '\0';
+			buf_release(&c->wbuf);
+			c->wbuf.p = p;
+			c->wbuf.len = left;
+			c->wbuf.cap = left + 1;
+			c->wbuf_sent = 0;
+		}
+	}
 	c->writing = 1;
 	c->write_start_ms = uv_now(&c->w->loop);
 	conn_update_poll(c);
@@ -689,7 +744,8 @@ static int conn_process(struct conn *c)
 				break;
 			}
 			if (rc == HTTP_PARSE_ERROR) {
-				c->req.method = HTTP_M_NONE;
+				/* what parsed stays: the log shows it, and a
+				 * HEAD's answer carries no content */
 				c->ex.start_ns = uv_hrtime();
 				c->ex.now_ms = time_now_ms();
 				conn_error(c, status, status_code_name(status), why);
@@ -810,6 +866,75 @@ void http_resume(struct http_exchange *ex)
 	conn_run(c);
 }
 
+/* ---- connections per client address ---------------------------------- */
+
+/* The address a connection counts against: IPv4 (also when mapped into
+ * IPv6) as ::ffff:a.b.c.d, IPv6 as its /64. 0, or -1 for another family. */
+static int peer_key(const struct sockaddr_storage *ss, uint8_t key[16])
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	memset(key, 0, 16);
+	if (ss->ss_family == AF_INET) {
+		memcpy(key, mapped, 12);
+		memcpy(key + 12, &((const struct sockaddr_in *)(const void *)ss)->sin_addr, 4);
+		return 0;
+	}
+	if (ss->ss_family != AF_INET6)
+		return -1;
+	const uint8_t *a = ((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr.s6_addr;
+	memcpy(key, a, memcmp(a, mapped, 12) == 0 ? 16 : 8);
+	return 0;
+}
+
+static size_t peer_find(const struct http_server *srv, const uint8_t key[16])
+{
+	size_t i = hash_bytes(key, 16, 0) & srv->peers_mask;
+	while (srv->peers[i].count && memcmp(srv->peers[i].key, key, 16) != 0)
+		i = (i + 1) & srv->peers_mask;
+	return i;
+}
+
+/* One more connection from key: 1, or 0 if it has its cap already. The
+ * table has room: it holds at most --max-conns keys in twice the slots. */
+static int peer_enter(struct http_server *srv, const uint8_t key[16])
+{
+	pthread_mutex_lock(&srv->peers_lock);
+	size_t i = peer_find(srv, key);
+	struct peer_slot *p = &srv->peers[i];
+	int ok = p->count < (uint32_t)srv->cfg.max_conns_per_ip;
+	if (ok) {
+		if (!p->count++) {
+			memcpy(p->key, key, 16);
+			srv->npeers++;
+		}
+	}
+	pthread_mutex_unlock(&srv->peers_lock);
+	return ok;
+}
+
+/* One connection from key less; a slot that empties is filled again from
+ * the run after it, so that every key stays reachable from its hash. */
+static void peer_leave(struct http_server *srv, const uint8_t key[16])
+{
+	pthread_mutex_lock(&srv->peers_lock);
+	size_t i = peer_find(srv, key);
+	assert(srv->peers[i].count > 0);
+	if (--srv->peers[i].count == 0) {
+		srv->npeers--;
+		for (size_t j = (i + 1) & srv->peers_mask; srv->peers[j].count;
+		     j = (j + 1) & srv->peers_mask) {
+			size_t home = hash_bytes(srv->peers[j].key, 16, 0) & srv->peers_mask;
+			/* j's key may move to i if i lies on its way from home */
+			if (((j - home) & srv->peers_mask) >= ((j - i) & srv->peers_mask)) {
+				srv->peers[i] = srv->peers[j];
+				srv->peers[j].count = 0;
+				i = j;
+			}
+		}
+	}
+	pthread_mutex_unlock(&srv->peers_lock);
+}
+
 /* ---- connection life cycle ------------------------------------------------ */
 
 static void on_conn_closed(uv_handle_t *h)
@@ -843,6 +968,14 @@ static void conn_close(struct conn *c)
 	w->nconns--;
 	metric_add(&w->stats.closed, 1);
 	atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
+	if (c->writing)
+		unsent_sub(c, c->wbuf.len - c->wbuf_sent);
+	c->writing = 0;
+	if (c->counted) {
+		uint8_t key[16];
+		peer_key(&c->ex.peer, key);
+		peer_leave(w->srv, key);
+	}
 	uv_close((uv_handle_t *)&c->poll, on_conn_closed);
 }
 
@@ -850,6 +983,11 @@ static const char busy_response[] =
 	"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
 	"Content-Length: 82\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
 	"{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many open connections\"}}\n";
+static const char per_ip_response[] =
+	"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+	"Content-Length: 107\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+	"{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many open connections "
+	"from your address\"}}\n";
 static const char nomem_response[] =
 	"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
 	"Content-Length: 72\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
@@ -869,18 +1007,30 @@ static void conn_open(struct http_worker *w, int fd, const struct sockaddr_stora
 	struct http_server *srv = w->srv;
 	long open = atomic_fetch_add_explicit(&srv->open_conns, 1, memory_order_relaxed);
 	struct conn *c = NULL;
-	if (open >= srv->cfg.max_conns || w->stopping ||
-	    !(c = try_calloc(1, sizeof(*c) + srv->handler.exchange_data_size)) ||
+	uint8_t key[16];
+	int capped = srv->cfg.max_conns_per_ip > 0 && peer_key(peer, key) == 0 &&
+		     !(srv->cfg.exempt_peer && srv->cfg.exempt_peer(peer, srv->cfg.exempt_arg));
+	int full = open >= srv->cfg.max_conns || w->stopping;
+	int too_many = !full && capped && !peer_enter(srv, key);
+	if (full || too_many || !(c = try_calloc(1, sizeof(*c) + srv->handler.exchange_data_size)) ||
 	    uv_poll_init_socket(&w->loop, &c->poll, fd) != 0) {
 		atomic_fetch_sub_explicit(&srv->open_conns, 1, memory_order_relaxed);
-		metric_add(&w->stats.own_errors[6], 1); /* 503, see HTTP_OWN_STATUSES */
-		if (open >= srv->cfg.max_conns || w->stopping)
+		metric_add(&w->stats.own_errors[HTTP_OWN_503], 1);
+		if (capped && !full && !too_many)
+			peer_leave(srv, key);
+		if (full) {
+			metric_add(&w->stats.refused_total, 1);
 			refuse(fd, busy_response, sizeof(busy_response) - 1);
-		else
+		} else if (too_many) {
+			metric_add(&w->stats.refused_per_ip, 1);
+			refuse(fd, per_ip_response, sizeof(per_ip_response) - 1);
+		} else {
 			refuse(fd, nomem_response, sizeof(nomem_response) - 1);
+		}
 		free(c);
 		return;
 	}
+	c->counted = capped ? 1 : 0;
 	c->fd = fd;
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -1128,6 +1278,14 @@ int http_server_create(struct http_server **out, const struct http_server_config
 	pthread_once(&status_lines_once, status_lines_init);
 	struct http_server *srv = xcalloc(1, sizeof(*srv));
 	srv->cfg = *cfg;
+	pthread_mutex_init(&srv->peers_lock, NULL);
+	if (cfg->max_conns_per_ip > 0) {
+		size_t slots = 64;
+		while (slots < 2 * (size_t)cfg->max_conns)
+			slots *= 2;
+		srv->peers = xcalloc(slots, sizeof(*srv->peers));
+		srv->peers_mask = slots - 1;
+	}
 	srv->handler = *handler;
 	srv->nworkers = cfg->threads;
 	srv->workers = xcalloc((size_t)srv->nworkers, sizeof(*srv->workers));
@@ -1238,6 +1396,8 @@ void http_server_free(struct http_server *srv)
 	}
 	access_log_close(srv->access_log);
 	free(srv->workers);
+	free(srv->peers);
+	pthread_mutex_destroy(&srv->peers_lock);
 	free(srv);
 }
 
@@ -1248,11 +1408,21 @@ void http_server_stats(struct http_server *srv, struct http_stats *out)
 		const struct http_worker_stats *st = &srv->workers[i].stats;
 		out->accepted += metric_read(&st->accepted);
 		out->closed += metric_read(&st->closed);
+		out->refused_total += metric_read(&st->refused_total);
+		out->refused_per_ip += metric_read(&st->refused_per_ip);
+		out->slow_closed += metric_read(&st->slow_closed);
 		for (int j = 0; j < HTTP_OWN_STATUS_COUNT; j++)
 			out->own_errors[j] += metric_read(&st->own_errors[j]);
 	}
 	long open = atomic_load_explicit(&srv->open_conns, memory_order_relaxed);
 	out->open = open > 0 ? (uint64_t)open : 0;
+	long unsent = atomic_load_explicit(&srv->unsent, memory_order_relaxed);
+	out->unsent_bytes = unsent > 0 ? (uint64_t)unsent : 0;
+	if (srv->peers) {
+		pthread_mutex_lock(&srv->peers_lock);
+		out->peer_addresses = srv->npeers;
+		pthread_mutex_unlock(&srv->peers_lock);
+	}
 	out->access_log_dropped = srv->access_log ? access_log_dropped(srv->access_log) : 0;
 }
 

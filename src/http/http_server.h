@@ -21,7 +21,9 @@
  *
  * Limits: head HTTP_MAX_HEAD (431), body HTTP_MAX_BODY (413), headers and
  * body within --header-timeout-s (408), idle keep-alive --keepalive-timeout-s
- * (silent close), at most --max-conns open connections (503 beyond). After an
+ * (silent close), at most --max-conns open connections and --max-conns-per-ip
+ * from one address (503 beyond), at most HTTP_OUT_HIGH answer bytes produced
+ * ahead per connection and --max-unsent-mb held in all. After an
  * error answer the server shuts down its side and drains what the client
  * still sends for a moment ("lingering close"), so the client reads the
  * answer instead of a reset.
@@ -101,27 +103,48 @@ struct http_server_config {
 	int port;
 	int threads;
 	int max_conns;
+	/* Open connections from one client address (IPv6: one /64) before
+	 * answering 503; 0: no cap. Peers for which exempt_peer() returns 1
+	 * (trusted proxies, which carry many clients) have none. */
+	int max_conns_per_ip;
+	int (*exempt_peer)(const struct sockaddr_storage *peer, const void *arg);
+	const void *exempt_arg;
+	/* Answer bytes held for clients that do not read them, in total: a
+	 * connection whose unsent answers would go beyond it is closed. Each
+	 * connection holds at most HTTP_OUT_HIGH plus one answer. */
+	size_t max_unsent_bytes;
 	int header_timeout_ms;
 	int send_timeout_ms; /* a write blocked this long closes the connection */
 	int keepalive_timeout_ms;
 	const char *access_log; /* file, "-" for stderr, NULL or "" for none */
 };
 
+/* A pipelined batch stops producing answers once this much output waits:
+ * the rest is parsed after it is written. */
+#define HTTP_OUT_HIGH (16 * 1024)
+
 /* Statuses the server answers by itself (parser, limits, timeouts). */
-#define HTTP_OWN_STATUSES {400, 408, 413, 417, 431, 501, 503, 505}
-#define HTTP_OWN_STATUS_COUNT 8
+#define HTTP_OWN_STATUSES {400, 408, 413, 414, 417, 431, 501, 503, 505}
+#define HTTP_OWN_STATUS_COUNT 9
+#define HTTP_OWN_503 7 /* its index above */
 
 /* Connection counters of one worker (written by it alone). */
 struct http_worker_stats {
 	metric_counter accepted;
 	metric_counter closed;
 	metric_counter own_errors[HTTP_OWN_STATUS_COUNT]; /* by HTTP_OWN_STATUSES */
+	metric_counter refused_total;  /* 503: --max-conns open connections */
+	metric_counter refused_per_ip; /* 503: --max-conns-per-ip from one address */
+	metric_counter slow_closed;    /* closed: their unsent answers over the total */
 };
 
 /* Sums of every worker's counters, and the open-connection gauge. */
 struct http_stats {
 	uint64_t accepted, closed, open;
 	uint64_t own_errors[HTTP_OWN_STATUS_COUNT];
+	uint64_t refused_total, refused_per_ip, slow_closed;
+	uint64_t unsent_bytes; /* answers held for clients that have not read them */
+	uint64_t peer_addresses; /* client addresses with open connections (capped ones) */
 	uint64_t access_log_dropped;
 };
 void http_server_stats(struct http_server *srv, struct http_stats *out);

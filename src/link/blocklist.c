@@ -62,9 +62,7 @@ static void grow(struct blocklist *b)
 	free(slots);
 }
 
-/* One line's domain, in ASCII lowercase, or NULL (blank, comment) and
- * *bad set when it is not a domain. */
-static char *parse_line(char *line, int *bad)
+char *blocklist_line_domain(char *line, int *bad)
 {
 	*bad = 0;
 	char *hash = strchr(line, '#');
@@ -130,7 +128,7 @@ int blocklist_load(const char *path, struct blocklist **out, char *err, size_t e
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
 		int bad;
-		char *name = parse_line(line, &bad);
+		char *name = blocklist_line_domain(line, &bad);
 		if (bad) {
 			snprintf(err, errlen, "--blocklist: '%s' line %d is not a domain name", path,
 				 lineno);
@@ -240,11 +238,19 @@ static int private4(const uint8_t a[4])
 static int private6(const uint8_t a[16])
 {
 	static const uint8_t zero[16], mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff},
-				      nat64[12] = {0, 0x64, 0xff, 0x9b};
-	if (memcmp(a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1))
-		return 1; /* :: and ::1 */
+				      nat64[12] = {0, 0x64, 0xff, 0x9b},
+				      nat64_local[6] = {0, 0x64, 0xff, 0x9b, 0, 1},
+				      discard[8] = {0x01, 0x00};
+	if (memcmp(a, zero, 12) == 0)
+		return 1; /* ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d */
 	if (memcmp(a, mapped, 12) == 0 || memcmp(a, nat64, 12) == 0)
 		return private4(a + 12);
+	if (memcmp(a, nat64_local, 6) == 0 || memcmp(a, discard, 8) == 0)
+		return 1; /* 64:ff9b:1::/48 local-use NAT64, 100::/64 discard */
+	if (a[0] == 0x20 && a[1] == 0x01 && a[2] < 0x02)
+		return 1; /* 2001::/23 protocol assignments: Teredo, benchmarking, ORCHID */
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0xc0)
+		return 1; /* fec0::/10 site-local (deprecated) */
 	if (a[0] == 0x20 && a[1] == 0x02) /* 6to4 embeds an IPv4 address */
 		return private4(a + 2);
 	if ((a[0] & 0xfe) == 0xfc)       /* fc00::/7 unique local */
@@ -255,6 +261,27 @@ static int private6(const uint8_t a[16])
 		return 1;
 	if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x0d && a[3] == 0xb8)
 		return 1; /* 2001:db8::/32 documentation */
+	return 0;
+}
+
+/* Names that lead inside a network: a single label (completed by the
+ * resolver's search domains), the special-use and customary private
+ * domains, and the loopback names of Debian's /etc/hosts. */
+static int private_name(const char *host)
+{
+	static const char *const suffixes[] = {
+		"localhost", "localdomain", "local", "internal", "home.arpa", "lan", "intranet",
+		"corp", "home", "private",
+	};
+	if (!strchr(host, '.') || strcmp(host, "ip6-localhost") == 0 ||
+	    strcmp(host, "ip6-loopback") == 0)
+		return 1;
+	size_t hl = strlen(host);
+	for (size_t i = 0; i < ARRAY_LEN(suffixes); i++) {
+		size_t sl = strlen(suffixes[i]);
+		if (hl > sl && host[hl - sl - 1] == '.' && strcmp(host + hl - sl, suffixes[i]) == 0)
+			return 1;
+	}
 	return 0;
 }
 
@@ -298,9 +325,7 @@ int link_target_allowed(const char *url, const struct blocklist *bl, int deny_pr
 	} else if (inet_pton(AF_INET, host, a) == 1) {
 		priv = private4(a);
 	} else {
-		size_t hl = strlen(host);
-		priv = strcmp(host, "localhost") == 0 ||
-		       (hl > 10 && strcmp(host + hl - 10, ".localhost") == 0);
+		priv = private_name(host);
 	}
 	if (priv) {
 		*why = "points to a private, loopback or reserved address (--deny-private-targets)";

@@ -24,6 +24,10 @@ struct blocklist;
 /* Reads path into a new list. 0, or -1 with a message in err. */
 int blocklist_load(const char *path, struct blocklist **out, char *err, size_t errlen);
 size_t blocklist_size(const struct blocklist *b);
+/* One line of such a file: its domain (ASCII, lowercase; the caller
+ * frees it), or NULL for a blank line or a comment, and for a line that
+ * is not a domain with *bad set. The line is changed. */
+char *blocklist_line_domain(char *line, int *bad);
 struct blocklist *blocklist_ref(struct blocklist *b);
 void blocklist_unref(struct blocklist *b);
 /* 1 if host (ASCII, lowercase) or one of its parent domains is listed. */
@@ -46,9 +50,12 @@ void blocklist_install(struct blocklist_slot *s, struct blocklist *b);
 
 /* Checks a normalised URL against the 403 rules: the blocklist (bl may be
  * NULL) and, with deny_private, targets on loopback, private, link-local,
- * shared, reserved or multicast IP addresses and "localhost" names.
- * Returns 0, or -1 with *why set. DNS is not consulted: a public name that
- * resolves to a private address is not caught here. */
+ * shared, reserved or multicast IP addresses (IPv4 embedded in IPv6
+ * included), single-label names and names under localhost, localdomain,
+ * local, internal, home.arpa, lan, intranet, corp, home and private.
+ * Returns 0, or -1 with *why set. Targets are not resolved: a public
+ * name that resolves to a private address ("10.0.0.1.nip.io") passes;
+ * its answer could change after the check anyway (DNS rebinding). */
 int link_target_allowed(const char *url, const struct blocklist *bl, int deny_private,
 			const char **why);
 

@@ -13,13 +13,18 @@
  * curl_keeps() recognises them, so they skip the second.
  */
 #include "link.h"
+#include "lookalike.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <ifaddrs.h>
 #include <idn2.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 struct link *link_new(const char *code, size_t code_len, const char *url, size_t url_len)
 {
@@ -149,61 +154,10 @@ static int host_name_ok(char *h)
 	return 1;
 }
 
-/* The script of a letter, among those whose letters look alike (Latin,
- * Greek, Cyrillic, Armenian), or 0 for anything else (digits, '-', CJK...). */
-static int script_of(uint32_t cp)
-{
-	if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= 0xc0 && cp <= 0x24f) ||
-	    (cp >= 0x1e00 && cp <= 0x1eff))
-		return 1;
-	if ((cp >= 0x370 && cp <= 0x3ff) || (cp >= 0x1f00 && cp <= 0x1fff))
-		return 2;
-	if (cp >= 0x400 && cp <= 0x52f)
-		return 3;
-	if (cp >= 0x530 && cp <= 0x58f)
-		return 4;
-	return 0;
-}
-
-/* 1 if a label of the UTF-8 host mixes letters of two of those scripts:
- * "раураl" (Cyrillic with a Latin l) posing as "paypal". */
-static int mixed_script(const char *u)
-{
-	int seen = 0;
-	for (const unsigned char *s = (const unsigned char *)u; *s;) {
-		if (*s == '.') {
-			seen = 0;
-			s++;
-			continue;
-		}
-		uint32_t cp = *s;
-		int len = 1;
-		if (*s >= 0xf0 && s[1] && s[2] && s[3]) {
-			cp = (uint32_t)(*s & 7) << 18 | (uint32_t)(s[1] & 63) << 12 |
-			     (uint32_t)(s[2] & 63) << 6 | (s[3] & 63);
-			len = 4;
-		} else if (*s >= 0xe0 && s[1] && s[2]) {
-			cp = (uint32_t)(*s & 15) << 12 | (uint32_t)(s[1] & 63) << 6 | (s[2] & 63);
-			len = 3;
-		} else if (*s >= 0xc0 && s[1]) {
-			cp = (uint32_t)(*s & 31) << 6 | (s[1] & 63);
-			len = 2;
-		}
-		int sc = script_of(cp);
-		if (sc) {
-			if (seen && seen != sc)
-				return 1;
-			seen = sc;
-		}
-		s += len;
-	}
-	return 0;
-}
-
 /* Labels that claim to be punycode ("xn--") must decode, or a lookalike
- * could hide behind an undecodable name; and no label may mix scripts.
- * 0, or -1 with *why. */
-static int punycode_labels_ok(const char *h, const char **why)
+ * could hide behind an undecodable name; and the name may not pass for
+ * another (lookalike.h). 0, or -1 with *why. */
+static int punycode_labels_ok(const char *h, const struct lookalike *look, const char **why)
 {
 	if (!strstr(h, "xn--"))
 		return 0;
@@ -220,10 +174,8 @@ static int punycode_labels_ok(const char *h, const char **why)
 	idn2_free(back);
 	if (!ok)
 		*why = "has invalid punycode in its host name";
-	else if (mixed_script(u)) {
-		*why = "mixes alphabets in one part of its host name (a lookalike of another name)";
+	else if (look && lookalike_check(look, u, why) != 0)
 		ok = 0;
-	}
 	free(u);
 	return ok ? 0 : -1;
 }
@@ -260,11 +212,57 @@ static int curl_keeps(const char *u, size_t len, size_t path_at, const char *hos
 	return h == len || h + 1 < len;
 }
 
+/* If host is an IP address (dotted IPv4, or IPv6 in brackets), writes
+ * its one spelling to out (an IPv4 address mapped or embedded in IPv6 as
+ * IPv4) and returns 1, or 2 for a loopback or unspecified address;
+ * otherwise 0. */
+static int canonical_ip(const char *host, char *out, size_t cap)
+{
+	uint8_t a[16];
+	int v4 = 0;
+	if (host[0] == '[') {
+		char inner[64];
+		size_t n = strlen(host);
+		if (n < 3 || n - 2 >= sizeof(inner) || host[n - 1] != ']')
+			return 0;
+		memcpy(inner, host + 1, n - 2);
+		inner[n - 2] = '\0';
+		if (inet_pton(AF_INET6, inner, a) != 1)
+			return 0;
+		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		static const uint8_t zero[12];
+		int compat = memcmp(a, zero, 12) == 0 && (a[12] | a[13] | a[14] || a[15] > 1);
+		if (memcmp(a, mapped, 12) == 0 || compat) {
+			memmove(a, a + 12, 4);
+			v4 = 1;
+		}
+	} else if (inet_pton(AF_INET, host, a) == 1) {
+		v4 = 1;
+	} else {
+		return 0;
+	}
+	char text[INET6_ADDRSTRLEN];
+	inet_ntop(v4 ? AF_INET : AF_INET6, a, text, sizeof(text));
+	snprintf(out, cap, v4 ? "%s" : "[%s]", text);
+	static const uint8_t zero16[16];
+	if (v4)
+		return a[0] == 127 || memcmp(a, zero16, 4) == 0 ? 2 : 1;
+	return memcmp(a, zero16, 15) == 0 && a[15] <= 1 ? 2 : 1;
+}
+
 /* 1 after setting *why if the URL (host, port, path of path_len bytes)
  * leads back to this service. */
 static int points_to_self(const struct url_policy *pol, const char *host, int port,
 			  const char *path, size_t path_len, const char **why)
 {
+	char ip[INET6_ADDRSTRLEN + 2];
+	int kind = canonical_ip(host, ip, sizeof(ip));
+	if (kind)
+		host = ip;
+	if (kind == 2 && pol->local_port == port) {
+		*why = "points to this shortener (redirect loop)";
+		return 1;
+	}
 	size_t pl = strlen(pol->self_path);
 	for (size_t i = 0; i < pol->nself; i++) {
 		if (strcmp(pol->self[i].host, host) == 0 && pol->self[i].port == port &&
@@ -401,12 +399,38 @@ int link_url_normalize(const char *in, size_t len, const struct url_policy *pol,
 			*why = "has an invalid host name";
 			return -1;
 		}
-		if (punycode_labels_ok(host, why) != 0)
+		/* WHATWG URL: a host whose last label is a number is an IPv4
+		 * address, or no host at all. Browsers would read "127.1" or
+		 * "0x7f000001" as one; only a.b.c.d is kept. */
+		const char *last = strrchr(host, '.');
+		last = last ? last + 1 : host;
+		int numeric = last[strspn(last, "0123456789")] == '\0' ||
+			      ((last[0] == '0' && last[1] == 'x') &&
+			       last[2 + strspn(last + 2, "0123456789abcdef")] == '\0');
+		uint8_t a4[4];
+		if (numeric && inet_pton(AF_INET, host, a4) != 1) {
+			*why = "has an ambiguous host: it ends in a number but is not an IPv4 "
+			       "address a.b.c.d (browsers refuse it)";
+			return -1;
+		}
+		if (punycode_labels_ok(host, pol->look, why) != 0)
 			return -1;
 	} else {
-		for (char *c = host; *c; c++)
-			if (*c >= 'A' && *c <= 'Z')
-				*c = (char)(*c + 32);
+		/* one spelling of each IPv6 address: [0:0:0:0:0:0:0:1] is [::1] */
+		uint8_t a6[16];
+		char inner[INET6_ADDRSTRLEN];
+		if (hlen < 3 || hlen - 2 >= sizeof(inner) || host[hlen - 1] != ']') {
+			*why = "has an invalid IPv6 host";
+			return -1;
+		}
+		memcpy(inner, host + 1, hlen - 2);
+		inner[hlen - 2] = '\0';
+		if (inet_pton(AF_INET6, inner, a6) != 1) {
+			*why = "has an invalid IPv6 host";
+			return -1;
+		}
+		inet_ntop(AF_INET6, a6, inner, sizeof(inner));
+		snprintf(host, sizeof(host), "[%s]", inner);
 	}
 
 	int eff_port = port ? port : default_port(scheme);
@@ -483,7 +507,8 @@ static void add_self(struct url_policy *pol, const char *host, int port, int any
 	if (pol->nself >= ARRAY_LEN(pol->self))
 		return;
 	struct url_self *s = &pol->self[pol->nself++];
-	snprintf(s->host, sizeof(s->host), "%s", host);
+	char ip[INET6_ADDRSTRLEN + 2];
+	snprintf(s->host, sizeof(s->host), "%s", canonical_ip(host, ip, sizeof(ip)) ? ip : host);
 	for (char *c = s->host; *c; c++)
 		if (*c >= 'A' && *c <= 'Z')
 			*c = (char)(*c + 32);
@@ -491,12 +516,57 @@ static void add_self(struct url_policy *pol, const char *host, int port, int any
 	s->any_path = any_path;
 }
 
+/* Listening on every address: each address of each interface reaches
+ * this service. */
+static void add_interfaces(struct url_policy *pol, int port)
+{
+	struct ifaddrs *list;
+	if (getifaddrs(&list) != 0)
+		return;
+	for (struct ifaddrs *i = list; i; i = i->ifa_next) {
+		if (!i->ifa_addr)
+			continue;
+		char text[INET6_ADDRSTRLEN], host[INET6_ADDRSTRLEN + 2];
+		if (i->ifa_addr->sa_family == AF_INET) {
+			const struct sockaddr_in *sin = (const struct sockaddr_in *)(void *)i->ifa_addr;
+			inet_ntop(AF_INET, &sin->sin_addr, text, sizeof(text));
+			snprintf(host, sizeof(host), "%s", text);
+		} else if (i->ifa_addr->sa_family == AF_INET6) {
+			const struct sockaddr_in6 *sin6 =
+				(const struct sockaddr_in6 *)(void *)i->ifa_addr;
+			inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof(text));
+			snprintf(host, sizeof(host), "[%s]", text);
+		} else {
+			continue;
+		}
+		add_self(pol, host, port, 1);
+	}
+	freeifaddrs(list);
+}
+
+int url_policy_lookalikes(struct url_policy *pol, const char *level, const char *path, char *err,
+			  size_t errlen)
+{
+	struct lookalike *lk;
+	if (lookalike_open(&lk, level, path, err, errlen) != 0)
+		return -1;
+	lookalike_close(pol->look);
+	pol->look = lk;
+	return 0;
+}
+
+void url_policy_release(struct url_policy *pol)
+{
+	lookalike_close(pol->look);
+	pol->look = NULL;
+}
+
 int url_policy_init(struct url_policy *pol, const char *base_url, const char *listen_host,
 		    int listen_port, const char **why)
 {
 	memset(pol, 0, sizeof(*pol));
 	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL;
+	char *scheme = NULL, *host = NULL, *path = NULL, *query = NULL;
 	int rc = -1;
 	if (!u || curl_url_set(u, CURLUPART_URL, base_url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
@@ -513,29 +583,44 @@ int url_policy_init(struct url_policy *pol, const char *base_url, const char *li
 		*why = "must not have a query";
 		goto out;
 	}
+	char *port = NULL;
 	int p = default_port(scheme);
 	if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
 		p = atoi(port);
+	curl_free(port);
 	add_self(pol, host, p, 0);
+	if (p == 443)
+		add_self(pol, host, 80, 0); /* http:// is commonly sent on to https:// */
 	size_t pl = strlen(path);
 	while (pl > 0 && path[pl - 1] == '/')
 		pl--;
 	snprintf(pol->self_path, sizeof(pol->self_path), "%.*s", (int)pl, path);
 
 	/* The listen address reaches us too; on loopback or a wildcard
-	 * address, so do the usual names of this machine. */
-	int wildcard = strcmp(listen_host, "0.0.0.0") == 0 || strcmp(listen_host, "[::]") == 0;
+	 * address, so do every local address and the names of this machine. */
+	char ip[INET6_ADDRSTRLEN + 2];
+	int kind = canonical_ip(listen_host, ip, sizeof(ip));
 	add_self(pol, listen_host, listen_port, 1);
-	if (wildcard || strncmp(listen_host, "127.", 4) == 0 || strcmp(listen_host, "[::1]") == 0) {
+	if (kind == 2 || strcmp(listen_host, "localhost") == 0) {
+		pol->local_port = listen_port;
 		add_self(pol, "localhost", listen_port, 1);
-		add_self(pol, "127.0.0.1", listen_port, 1);
-		add_self(pol, "[::1]", listen_port, 1);
+		char name[256];
+		if (gethostname(name, sizeof(name)) == 0) {
+			name[sizeof(name) - 1] = '\0';
+			add_self(pol, name, listen_port, 1);
+		}
+	}
+	if (kind == 2 && (strcmp(ip, "0.0.0.0") == 0 || strcmp(ip, "[::]") == 0))
+		add_interfaces(pol, listen_port);
+	char lerr[256];
+	if (url_policy_lookalikes(pol, "moderately", NULL, lerr, sizeof(lerr)) != 0) {
+		*why = "cannot start the lookalike checks (ICU)";
+		goto out;
 	}
 	rc = 0;
 out:
 	curl_free(scheme);
 	curl_free(host);
-	curl_free(port);
 	curl_free(path);
 	curl_free(query);
 	curl_url_cleanup(u);

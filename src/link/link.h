@@ -11,7 +11,10 @@
  *    reserved word (routes of the service, case-insensitively);
  *  - target URLs: http or https only, a host, no credentials, no control
  *    characters, spaces or backslashes, at most LINK_URL_MAX bytes after
- *    normalisation, and not pointing back at this service (redirect loops).
+ *    normalisation, not pointing back at this service (redirect loops),
+ *    a host that ends in a number only as a dotted IPv4 address (WHATWG
+ *    URL parsing: browsers refuse "256.1.1.1", "1.2.3.4.5", "4294967296"),
+ *    and no international name that passes for another (lookalike.h).
  *    Normalisation: scheme and host lowercased, default port dropped,
  *    international host names converted to punycode (IDNA2008/UTS#46),
  *    non-ASCII bytes elsewhere percent-encoded, dot segments removed.
@@ -67,17 +70,24 @@ int link_code_reserved(const char *s, size_t len);
 /* 0 if s is an acceptable custom alias; else -1 and *why explains. */
 int link_alias_check(const char *s, size_t len, const char **why);
 
+struct lookalike;
+
 /* Where this service is reachable, so that links to it can be refused. */
 struct url_self {
-	char host[256]; /* lowercase; IPv6 in brackets */
+	char host[256]; /* lowercase; an IP address in canonical form (IPv6 in brackets) */
 	int port;
-	int any_path; /* 0: only paths under url_policy.self_path loop back */
+	int any_path;   /* 0: only paths under url_policy.self_path loop back */
 };
 
 struct url_policy {
-	struct url_self self[8];
+	struct url_self self[64];
 	size_t nself;
+	/* Listening on loopback or on every address: each loopback and
+	 * unspecified address (127.0.0.0/8, ::1, 0.0.0.0, ::, in any
+	 * spelling) reaches this service at this port. 0: none. */
+	int local_port;
 	char self_path[LINK_URL_MAX]; /* base URL path prefix without trailing '/' */
+	struct lookalike *look;       /* lookalike.h; NULL: no such checks */
 };
 
 /* 1: every URL goes through libcurl's parser, even one it would give back
@@ -90,9 +100,17 @@ extern int link_url_always_curl;
 int link_url_normalize(const char *in, size_t len, const struct url_policy *pol, struct buf *out,
 		       const char **why);
 
-/* Builds the policy from the base URL and the listen address. Returns 0, or
- * -1 with *why set if the base URL is not an http(s) URL with a host. */
+/* Builds the policy from the base URL and the listen address (a wildcard
+ * address adds the addresses of this machine's interfaces), with the
+ * default lookalike rules. Returns 0, or -1 with *why set if the base URL
+ * is not an http(s) URL with a host. An https base URL on port 443 is
+ * refused on port 80 too: http:// is commonly sent on to https://. */
 int url_policy_init(struct url_policy *pol, const char *base_url, const char *listen_host,
 		    int listen_port, const char **why);
+/* Replaces the lookalike rules (lookalike_open's level and path). 0, or -1
+ * with a message in err. */
+int url_policy_lookalikes(struct url_policy *pol, const char *level, const char *path, char *err,
+			  size_t errlen);
+void url_policy_release(struct url_policy *pol);
 
 #endif

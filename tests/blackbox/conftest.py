@@ -153,6 +153,12 @@ class Server:
         return [self.binary, "--listen", f"127.0.0.1:{self.port}", *self.store_args(),
                 "--threads", "2", *self.DEFAULT_ARGS, *self.args]
 
+    def cli(self, *args, timeout=30):
+        """A command of the CLI (shortd key ..., shortd import ...) on this
+        server's store."""
+        return subprocess.run([self.binary, *args, *self.store_args()], capture_output=True,
+                              text=True, env=self.env, timeout=timeout)
+
     def make_key(self, role="admin", name="test"):
         """Creates an API key with the CLI; returns the key."""
         r = subprocess.run([self.binary, "key", "create", "--name", name, "--role", role,

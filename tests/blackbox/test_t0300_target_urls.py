@@ -47,10 +47,11 @@ def test_links_back_to_shortd_refused(server):
 
 def test_base_url_refused_as_target(make_server):
     s = make_server("--base-url", "https://sho.rt.example/")
-    for url in ["https://sho.rt.example/x", "https://SHO.RT.EXAMPLE:443/"]:
+    # http:// of an https:// base URL is refused too: sites send it on to https://
+    for url in ["https://sho.rt.example/x", "https://SHO.RT.EXAMPLE:443/", "http://sho.rt.example/x"]:
         r = s.request("POST", "/api/v1/links", json_body={"url": url})
         assert r.status == 400, url
-    assert s.create("http://sho.rt.example/x")["url"] == "http://sho.rt.example/x"
+    assert s.create("http://sho.rt.example:8080/x")["url"] == "http://sho.rt.example:8080/x"
 
 
 def test_too_long_url(server):

@@ -64,12 +64,15 @@ class NormalClient(threading.Thread):
         self.join()
 
 
-def connect_many(port, n, first=b"", rcvbuf=None):
+def connect_many(port, n, first=b"", rcvbuf=None, source="127.0.0.1", mss=None):
     socks = []
     for _ in range(n):
         s = socket.socket()
         if rcvbuf:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if mss:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
+        s.bind((source, 0))
         s.connect(("127.0.0.1", port))
         if first:
             s.sendall(first)
@@ -121,7 +124,9 @@ def drip_until_closed(groups, drip_every, deadline_s):
 
 
 def test_1000_slow_headers_and_bodies(tmp_path):
-    s = Server(tmp_path, "--header-timeout-s", "4", "--analytics", "0").start()
+    # 1,000 clients on one address here: over the per-address cap
+    s = Server(tmp_path, "--header-timeout-s", "4", "--analytics", "0",
+               "--max-conns-per-ip", "2000").start()
     try:
         s.create("https://example.com/target", alias="slow-target")
         rss0 = rss_kib(s.proc.pid)
@@ -159,7 +164,8 @@ def test_1000_slow_headers_and_bodies(tmp_path):
 
 def test_slow_readers_are_cut_off(tmp_path):
     """Clients that pipeline many requests and never read: each holds at
-    most 64 KiB of answers in shortd, and --send-timeout-s closes it."""
+    most 16 KiB of answers (and one more answer) in shortd, and
+    --send-timeout-s closes it."""
     s = Server(tmp_path, "--send-timeout-s", "2", "--analytics", "0").start()
     try:
         s.create("https://example.com/target", alias="slow-target")
@@ -274,5 +280,185 @@ def test_out_of_descriptors_connections_wait(tmp_path):
             time.sleep(0.05)
         assert not waiting, f"{len(waiting)} of 200 connections not answered"
         assert s.request("GET", "/slow-target").status == 302
+    finally:
+        s.stop()
+
+
+def metric_labeled(s, name, labels):
+    want = f"{name}{{{labels}}} "
+    for line in s.request("GET", "/metrics").body.decode().splitlines():
+        if line.startswith(want):
+            return float(line.split()[-1])
+    raise AssertionError(f"no metric {want}")
+
+
+def test_one_address_cannot_take_every_connection(tmp_path):
+    """One address opening 12,000 connections (more than --max-conns, the
+    default 10,000) holds at most --max-conns-per-ip (default 1,000) of
+    them: the rest are answered 503 at once, and other clients are served
+    all along."""
+    s = Server(tmp_path, "--analytics", "0").start()
+    try:
+        s.create("https://example.com/target", alias="slow-target")
+        normal = NormalClient(s)
+        normal.start()
+        held, refused, opened = [], 0, 0
+        sel = selectors.DefaultSelector()
+        while opened < 12000:
+            for _ in range(200):
+                sk = socket.socket()
+                sk.bind(("127.0.0.2", 0))
+                sk.connect(("127.0.0.1", s.port))
+                sk.setblocking(False)
+                sel.register(sk, selectors.EVENT_READ)
+                held.append(sk)
+                opened += 1
+            # the refused ones have their 503 (and the server's close):
+            # read and closed, as an attacker that wants more would
+            time.sleep(0.02)
+            for key, _ in sel.select(timeout=0.05):
+                sk = key.fileobj
+                try:
+                    data = sk.recv(4096)
+                except OSError:
+                    data = b""
+                assert data.startswith(b"HTTP/1.1 503 ") and b"from your address" in data, data[:200]
+                sel.unregister(sk)
+                held.remove(sk)
+                sk.close()
+                refused += 1
+        # the last refusals may still be on their way
+        deadline = time.monotonic() + 5
+        while len(held) > 1000 and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=0.2):
+                sel.unregister(key.fileobj)
+                held.remove(key.fileobj)
+                key.fileobj.close()
+                refused += 1
+        assert len(held) == 1000, len(held)
+        assert refused == 11000
+        # ... and another address is still served, on fresh connections
+        for _ in range(20):
+            assert s.request("GET", "/slow-target").status == 302
+        normal.finish()
+        assert normal.failed == 0 and normal.ok > 0, normal.errors[:5]
+        assert metric_labeled(s, "shortd_http_connections_refused_total",
+                              'limit="per_address"') == 11000
+        assert metric_labeled(s, "shortd_http_connections_refused_total", 'limit="total"') == 0
+        assert metric(s, "shortd_http_client_addresses") >= 1
+        for sk in held:
+            sel.unregister(sk)
+            sk.close()
+        # the count goes down as they close: the address may connect again
+        deadline = time.monotonic() + 10
+        while metric(s, "shortd_http_connections_open") > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        again = connect_many(s.port, 10, REDIRECT, source="127.0.0.2")
+        for sk in again:
+            sk.setblocking(True)
+            sk.settimeout(5)
+            assert sk.recv(4096).startswith(b"HTTP/1.1 302 ")
+            sk.close()
+        print(f"\n12,000 connections from one address: {len(held)} held, {refused} refused; "
+              f"{normal.ok} requests from another address served meanwhile")
+    finally:
+        s.stop()
+
+
+def test_trusted_proxies_have_no_per_address_cap(tmp_path):
+    s = Server(tmp_path, "--analytics", "0", "--max-conns-per-ip", "5",
+               "--trusted-proxies", "127.0.0.3").start()
+    try:
+        s.create("https://example.com/target", alias="slow-target")
+        proxy = connect_many(s.port, 20, REDIRECT, source="127.0.0.3")
+        client = connect_many(s.port, 6, REDIRECT, source="127.0.0.2")
+        for sk in proxy + client[:5]:
+            sk.setblocking(True)
+            sk.settimeout(5)
+            assert sk.recv(4096).startswith(b"HTTP/1.1 302 ")
+        client[5].setblocking(True)
+        client[5].settimeout(5)
+        answer = client[5].recv(4096)
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"from your address" in answer, answer
+        assert b"Retry-After: 1" in answer
+        # one closes: room for one more
+        client[0].close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            sk = connect_many(s.port, 1, REDIRECT, source="127.0.0.2")[0]
+            sk.setblocking(True)
+            sk.settimeout(5)
+            answer = sk.recv(4096)
+            sk.close()
+            if answer.startswith(b"HTTP/1.1 302 "):
+                break
+            time.sleep(0.05)
+        assert answer.startswith(b"HTTP/1.1 302 "), answer
+        for sk in proxy + client[1:]:
+            sk.close()
+    finally:
+        s.stop()
+
+
+def stalled_readers(s, n):
+    """n clients that pipeline 1,000 redirects each (250 KB of answers) with
+    a 4 KiB receive buffer and never read; returns them once shortd has
+    stopped producing answers for them (its unsent bytes stay put). Their
+    segments are of an Internet path's size (MSS 536): on loopback's 64 KiB
+    ones the kernel grows a socket's send buffer to 4 MiB and takes all."""
+    s.create("https://example.com/target", alias="slow-target")
+    readers = connect_many(s.port, n, REDIRECT * 1000, rcvbuf=4096, mss=536)
+    last, still = -1, 0
+    deadline = time.monotonic() + 60
+    while still < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = metric(s, "shortd_http_unsent_bytes")
+        still = still + 1 if now == last else 0
+        last = now
+    return readers, last
+
+
+def test_1000_slow_readers_hold_bounded_memory(tmp_path):
+    """Each connection holds at most 16 KiB of answers plus one: 1,000
+    clients that do not read hold well under the 76 KiB each they held
+    with 64 KiB (RSS 31 -> 108 MB)."""
+    s = Server(tmp_path, "--analytics", "0", "--max-conns-per-ip", "2000").start()
+    try:
+        rss0 = rss_kib(s.proc.pid)
+        readers, unsent = stalled_readers(s, 1000)
+        rss_peak = rss_kib(s.proc.pid)
+        assert s.request("GET", "/healthz").status == 200
+        per_conn = (rss_peak - rss0) / 1000
+        print(f"\n1,000 slow readers: {unsent / 1000 / 1024:.1f} KiB unsent each; "
+              f"RSS {rss0} -> {rss_peak} KiB ({per_conn:.1f} KiB a connection)")
+        assert 0 < unsent <= 1000 * (16 + 16) * 1024
+        if not SANITIZED:
+            assert per_conn < 32
+        for sk in readers:
+            sk.close()
+    finally:
+        s.stop()
+
+
+def test_unsent_answers_bounded_in_total(tmp_path):
+    """With --max-unsent-mb 1, 1,000 clients that do not read hold at most
+    1 MiB of answers in all: those that would go over it are disconnected
+    (counted), and everyone else is served."""
+    s = Server(tmp_path, "--analytics", "0", "--max-conns-per-ip", "2000",
+               "--max-unsent-mb", "1").start()
+    try:
+        rss0 = rss_kib(s.proc.pid)
+        readers, unsent = stalled_readers(s, 1000)
+        rss_peak = rss_kib(s.proc.pid)
+        closed = metric(s, "shortd_http_slow_readers_closed_total")
+        assert 0 < unsent <= 1 << 20
+        assert closed > 0
+        assert s.request("GET", "/healthz").status == 200
+        print(f"\n1,000 slow readers, 1 MiB in all: {unsent / 1048576:.2f} MiB unsent, "
+              f"{closed:.0f} disconnected; RSS {rss0} -> {rss_peak} KiB")
+        if not SANITIZED:
+            assert rss_peak - rss0 < 24 * 1024
+        for sk in readers:
+            sk.close()
     finally:
         s.stop()

@@ -75,6 +75,20 @@ CASES = [
     ("https://0x7f000001/", 400, "ambiguous host"),
     ("https://2130706433/", 400, "ambiguous host"),
     ("https://127.1/", 400, "ambiguous host"),
+    # hosts browsers refuse (WHATWG URL: a name ending in a number is IPv4)
+    ("https://256.1.1.1/", 400, "not an IPv4 address a.b.c.d"),
+    ("https://1.2.3.4.5/", 400, "not an IPv4 address a.b.c.d"),
+    ("https://4294967296/", 400, "not an IPv4 address a.b.c.d"),
+    ("https://example.123/", 400, "not an IPv4 address a.b.c.d"),
+    ("https://v1.2.example/", 201, "https://v1.2.example/"),
+    # whole-script look-alikes (UTS #39 skeletons through ICU)
+    ("https://аррӏе.com/", 400, "pass for Latin"),           # Cyrillic "apple"
+    ("https://ѕсоре.com/", 400, "pass for Latin"),           # Cyrillic "scope"
+    ("https://ɡoogle.com/", 400, "pass for Latin"),          # IPA script g
+    ("https://gıthub.com/", 400, "pass for Latin"),          # dotless i
+    ("https://ᏚᏟᎪ.com/", 400, "pass for Latin"),             # Cherokee "SCA"
+    ("https://xn--80ak6aa92e.com/", 400, "pass for Latin"),  # "аррӏе" as punycode
+    ("https://ελληνικά.gr/", 201, "https://xn--hxargifdar.gr/"),
     ("http://[::1", 400, "invalid IPv6 host"),
     ("https://example.com:0/", 400, "invalid port"),
     ("https://example.com:99999/", 400, "invalid port"),
@@ -95,6 +109,17 @@ CASES = [
     ("http://[fd00::1]/", 403, "private"),
     ("http://[::ffff:127.0.0.1]/", 403, "private"),
     ("http://[64:ff9b::a00:1]/", 403, "private"),
+    ("http://localhost.localdomain/", 403, "private"),
+    ("http://ip6-localhost/", 403, "private"),
+    ("http://intranet/", 403, "private"),                  # one label: the search domain's
+    ("http://printer.local/", 403, "private"),
+    ("http://metadata.google.internal/computeMetadata/v1/", 403, "private"),
+    ("http://router.home.arpa/", 403, "private"),
+    ("http://[::10.0.0.1]/", 403, "private"),              # IPv4-compatible, deprecated
+    ("http://[::8.8.8.8]/", 403, "private"),
+    ("http://[::ffff:10.0.0.1]/", 403, "private"),
+    ("http://[2001::1]/", 403, "private"),                 # Teredo
+    ("http://[fec0::1]/", 403, "private"),                 # site-local
     ("http://8.8.8.8/", 201, "http://8.8.8.8/"),
     ("http://[2606:4700:4700::1111]/", 201, "http://[2606:4700:4700::1111]/"),
     # the blocklist, with subdomains, case and international names
@@ -142,13 +167,78 @@ def test_hostile_target(hostile_server, url, status, expect):
 
 
 def test_links_back_to_shortd_are_refused(make_server):
+    """Every spelling of the service itself: its base URL (and http:// of
+    an https:// one, which is sent on to it), and its listen address in
+    any form: each loopback and the unspecified address at its port."""
     s = make_server("--base-url", "https://sho.rt/x")
-    for url in (f"http://127.0.0.1:{s.port}/abc", "https://sho.rt/x/abc", "https://SHO.RT/x",
-                "https://sho.rt:443/x/"):
+    p = s.port
+    for url in (f"http://127.0.0.1:{p}/abc", "https://sho.rt/x/abc", "https://SHO.RT/x",
+                "https://sho.rt:443/x/", "http://sho.rt/x/abc", f"http://localhost:{p}/",
+                f"http://[::ffff:127.0.0.1]:{p}/abc", f"http://[::ffff:7f00:1]:{p}/",
+                f"http://0.0.0.0:{p}/abc", f"http://[::]:{p}/", f"http://127.0.0.2:{p}/",
+                f"http://[::1]:{p}/", f"http://[0:0:0:0:0:0:0:1]:{p}/"):
         r = s.request("POST", "/api/v1/links", json_body={"url": url})
         assert r.status == 400 and "redirect loop" in r.json()["error"]["message"], (url, r)
-    assert s.request("POST", "/api/v1/links",
-                     json_body={"url": "https://sho.rt/elsewhere"}).status == 201
+    for url in ("https://sho.rt/elsewhere", f"http://127.0.0.1:{p + 1}/", "https://sho.rt:8443/x/a"):
+        assert s.request("POST", "/api/v1/links", json_body={"url": url}).status == 201, url
+
+
+def test_lookalikes_of_listed_domains(make_server, tmp_path):
+    """--idn-restriction minimally lets scripts mix, but a name whose
+    skeleton is a listed domain's is still refused; --lookalike-domains
+    replaces the built-in list."""
+    s = make_server("--idn-restriction", "minimally")
+    for url, brand in (("https://раураl.com/", "paypal.com"), ("https://gıthub.com/x", "github.com"),
+                       ("https://login.аррlе.com/", "apple.com")):
+        r = s.request("POST", "/api/v1/links", json_body={"url": url})
+        assert r.status == 400, (url, r)
+        assert f"looks like {brand}" in r.json()["error"]["message"], r.json()
+    assert s.request("POST", "/api/v1/links", json_body={"url": "https://gıthub.example/"}).status == 201
+    s.stop()
+    own = tmp_path / "ours.txt"
+    own.write_text("# our brands\nshortd.example\n")
+    s2 = make_server("--idn-restriction", "off", "--lookalike-domains", str(own))
+    r = s2.request("POST", "/api/v1/links", json_body={"url": "https://ѕhortd.example/"})
+    assert r.status == 400 and "looks like shortd.example" in r.json()["error"]["message"], r.json()
+    # not on this list, and no level: passes
+    assert s2.request("POST", "/api/v1/links", json_body={"url": "https://раураl.com/"}).status == 201
+    s2.stop()
+    own.write_text("-bad-.example\n")
+    bad = Server(tmp_path, "--lookalike-domains", str(own), port=None)
+    bad.key = "unused"
+    bad.start(wait=False)
+    assert bad.proc.wait(10) == 2
+    bad.logf.close()
+    assert "--lookalike-domains" in bad.log()
+
+
+def test_key_names_with_control_characters_are_refused(server):
+    for name in ("evil\x1b[31mred", "tab\there", "bell\x07", "rtl\u202eexe.txt", "zw\u200bsp",
+                 "c1\u0085"):
+        r = server.request("POST", "/api/v1/keys", json_body={"name": name, "role": "user"})
+        assert r.status == 400, (name, r)
+        err = r.json()["error"]
+        assert err["field"] == "name" and "control characters" in err["message"], err
+    r = server.request("POST", "/api/v1/keys", json_body={"name": "Équipe Ünïcode 東京", "role": "user"})
+    assert r.status == 201
+    out = server.cli("key", "create", "--name", "evil\x1b]0;owned\x07", "--role", "user")
+    assert out.returncode == 2 and "control characters" in out.stderr
+    listing = server.cli("key", "list").stdout
+    assert "\x1b" not in listing and "Équipe Ünïcode 東京" in listing
+
+
+def test_unknown_non_ascii_key_is_a_field_error(server):
+    """A long non-ASCII unknown key is named whole in the message: never a
+    cut UTF-8 character, never reported as a lack of memory."""
+    for key in ("é" * 256, "€" * 1000, "\U0001F600" * 300):
+        r = server.request("POST", "/api/v1/links",
+                           body=json.dumps({key: 1, "url": "https://example.com/"},
+                                           ensure_ascii=False).encode(),
+                           headers={"Content-Type": "application/json"})
+        assert r.status == 400, r
+        err = r.json()["error"]
+        assert err["code"] == "invalid_field" and err["field"] == key
+        assert err["message"].startswith(key) and "unknown field" in err["message"]
 
 
 def test_private_targets_allowed_by_default(server):

@@ -50,6 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(req.path_len > 0);
 		assert(inside(req.path, req.path_len, buf, size) || req.path_len == 1);
 		assert(!req.query || inside(req.query, req.query_len, buf, size));
+		assert(!req.host || inside(req.host, req.host_len, buf, size));
 		assert(req.nheaders <= HTTP_MAX_HEADERS);
 		for (size_t i = 0; i < req.nheaders; i++) {
 			const struct http_header *h = &req.headers[i];

@@ -10,6 +10,10 @@
 
 #include "link/link.h"
 #include "link/link_input.h"
+#include "link/lookalike.h"
+
+#include <stdio.h>
+#include <unistd.h>
 
 static struct url_policy pol;
 
@@ -42,8 +46,15 @@ static void test_normalises(void **state)
 		{"http://192.0.2.1/", "http://192.0.2.1/"},
 		{"https://a.example/%0D%0A", "https://a.example/%0D%0A"},
 		{"https://sho.rt.example.com/x", "https://sho.rt.example.com/x"},
-		{"http://sho.rt/x", "http://sho.rt/x"}, /* other scheme's port: not us */
 		{"https://localhost:9999/", "https://localhost:9999/"},
+		{"http://127.0.0.1:9999/", "http://127.0.0.1:9999/"}, /* another port */
+		{"http://[::ffff:8.8.8.8]/", "http://[::ffff:8.8.8.8]/"},
+		{"https://1.2.3.4/", "https://1.2.3.4/"},
+		{"https://v1.2.example/", "https://v1.2.example/"},
+		{"https://пример.рф/", "https://xn--e1afmkfd.xn--p1ai/"},
+		{"https://straße.de/", "https://xn--strae-oqa.de/"},
+		{"https://日本語.jp/", "https://xn--wgv71a119e.jp/"},
+		{"https://café.example/", "https://xn--caf-dma.example/"},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		struct buf out;
@@ -101,6 +112,30 @@ static void test_refuses(void **state)
 		"http://127.0.0.1:8080/abc",
 		"http://localhost:8080/",
 		"http://[::1]:8080/x",
+		/* every other spelling of this service */
+		"http://sho.rt/x",  /* http:// of an https:// base is sent on to it */
+		"http://[::ffff:127.0.0.1]:8080/",
+		"http://[::ffff:7f00:1]:8080/",
+		"http://[0:0:0:0:0:0:0:1]:8080/",
+		"http://0.0.0.0:8080/",
+		"http://[::]:8080/",
+		"http://127.0.0.2:8080/",
+		"http://[::127.0.0.1]:8080/",
+		/* hosts browsers refuse: numeric, but not a.b.c.d */
+		"https://256.1.1.1/",
+		"https://1.2.3.4.5/",
+		"https://4294967296/",
+		"https://0x7f000001/",
+		"https://127.1/",
+		"https://01.2.3.4/",
+		"https://example.123/",
+		/* whole-script look-alikes */
+		"https://аррӏе.com/",
+		"https://ѕсоре.com/",
+		"https://ɡoogle.com/",
+		"https://gıthub.com/",
+		"https://ᏚᏟᎪ.com/",
+		"https://раураl.com/",
 	};
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		struct buf out;
@@ -331,6 +366,64 @@ static void test_bodies_read_as_jansson_reads(void **state)
 	link_input_release(&in);
 }
 
+/* The three lookalike rules, each level, and the operator's list. */
+static void test_lookalikes(void **state)
+{
+	(void)state;
+	struct lookalike *lk;
+	char err[256];
+	const char *why;
+	assert_int_equal(lookalike_open(&lk, "moderately", NULL, err, sizeof(err)), 0);
+	assert_true(lookalike_domains(lk) >= 50);
+	static const char *const refused[] = {
+		"раураl.com", "аррӏе.com", "ѕсоре.com", "ɡoogle.com", "gıthub.com",
+		"login.раураl.com",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(refused); i++)
+		if (lookalike_check(lk, refused[i], &why) == 0)
+			fail_msg("'%s' passed", refused[i]);
+	static const char *const passed[] = {
+		"пример.рф", "bücher.de", "straße.de", "日本語.jp", "café.example", "paypal.com",
+		"www.paypal.com", "example.com", "ελληνικά.gr", "中文網.tw",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(passed); i++)
+		if (lookalike_check(lk, passed[i], &why) != 0)
+			fail_msg("'%s' refused: %s", passed[i], why);
+	lookalike_close(lk);
+
+	/* minimally: mixed scripts pass, a listed domain's look-alike does not */
+	assert_int_equal(lookalike_open(&lk, "minimally", NULL, err, sizeof(err)), 0);
+	assert_int_equal(lookalike_check(lk, "gıthub.example", &why), 0);
+	assert_int_equal(lookalike_check(lk, "gıthub.com", &why), -1);
+	assert_non_null(strstr(why, "github.com"));
+	assert_int_equal(lookalike_check(lk, "раураl.com", &why), -1);
+	assert_non_null(strstr(why, "paypal.com"));
+	lookalike_close(lk);
+
+	/* the operator's list replaces the built-in one */
+	char path[] = "/tmp/shortd-lookalike-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char text[] = "# ours\nexample.org\n*.bücher.de  # international\n";
+	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+	close(fd);
+	assert_int_equal(lookalike_open(&lk, "off", path, err, sizeof(err)), 0);
+	assert_int_equal(lookalike_domains(lk), 2);
+	assert_int_equal(lookalike_check(lk, "gıthub.com", &why), 0); /* not listed now */
+	assert_int_equal(lookalike_check(lk, "еxample.org", &why), -1); /* Cyrillic е */
+	assert_int_equal(lookalike_check(lk, "bücher.de", &why), 0);
+	assert_int_equal(lookalike_check(lk, "shop.bücher.de", &why), 0);
+	lookalike_close(lk);
+	FILE *f = fopen(path, "w");
+	fputs("fine.example\n-bad-.example\n", f);
+	fclose(f);
+	assert_int_equal(lookalike_open(&lk, "off", path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "line 2"));
+	unlink(path);
+	assert_int_equal(lookalike_open(&lk, "loose", NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "--idn-restriction"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -338,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_length_limit), cmocka_unit_test(test_aliases),
 		cmocka_unit_test(test_states), cmocka_unit_test(test_same_answer_without_curl),
 		cmocka_unit_test(test_bodies_read_as_jansson_reads),
+		cmocka_unit_test(test_lookalikes),
 	};
 	return cmocka_run_group_tests_name("link", tests, setup, NULL);
 }
