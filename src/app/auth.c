@@ -3,13 +3,14 @@
  *
  * A request names its key in "Authorization: Bearer KEY" or "X-API-Key:
  * KEY". The key's row is read on every API request through the worker's
- * store reader, like any read (request.h: the request waits without
- * blocking the worker when the store answers later) (which keeps the rows it read while nothing is committed to
- * shortd.db), so a revocation by the API takes effect with the next request,
- * and one by `shortd key revoke` in another process at the latest when the
- * worker's loop turn ends (the reader keeps its snapshot for a turn, well
- * under a millisecond under load). A key already verified by this worker is
- * compared with the one sent instead of hashed again (apikey_verify_memo).
+ * store reader, like any read (request.h: the request waits, without
+ * blocking the worker, when the store answers later), so a revocation by
+ * the API takes effect with the next request, and one by `shortd key
+ * revoke` in another process at the latest when the worker's loop turn
+ * ends (an SQLite reader keeps its snapshot for a turn, well under a
+ * millisecond under load; PostgreSQL's replicas lag by their replay). A
+ * key already verified by this worker is compared with the one sent
+ * instead of hashed again (apikey_verify_memo).
  * Redirects never authenticate.
  *
  * Rules: no key -> anonymous (only POST /api/v1/links accepts it, and only

@@ -67,12 +67,16 @@ static void test_find_gives_what_was_added(void **state)
 	assert_int_equal(s.entries, 5000);
 	assert_int_equal(s.builds, 1);
 	assert_true(s.slots >= 5000 * 8 / 5);
+	size_t others = 0;
 	for (int k = 0; k < 5000; k++) {
 		assert_true(finds(m, k, 1000 + k));
 		int64_t ids[64];
-		/* other ids only under the same tag: few */
-		assert_true(code_map_find(m, hash_of(k), ids, 64) <= 4);
+		/* other ids only where the 7-bit tag is the same: about 1 in
+		 * 128 of the slots a probe passes (a long run of a cluster can
+		 * give one find several, so the bound is on the sum) */
+		others += code_map_find(m, hash_of(k), ids, 64) - 1;
 	}
+	assert_true(others < 5000 / 10);
 	int absent = 0;
 	for (int k = 5000; k < 10000; k++)
 		absent += code_map_find(m, hash_of(k), (int64_t[4]){0}, 4) == 0;
