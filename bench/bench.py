@@ -281,7 +281,7 @@ http {{
             for i in range(n):
                 f.write(f"https://example.com/bench/{i}\n")
         t0 = time.monotonic()
-        r = subprocess.run([SHORTD, "import", src, "--data", d, "--codes", codes],
+        r = subprocess.run([SHORTD, "import", src, "--data", d, "--codes", codes, "--init"],
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit("import failed: " + r.stderr)

@@ -21,10 +21,13 @@
 #include "core/util.h"
 #include "version.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
@@ -97,7 +100,48 @@ struct app_full {
 	struct app_built built;
 	char host[256];
 	int port;
+	char mhost[256]; /* --metrics-listen, when given */
+	int mport;
+	int lock_fd;     /* the data directory's serve.lock (SQLite), or -1 */
 };
+
+/* One server per data directory: an exclusive lock on DIR/serve.lock,
+ * held until the process ends (the kernel lets go of it even after a
+ * kill -9), the holder's pid written in it for the message of the next
+ * one. `shortd key` and `shortd import` do not take it. */
+static int lock_data_dir(const char *dir, int *fd_out, char *err, size_t errlen)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/serve.lock", dir);
+	if (mkdir_p(dir) != 0) {
+		snprintf(err, errlen, "unable to create data directory '%.300s': %s", dir,
+			 strerror(errno));
+		return -1;
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(err, errlen, "unable to create '%.300s': %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		char pid[32] = "";
+		ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		close(fd);
+		snprintf(err, errlen,
+			 "another shortd%s%s%s already serves the data directory '%.300s' (two servers on "
+			 "one database would answer from two caches)",
+			 pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", dir);
+		return -1;
+	}
+	char pid[32];
+	int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+		log_warn("unable to write the pid into '%s'", path);
+	*fd_out = fd;
+	return 0;
+}
 
 /* Connections from trusted proxies carry many clients: no per-address cap. */
 static int peer_is_trusted_proxy(const struct sockaddr_storage *peer, const void *arg)
@@ -127,18 +171,12 @@ static int open_http(struct app_full *f, int threads, char *err, size_t errlen, 
 	handler.app = app;
 	if (http_server_create(&app->srv, &hc, &handler, err, errlen) != 0)
 		return -1;
+	(void)status;
 	if (!cfg->metrics_listen[0])
 		return 0;
-	char mhost[256];
-	int mport;
-	if (parse_listen(cfg->metrics_listen, mhost, sizeof(mhost), &mport) != 0) {
-		snprintf(err, errlen, "invalid metrics listen address '%s'", cfg->metrics_listen);
-		*status = 2;
-		return -1;
-	}
 	struct http_server_config mc = hc;
-	mc.host = mhost;
-	mc.port = mport;
+	mc.host = f->mhost;
+	mc.port = f->mport;
 	mc.threads = 1;
 	mc.max_conns = 64;
 	mc.max_conns_per_ip = 0;
@@ -173,6 +211,7 @@ struct app *app_open(const struct config *cfg, int *status)
 	struct app_full *f = xcalloc(1, sizeof(*f));
 	struct app *app = &f->app;
 	app->cfg = cfg;
+	f->lock_fd = -1;
 	blocklist_slot_init(&app->blocklist);
 	*status = 2; /* bad options, until the options are all read */
 	if (parse_listen(cfg->listen, f->host, sizeof(f->host), &f->port) != 0) {
@@ -180,6 +219,19 @@ struct app *app_open(const struct config *cfg, int *status)
 			 "invalid listen address '%s': expected HOST:PORT or [IPv6]:PORT", cfg->listen);
 		goto fail;
 	}
+	if (cfg->metrics_listen[0] &&
+	    parse_listen(cfg->metrics_listen, f->mhost, sizeof(f->mhost), &f->mport) != 0) {
+		snprintf(err, sizeof(err), "invalid metrics listen address '%s'", cfg->metrics_listen);
+		goto fail;
+	}
+	/* Another server where this one would serve is a configuration
+	 * error too: found before anything is opened. */
+	if (http_listen_free(f->host, f->port, err, sizeof(err)) != 0 ||
+	    (cfg->metrics_listen[0] && http_listen_free(f->mhost, f->mport, err, sizeof(err)) != 0))
+		goto fail;
+	if (!cfg->pg[0] && lock_data_dir(cfg->data_dir, &f->lock_fd, err, sizeof(err)) != 0)
+		goto fail;
+
 	const char *host = f->host;
 	int port = f->port;
 	int v6 = strchr(host, ':') != NULL;
@@ -412,5 +464,7 @@ void app_close(struct app *app)
 	trusted_proxies_release(&app->proxies);
 	app_cors_release(&app->cors);
 	uv_loop_close(uv_default_loop());
+	if (f->lock_fd >= 0)
+		close(f->lock_fd); /* the last: the store is closed */
 	free(f);
 }

@@ -215,21 +215,25 @@ static void import_line(struct importer *im, const struct url_policy *pol, long 
 
 static const char usage[] =
 	"usage: shortd import FILE [--format csv|jsonl] [--owner KEY_ID] [--codes OUT] [--data DIR]\n"
+	"                          [--init]\n"
 	"  CSV lines: url[,alias[,expires_at]]; JSON lines: {\"url\": ..., \"alias\": ...}\n"
 	"  --owner: the links belong to this API key (by its id); default: no owner\n"
-	"  --codes: write the code of each imported link to OUT\n";
+	"  --codes: write the code of each imported link to OUT\n"
+	"  --init: create the database if DIR holds none (otherwise that is an error)\n";
 
 int cli_import(int argc, char **argv)
 {
-	const char *file = NULL, *format = NULL, *owner = NULL, *codes = NULL;
+	const char *file = NULL, *format = NULL, *owner = NULL, *codes = NULL, *init = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0) {
 			fputs(usage, stdout);
 			return 0;
 		}
 	}
-	const struct config_flag flags[] = {
-		{"--format", &format}, {"--owner", &owner}, {"--codes", &codes}};
+	const struct config_flag flags[] = {{"--format", &format, 0},
+					    {"--owner", &owner, 0},
+					    {"--codes", &codes, 0},
+					    {"--init", &init, 1}};
 	struct config cfg;
 	char err[512];
 	int rc = config_load_sub(&cfg, argc, argv, 1, flags, ARRAY_LEN(flags), &file, err,
@@ -246,6 +250,10 @@ int cli_import(int argc, char **argv)
 			   : (fl > 6 && strcmp(file + fl - 6, ".jsonl") == 0);
 	if (format && !jsonl && strcmp(format, "csv") != 0) {
 		fprintf(stderr, "shortd import: --format must be csv or jsonl\n");
+		config_release(&cfg);
+		return 2;
+	}
+	if (cli_data_dir_ready(&cfg, "import", init != NULL) != 0) {
 		config_release(&cfg);
 		return 2;
 	}

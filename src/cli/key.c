@@ -18,10 +18,11 @@
 #include <string.h>
 
 static const char usage[] =
-	"usage: shortd key create --name NAME --role admin|user [--data DIR]\n"
+	"usage: shortd key create --name NAME --role admin|user [--data DIR] [--init]\n"
 	"       shortd key list [--data DIR]\n"
 	"       shortd key revoke ID [--data DIR]\n"
-	"(also --config FILE; SHORTD_DATA works as for the server)\n";
+	"(also --config FILE or --pg URL; SHORTD_DATA works as for the server)\n"
+	"  --init: create the database if DIR holds none (otherwise that is an error)\n";
 
 struct wait_op {
 	struct store_op op;
@@ -178,8 +179,9 @@ int cli_key(int argc, char **argv)
 		fputs(usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
-	const char *sub = argv[1], *name = NULL, *role = NULL, *id = NULL;
-	const struct config_flag flags[] = {{"--name", &name}, {"--role", &role}};
+	const char *sub = argv[1], *name = NULL, *role = NULL, *id = NULL, *init = NULL;
+	const struct config_flag flags[] = {
+		{"--name", &name, 0}, {"--role", &role, 0}, {"--init", &init, 1}};
 	struct config cfg;
 	char err[512];
 	int rc = config_load_sub(&cfg, argc, argv, 2, flags, ARRAY_LEN(flags), &id, err, sizeof(err));
@@ -196,6 +198,10 @@ int cli_key(int argc, char **argv)
 	}
 	if (id && strcmp(sub, "revoke") != 0) {
 		fprintf(stderr, "shortd key %s: unexpected argument '%s'\n", sub, id);
+		config_release(&cfg);
+		return 2;
+	}
+	if (cli_data_dir_ready(&cfg, "key", init != NULL) != 0) {
 		config_release(&cfg);
 		return 2;
 	}

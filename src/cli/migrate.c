@@ -219,7 +219,7 @@ int cli_migrate(int argc, char **argv)
 			return 0;
 		}
 	const char *from = NULL, *extra = NULL;
-	const struct config_flag flags[] = {{"--from-sqlite", &from}};
+	const struct config_flag flags[] = {{"--from-sqlite", &from, 0}};
 	struct config cfg;
 	char err[600];
 	int rc = config_load_sub(&cfg, argc, argv, 1, flags, ARRAY_LEN(flags), &extra, err,

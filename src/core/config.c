@@ -331,9 +331,12 @@ enum config_result config_load_sub(struct config *cfg, int argc, char **argv, in
 	rest[nrest++] = argv[0];
 	for (int i = first; i < argc; i++) {
 		size_t f = 0;
-		while (f < nflags && !(strcmp(argv[i], flags[f].name) == 0 && i + 1 < argc))
+		while (f < nflags && !(strcmp(argv[i], flags[f].name) == 0 &&
+				       (flags[f].is_switch || i + 1 < argc)))
 			f++;
-		if (f < nflags)
+		if (f < nflags && flags[f].is_switch)
+			*flags[f].value = "1";
+		else if (f < nflags)
 			*flags[f].value = argv[++i];
 		else if (argv[i][0] != '-' && !*positional && (i == first || argv[i - 1][0] != '-'))
 			*positional = argv[i];

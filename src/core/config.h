@@ -67,6 +67,7 @@ enum config_result { CONFIG_OK = 0, CONFIG_HELP, CONFIG_VERSION, CONFIG_ERR };
 struct config_flag {
 	const char *name;
 	const char **value;
+	int is_switch; /* takes no value: *value becomes "1" when given */
 };
 
 /* For subcommands (`shortd key`, `shortd import`): takes the subcommand's

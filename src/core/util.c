@@ -1,5 +1,6 @@
 /*
- * util: memory policy, byte buffers, clocks and RFC 3339 times.
+ * util: memory policy, byte buffers, clocks, RFC 3339 times, text checks
+ * and directories.
  * See util.h for the out-of-memory policy.
  */
 #include "util.h"
@@ -7,10 +8,12 @@
 
 #include <jansson.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static void oom(size_t n)
@@ -480,5 +483,22 @@ int time_parse_rfc3339(const char *s, size_t len, int64_t *out_ms)
 	int64_t days = days_from_civil(Y, M, D);
 	int64_t t = days * 86400 + h * 3600 + m * 60 + sec - offset_s;
 	*out_ms = t * 1000 + frac_ms;
+	return 0;
+}
+
+int mkdir_p(const char *dir)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s", dir);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	}
+	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+		return -1;
 	return 0;
 }

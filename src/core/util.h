@@ -140,6 +140,8 @@ void buf_put_json_chars(struct buf *b, const char *s, size_t n);
  * overrides and isolates, zero-width characters): safe to print to a
  * terminal or show in a page as it is. */
 int text_printable(const char *s, size_t n);
+/* Creates dir and its missing parents (mode 0755). 0, or -1 with errno. */
+int mkdir_p(const char *dir);
 /* Appends the decimal form of v. */
 void buf_putu64(struct buf *b, uint64_t v);
 /* Writes the decimal form of v, NUL-terminated; returns its length. */

@@ -1235,26 +1235,66 @@ static void worker_main(void *arg)
 
 /* ---- server ------------------------------------------------------------------ */
 
+/* The socket address of host (numeric) and port; 0, or -1 with err. */
+static int listen_address(const char *host, int port, struct sockaddr_storage *ss, socklen_t *sl,
+			  char *err, size_t errlen)
+{
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		*sl = sizeof(*a4);
+	} else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*sl = sizeof(*a6);
+	} else {
+		snprintf(err, errlen, "listen address '%s' is not a numeric IPv4 or IPv6 address",
+			 host);
+		return -1;
+	}
+	return 0;
+}
+
+int http_listen_free(const char *host, int port, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	if (listen_address(host, port, &ss, &sl, err, errlen) != 0)
+		return -1;
+	/* Without SO_REUSEPORT: a bind then fails while any socket listens
+	 * there (SO_REUSEADDR only lets it past connections in TIME_WAIT). */
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "unable to create a socket: %s", strerror(errno));
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	int rc = bind(fd, (struct sockaddr *)&ss, sl);
+	int e = errno;
+	close(fd);
+	if (rc == 0)
+		return 0;
+	if (e == EADDRINUSE)
+		snprintf(err, errlen,
+			 "another process already listens on %s%s%s:%d (a second shortd would share "
+			 "its port and answer half of its requests)",
+			 ss.ss_family == AF_INET6 ? "[" : "", host, ss.ss_family == AF_INET6 ? "]" : "",
+			 port);
+	else
+		snprintf(err, errlen, "unable to listen on '%s' port %d: %s", host, port, strerror(e));
+	return -1;
+}
+
 static int make_listen_socket(const struct http_server_config *cfg, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	memset(&ss, 0, sizeof(ss));
-	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, cfg->host, &a4->sin_addr) == 1) {
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons((uint16_t)cfg->port);
-		sl = sizeof(*a4);
-	} else if (inet_pton(AF_INET6, cfg->host, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons((uint16_t)cfg->port);
-		sl = sizeof(*a6);
-	} else {
-		snprintf(err, errlen, "listen address '%s' is not a numeric IPv4 or IPv6 address",
-			 cfg->host);
+	if (listen_address(cfg->host, cfg->port, &ss, &sl, err, errlen) != 0)
 		return -1;
-	}
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "unable to create a socket: %s", strerror(errno));

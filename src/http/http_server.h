@@ -149,6 +149,11 @@ struct http_stats {
 };
 void http_server_stats(struct http_server *srv, struct http_stats *out);
 
+/* 0 if nothing listens on host:port yet; else -1 with err filled (the
+ * sockets of http_server_create() share a port with SO_REUSEPORT, so a
+ * second server would join the first one's port silently). */
+int http_listen_free(const char *host, int port, char *err, size_t errlen);
+
 /* Binds the listening sockets; returns 0, or -1 with err filled. */
 int http_server_create(struct http_server **out, const struct http_server_config *cfg,
 		       const struct http_handler *handler, char *err, size_t errlen);

@@ -44,23 +44,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int mkdir_p(const char *dir)
-{
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s", dir);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-				return -1;
-			*p = '/';
-		}
-	}
-	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
 static void sqlite_close(struct store *s);
 
 static int sqlite_open(struct store *s, const struct store_config *c, char *err, size_t errlen)

@@ -162,7 +162,7 @@ class Server:
     def make_key(self, role="admin", name="test"):
         """Creates an API key with the CLI; returns the key."""
         r = subprocess.run([self.binary, "key", "create", "--name", name, "--role", role,
-                            *self.store_args()], capture_output=True, text=True,
+                            "--init", *self.store_args()], capture_output=True, text=True,
                            env=self.env, timeout=30)
         assert r.returncode == 0, r.stderr
         return r.stdout.strip()

@@ -3,7 +3,9 @@ config file, and refusals with exit code 2."""
 import os
 import subprocess
 
-from conftest import BIN, Server
+import pytest
+
+from conftest import BIN, Server, free_port
 
 
 def run(*args, env=None, timeout=10):
@@ -82,7 +84,8 @@ def test_flag_beats_env_beats_file(tmp_path, make_server):
     s = make_server("--config", str(cfg), "--code-length", "11",
                     env={"SHORTD_CODE_LENGTH": "10"})
     assert len(s.create()["code"]) == 11
-    s2 = make_server("--config", str(cfg), env={"SHORTD_CODE_LENGTH": "10"})
+    s2 = make_server("--config", str(cfg), env={"SHORTD_CODE_LENGTH": "10"},
+                     data=str(tmp_path / "data2"))  # one server per data directory
     assert len(s2.create()["code"]) == 10
 
 
@@ -99,24 +102,76 @@ def test_bad_config_file(tmp_path):
 
 
 def test_port_in_use_fails_cleanly(tmp_path, make_server):
+    """A second shortd on a port another process serves is refused, with
+    exit 2, before it opens anything: with SO_REUSEPORT it would share the
+    port and answer half of the first one's requests from its own cache."""
     s = make_server()
-    other = Server(tmp_path, port=s.port, data=str(tmp_path / "d2"))
-    # SO_REUSEPORT lets a second shortd of the same user share the port, as
-    # intended for rolling restarts; a port held without it is refused.
+    r = run("--listen", f"127.0.0.1:{s.port}", "--data", str(tmp_path / "d2"))
+    assert r.returncode == 2, r.stderr
+    assert f"another process already listens on 127.0.0.1:{s.port}" in r.stderr
+    assert not (tmp_path / "d2").exists()
     import socket
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         p = blocker.getsockname()[1]
         r = run("--listen", f"127.0.0.1:{p}", "--data", str(tmp_path / "d3"))
-        assert r.returncode == 1
-        assert "unable to listen" in r.stderr
-    del other
+        assert r.returncode == 2
+        assert "another process already listens" in r.stderr
+        # the metrics address too
+        r = run("--listen", "127.0.0.1:1", "--metrics-listen", f"127.0.0.1:{p}",
+                "--data", str(tmp_path / "d3"))
+        assert r.returncode == 2 and "another process already listens" in r.stderr
+    # the first one was never disturbed
+    assert s.request("GET", "/healthz").status == 200
+
+
+@pytest.mark.sqlite_only
+def test_one_server_per_data_directory(tmp_path, make_server):
+    """The data directory is locked while a server uses it: a second one
+    is refused (exit 2, naming the first one's pid), the CLI works beside
+    it, and the lock goes with the process, even after kill -9."""
+    s = make_server()
+    r = run("--listen", f"127.0.0.1:{free_port()}", "--data", s.data)
+    assert r.returncode == 2, r.stderr
+    assert f"another shortd (pid {s.proc.pid}) already serves the data directory" in r.stderr
+    assert s.cli("key", "list").returncode == 0
+    assert s.cli("key", "create", "--name", "beside", "--role", "user").returncode == 0
+    s.kill()
+    s2 = Server(tmp_path, data=s.data, port=None)
+    s2.key = s.key
+    s2.start()
+    try:
+        assert s2.request("GET", "/healthz").status == 200
+    finally:
+        s2.stop()
+
+
+@pytest.mark.sqlite_only
+def test_commands_refuse_a_data_directory_without_a_database(tmp_path):
+    """`shortd key` and `shortd import` run in the wrong directory name the
+    directory they looked at instead of making a new empty database there;
+    --init creates one."""
+    src = tmp_path / "links.csv"
+    src.write_text("https://example.com/a\n")
+    for args in (["key", "create", "--name", "a", "--role", "admin"], ["key", "list"],
+                 ["key", "revoke", "abc"], ["import", str(src)]):
+        r = subprocess.run([BIN, *args], capture_output=True, text=True, cwd=tmp_path, timeout=30)
+        assert r.returncode == 2, (args, r.stderr)
+        assert f"no database in '{tmp_path}/data'" in r.stderr, r.stderr
+        assert "--init" in r.stderr
+        assert not (tmp_path / "data").exists()
+    r = subprocess.run([BIN, "key", "create", "--name", "a", "--role", "admin", "--init"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=30)
+    assert r.returncode == 0 and r.stdout.startswith("shortd_"), r.stderr
+    r = subprocess.run([BIN, "import", str(src)], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=30)
+    assert r.returncode == 0 and "imported 1 links" in r.stderr, r.stderr
 
 
 def test_unwritable_data_dir_fails_cleanly(tmp_path):
     f = tmp_path / "file"
     f.write_text("not a directory")
     r = run("--listen", "127.0.0.1:1", "--data", str(f / "sub"))
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert "unable to create data directory" in r.stderr

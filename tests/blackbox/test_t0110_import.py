@@ -7,8 +7,9 @@ from conftest import BIN, Server, store_args
 
 
 def run_import(data, *args):
-    return subprocess.run([BIN, "import", *args, *store_args(data)], capture_output=True,
-                          text=True, timeout=120)
+    """An import that may create the database (--init)."""
+    return subprocess.run([BIN, "import", *args, "--init", *store_args(data)],
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_csv_import_reports_each_refused_line(tmp_path):

@@ -355,13 +355,13 @@ def test_stats_bad_params(server, query, field):
     assert r.status == 400 and r.json()["error"]["field"] == field
 
 
-def test_stats_unknown_deleted_and_off(make_server):
+def test_stats_unknown_deleted_and_off(make_server, tmp_path):
     s = make_server("--geoip", "off")
     assert s.request("GET", "/api/v1/links/nope/stats").status == 404
     code = s.create()["code"]
     s.request("DELETE", "/api/v1/links/" + code)
     assert s.request("GET", f"/api/v1/links/{code}/stats").status == 410
-    off = make_server("--analytics", "0")
+    off = make_server("--analytics", "0", data=str(tmp_path / "off"))
     code = off.create()["code"]
     click(off, code, CHROME_WIN)
     r = off.request("GET", f"/api/v1/links/{code}/stats")

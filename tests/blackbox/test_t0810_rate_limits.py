@@ -133,8 +133,8 @@ def test_limiter_memory_is_bounded(make_server):
     assert 0 < held <= 1024
 
 
-def test_cors(make_server):
-    off = make_server()
+def test_cors(make_server, tmp_path):
+    off = make_server(data=str(tmp_path / "off"))  # one server per data directory
     r = off.request("GET", LINKS, headers={"Origin": "https://app.example"})
     assert r.status == 200 and "access-control-allow-origin" not in r.headers
     s = make_server("--cors-origins", "https://app.example, http://localhost:3000")
