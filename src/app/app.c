@@ -272,6 +272,9 @@ struct app *app_open(const struct config *cfg, int *status)
 	}
 	app->limits[APP_LIMIT_IP] = rl_limit_make(cfg->ip_rate, 1, cfg->ip_burst);
 	app->limits[APP_LIMIT_NOTFOUND] = rl_limit_make(cfg->notfound_rate, 60, cfg->notfound_rate);
+	/* repayments of a tenth of a 404 each: four budgets a minute */
+	app->limits[APP_LIMIT_REPAY] = rl_limit_make(40L * cfg->notfound_rate, 60,
+						     40L * cfg->notfound_rate);
 	app->limits[APP_LIMIT_CREATE] = rl_limit_make(cfg->create_rate, 60, cfg->create_burst);
 	app->limits[APP_LIMIT_ANON] = rl_limit_make(cfg->anon_create_rate, 60, cfg->anon_create_burst);
 	if (cfg->analytics && strcmp(cfg->geoip, "off") != 0) {

@@ -44,6 +44,9 @@
 
 /* The rate limiters (guard.c). */
 enum { APP_LIMIT_IP, APP_LIMIT_NOTFOUND, APP_LIMIT_CREATE, APP_LIMIT_ANON, APP_LIMITERS };
+/* not a limiter of its own (it refuses nothing): how fast valid redirects
+ * may repay a client's 404 debt (guard.c) */
+#define APP_LIMIT_REPAY APP_LIMITERS
 
 /* --cors-origins, parsed. */
 struct app_cors {
@@ -77,7 +80,7 @@ struct app {
 	struct http_server *srv;
 	struct http_server *metrics_srv; /* NULL unless --metrics-listen */
 	struct rl_table *rl;             /* every limiter's buckets */
-	struct rl_limit limits[APP_LIMITERS];
+	struct rl_limit limits[APP_LIMITERS + 1]; /* and APP_LIMIT_REPAY */
 	_Atomic uint64_t limited[APP_LIMITERS]; /* requests refused 429, by limiter */
 	struct trusted_proxies proxies;
 	struct app_cors cors;

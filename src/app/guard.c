@@ -7,9 +7,19 @@
  *  - the per-IP limit (--ip-rate, --ip-burst) on every route: over it, 429;
  *  - on /api/: CORS (--cors-origins; preflights answered here) and the
  *    RateLimit-Limit, -Remaining and -Reset headers on every answer;
- *  - the 404 limit (--notfound-rate): a client that found nothing too often
- *    gets 429 for any code until its budget refills, so scanning for codes
- *    costs a minute per 30 guesses;
+ *  - the 404 limit (--notfound-rate, per address; IPv6 per /64): a client
+ *    that asked for unknown codes too often gets 429 for any code, found or
+ *    not, until its budget refills, so that scanning for codes costs a
+ *    minute per 30 guesses and learns nothing meanwhile. While blocked,
+ *    only the cache is asked: each code not found there counts as one more
+ *    unknown code, refused or not (a scan that goes on stays blocked: its
+ *    debt grows by two seconds a guess, up to a day), a code found there
+ *    costs nothing. Valid traffic pays a debt back:
+ *    each live redirect of a client in debt repays a tenth of a 404, at
+ *    most four budgets a minute in all (lane 2 caps it), so an address
+ *    shared by many people (an office, a carrier's NAT), whose mistyped
+ *    codes come with many good ones, keeps a budget that grows with its
+ *    traffic, and a scanner with one known code cannot buy more than that;
  *  - the create limit per user key (--create-rate, --create-burst) or, for
  *    anonymous creates, per IP (--anon-create-*); admin keys are not limited.
  * Limits live in one rl_table (ratelimit.h), keyed by limiter and client.
@@ -28,9 +38,15 @@ const char *app_limiter_name(int i)
 	return limiter_names[i];
 }
 
-/* The client's key: its per-request limit is lane 0, its 404s lane 1. */
+/* The client's key: its per-request limit is lane 0, its 404s lane 1, the
+ * repayment of its 404 debt by valid redirects lane 2. */
 #define LANE_REQUESTS 0
 #define LANE_NOTFOUND 1
+#define LANE_REPAY 2
+/* A live redirect repays this part of a 404; the repayments of a minute
+ * come to at most REPAY_BUDGETS times the 404 budget. */
+#define REPAY_SHARE 10
+#define REPAY_BUDGETS 4
 
 static uint64_t ip_key(const struct app_req *r, int limiter)
 {
@@ -129,8 +145,9 @@ int app_guard(struct app_req *r)
 		return REQ_GO_ON;
 	/* both limits of this client in one lookup */
 	struct rl_result res;
-	r->notfound_blocked =
-		!rl_take_and_peek(app->rl, ip, nf, ip_key(r, APP_LIMIT_IP), r->now_us, &res);
+	int peek = rl_take_and_peek(app->rl, ip, nf, ip_key(r, APP_LIMIT_IP), r->now_us, &res);
+	r->notfound_blocked = nf->interval_us && !(peek & RL_PEEK_OK);
+	r->notfound_debt = nf->interval_us && (peek & RL_PEEK_DEBT);
 	if (!res.allowed) {
 		too_many(r, APP_LIMIT_IP, &res);
 		return REQ_ANSWERED;
@@ -140,17 +157,33 @@ int app_guard(struct app_req *r)
 	return REQ_GO_ON;
 }
 
-int app_notfound_blocked(struct app_req *r)
+void app_notfound_refuse(struct app_req *r, int found)
 {
-	if (!r->notfound_blocked)
-		return REQ_GO_ON;
 	struct app *app = r->app;
+	const struct rl_limit *lim = &app->limits[APP_LIMIT_NOTFOUND];
+	uint64_t key = ip_key(r, APP_LIMIT_IP);
 	struct rl_result res;
-	/* over budget: count it (it is refused anyway) for the headers */
-	rl_take_lane(app->rl, &app->limits[APP_LIMIT_NOTFOUND], ip_key(r, APP_LIMIT_IP),
-		     LANE_NOTFOUND, r->now_us, &res);
+	if (found) {
+		app_notfound_repay(r);
+		rl_peek_lane(app->rl, lim, key, LANE_NOTFOUND, r->now_us, &res);
+		res.allowed = 0;
+	} else {
+		/* one more unknown code: refused, and its debt grows, so a
+		 * scan that goes on stays blocked (for a day at most) */
+		rl_charge_lane(app->rl, lim, key, LANE_NOTFOUND, 86400 * (int64_t)1000000,
+			       r->now_us, &res);
+	}
 	too_many(r, APP_LIMIT_NOTFOUND, &res);
-	return REQ_ANSWERED;
+}
+
+void app_notfound_repay(struct app_req *r)
+{
+	if (!r->notfound_debt)
+		return; /* the common case: no debt, no second lookup */
+	struct app *app = r->app;
+	const struct rl_limit *lim = &app->limits[APP_LIMIT_NOTFOUND];
+	rl_repay(app->rl, ip_key(r, APP_LIMIT_IP), LANE_NOTFOUND, lim->interval_us / REPAY_SHARE,
+		 &app->limits[APP_LIMIT_REPAY], LANE_REPAY, r->now_us);
 }
 
 void app_notfound_count(struct app_req *r)

@@ -45,6 +45,7 @@ static void answer(struct app_req *r, const struct cache_link *l)
 	}
 	http_respond_header(ex, "Cache-Control", cache_control, sizeof(cache_control) - 1);
 	http_respond_finish(ex, NULL, NULL, 0);
+	app_notfound_repay(r);
 	struct app_worker *ws = r->ws;
 	if (ws->clicks && ex->req->method == HTTP_GET) {
 		const struct http_header *ua = http_header_get(ex->req, HTTP_H_USER_AGENT);
@@ -99,8 +100,14 @@ static void wake(struct cache_waiter *w)
 void redirect_get(struct app_req *r)
 {
 	struct cache_link l;
-	if (app_notfound_blocked(r))
+	if (r->notfound_blocked) {
+		/* 429 whatever the code (a scan learns nothing); only the
+		 * cache is asked, so a blocked scan costs no store read */
+		int found = cache_peek(r->app->cache, r->arg, r->arg_len,
+				       r->ex->start_ns / 1000000) == CACHE_FOUND;
+		app_notfound_refuse(r, found);
 		return;
+	}
 	r->u.waiter.wake = wake;
 	switch (cache_get(r->app->cache, r->arg, r->arg_len, r->ex->start_ns / 1000000, &l,
 			  &r->u.waiter, &r->flight)) {

@@ -75,6 +75,7 @@ struct app_req {
 	int64_t now_us;           /* monotonic, for the limiters (guard.c) */
 	uint16_t rl_mark;         /* where its RateLimit headers start */
 	uint8_t notfound_blocked; /* over the 404 budget: every code answers 429 */
+	uint8_t notfound_debt;    /* its 404 budget is not full: live redirects repay it */
 	uint8_t waiting;          /* handle() returned HTTP_ASYNC */
 	struct principal who;     /* set by app_authenticate() */
 	struct link *link;        /* a link a handler holds between steps */
@@ -130,10 +131,14 @@ void app_find_link(struct app_req *r, req_step then);
 /* guard.c: client address, per-IP limit, CORS and RateLimit headers;
  * REQ_GO_ON, or REQ_ANSWERED (429, or a CORS preflight). */
 int app_guard(struct app_req *r);
-/* REQ_ANSWERED after 429 if the client asked for unknown codes too often. */
-int app_notfound_blocked(struct app_req *r);
+/* The 429 of a client over its 404 budget (r->notfound_blocked), for a
+ * code found in the cache (found: costs nothing, repays) or not (counts as
+ * one more unknown code). */
+void app_notfound_refuse(struct app_req *r, int found);
 /* Counts a 404 for the client. */
 void app_notfound_count(struct app_req *r);
+/* A live redirect: repays part of the client's 404 debt, if it has one. */
+void app_notfound_repay(struct app_req *r);
 /* The create limit of r->who (none for admin keys). */
 int app_create_guard(struct app_req *r);
 

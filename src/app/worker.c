@@ -60,6 +60,7 @@ static int handle(struct http_exchange *ex, void *wstate)
 	r->arg = NULL;
 	r->arg_len = 0;
 	r->notfound_blocked = 0;
+	r->notfound_debt = 0;
 	r->waiting = 0;
 	r->who.id = 0;
 	r->who.role = 0;

@@ -392,6 +392,24 @@ int cache_get(struct cache *c, const char *key, size_t len, uint64_t now_ms,
 	return CACHE_LOAD;
 }
 
+int cache_peek(struct cache *c, const char *key, size_t len, uint64_t now_ms)
+{
+	if (len > LINK_CODE_MAX)
+		return CACHE_LOAD;
+	uint64_t h = hash_key(c, key, len);
+	struct shard *s = shard_of(c, h);
+	pthread_mutex_lock(&s->lock);
+	size_t slot = find_slot(s, h, key, len);
+	int rc = CACHE_LOAD;
+	if (s->slots[slot]) {
+		const struct entry *e = entry_at(s->slots[slot]);
+		if (now_ms < e->fresh_until_ms)
+			rc = e->flags & E_NEGATIVE ? CACHE_NOTFOUND : CACHE_FOUND;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
 void cache_load_done(struct cache *c, struct cache_flight *f, int result, struct link *l,
 		     uint64_t now_ms)
 {

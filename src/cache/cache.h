@@ -84,6 +84,10 @@ void cache_free(struct cache *c);
  * or CACHE_WAIT: w (not touched otherwise) is queued on that load. */
 int cache_get(struct cache *c, const char *code, size_t len, uint64_t now_ms,
 	      struct cache_link *out, struct cache_waiter *w, struct cache_flight **flight);
+/* Looks code up without loading it: CACHE_FOUND (a live entry for a link),
+ * CACHE_NOTFOUND (a cached "no such code") or CACHE_LOAD (not cached; no
+ * flight is started). Counts nothing. */
+int cache_peek(struct cache *c, const char *code, size_t len, uint64_t now_ms);
 /* Ends a flight: caches the result (result CACHE_FOUND with l, which stays
  * the caller's; CACHE_NOTFOUND; or CACHE_ERROR, which caches nothing)
  * unless a write raced it, and wakes every waiter with it. f is gone

@@ -81,7 +81,7 @@ static const struct option_def options[] = {
 	INT(anon_create_burst, "anon-create-burst", "5", 1, 1000000,
 	    "creates at once per client IP without a key"),
 	INT(ratelimit_entries, "ratelimit-entries", "262144", 1024, 100000000,
-	    "clients the rate limiters track (24 bytes each; idle ones are dropped first)"),
+	    "clients the rate limiters track (32 bytes each; idle ones are dropped first)"),
 	STR(trusted_proxies, "trusted-proxies", "",
 	    "proxies (addresses, CIDR blocks, comma-separated) whose X-Forwarded-For/Forwarded is believed"),
 	STR(cors_origins, "cors-origins", "",

@@ -175,7 +175,7 @@ void rl_take(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int64
 	rl_take_lane(t, lim, key, 0, now_us, out);
 }
 
-int rl_take_and_peek(struct rl_table *t, const struct rl_limit *lim, const struct rl_limit *peek,
+int rl_take_and_peek(struct rl_table *t, const struct rl_limit *lim, const struct rl_limit *peek_lim,
 		     uint64_t key, int64_t now_us, struct rl_result *out)
 {
 	struct shard *sh = &t->shards[key & (SHARDS - 1)];
@@ -183,10 +183,57 @@ int rl_take_and_peek(struct rl_table *t, const struct rl_limit *lim, const struc
 	struct slot *s = find(sh, key);
 	int allowed = !lim->interval_us || take(&s->tat_us[0], lim, now_us);
 	int64_t tat = s->tat_us[0];
-	int peek_ok = would_allow(s->tat_us[1], peek, now_us);
+	int peek = (would_allow(s->tat_us[1], peek_lim, now_us) ? RL_PEEK_OK : 0) |
+		   (s->tat_us[1] > now_us ? RL_PEEK_DEBT : 0);
 	pthread_mutex_unlock(&sh->lock);
 	fill(out, lim, tat, now_us, allowed);
-	return peek_ok;
+	return peek;
+}
+
+void rl_charge_lane(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int lane,
+		    int64_t max_debt_us, int64_t now_us, struct rl_result *out)
+{
+	if (!lim->interval_us) {
+		fill(out, lim, 0, now_us, 1);
+		return;
+	}
+	struct shard *sh = &t->shards[key & (SHARDS - 1)];
+	pthread_mutex_lock(&sh->lock);
+	struct slot *s = find(sh, key);
+	int64_t *tat = &s->tat_us[lane];
+	int allowed = would_allow(*tat, lim, now_us);
+	*tat = (*tat > now_us ? *tat : now_us) + lim->interval_us;
+	if (*tat - now_us > max_debt_us)
+		*tat = now_us + max_debt_us;
+	int64_t v = *tat;
+	pthread_mutex_unlock(&sh->lock);
+	fill(out, lim, v, now_us, allowed);
+}
+
+void rl_peek_lane(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int lane,
+		  int64_t now_us, struct rl_result *out)
+{
+	struct shard *sh = &t->shards[key & (SHARDS - 1)];
+	pthread_mutex_lock(&sh->lock);
+	struct slot *s = lookup(sh, key);
+	int64_t tat = s ? s->tat_us[lane] : 0;
+	pthread_mutex_unlock(&sh->lock);
+	fill(out, lim, tat, now_us, would_allow(tat, lim, now_us));
+}
+
+void rl_repay(struct rl_table *t, uint64_t key, int lane, int64_t amount_us,
+	      const struct rl_limit *cap, int cap_lane, int64_t now_us)
+{
+	struct shard *sh = &t->shards[key & (SHARDS - 1)];
+	pthread_mutex_lock(&sh->lock);
+	struct slot *s = lookup(sh, key); /* no slot: no debt */
+	if (s && s->tat_us[lane] > now_us &&
+	    (!cap->interval_us || take(&s->tat_us[cap_lane], cap, now_us))) {
+		s->tat_us[lane] -= amount_us;
+		if (s->tat_us[lane] < now_us)
+			s->tat_us[lane] = now_us;
+	}
+	pthread_mutex_unlock(&sh->lock);
 }
 
 size_t rl_table_used(struct rl_table *t, int64_t now_us)

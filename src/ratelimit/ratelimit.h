@@ -9,10 +9,11 @@
  * and then TAT becomes max(TAT, now) + T. A key whose TAT has passed holds
  * a full bucket, which is the same as holding nothing: such slots are free.
  *
- * Memory: a table of `entries` slots (24 bytes each: a 64-bit key hash and
+ * Memory: a table of `entries` slots (32 bytes each: a 64-bit key hash and
  * RL_LANES TATs in microseconds) in 64 shards, each with its own lock. A
- * key has RL_LANES independent buckets ("lanes"), so two limits on the
- * same client (every request, and 404s) cost one lookup together. A key may
+ * key has RL_LANES independent buckets ("lanes"), so the limits on one
+ * client (every request, its 404s, and how fast its valid requests may
+ * pay its 404s back) cost one lookup together. A key may
  * sit in any of RL_WAYS slots after its hash; a new key takes a free slot
  * there, or else evicts the slot with the smallest TAT (the client nearest
  * to a full bucket), so memory never grows and a flood of new keys costs
@@ -31,7 +32,7 @@
 #include "core/metrics.h"
 
 #define RL_WAYS 8
-#define RL_LANES 2
+#define RL_LANES 3
 
 struct rl_limit {
 	int64_t interval_us; /* T: one request's worth of time; 0: no limit */
@@ -62,10 +63,26 @@ void rl_take(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int64
 /* The same in any lane (0 .. RL_LANES-1). */
 void rl_take_lane(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int lane,
 		  int64_t now_us, struct rl_result *out);
-/* Counts one request in lane 0 against lim (out), and says whether lane 1
- * would allow one against peek (without counting it): 1 or 0. One lookup. */
+/* Counts one request in lane 0 against lim (out), and says what lane 1
+ * holds against peek (without counting anything there): RL_PEEK_OK if it
+ * would allow a request, RL_PEEK_DEBT if it is not full. One lookup. */
+enum { RL_PEEK_OK = 1, RL_PEEK_DEBT = 2 };
 int rl_take_and_peek(struct rl_table *t, const struct rl_limit *lim, const struct rl_limit *peek,
 		     uint64_t key, int64_t now_us, struct rl_result *out);
+/* Counts one request in lane against lim even when refused: a refused
+ * request adds to the debt too (the bucket's TAT moves on by T each
+ * time, up to max_debt_us ahead of now), so a client that goes on asking
+ * while refused stays refused. out says whether it was allowed. */
+void rl_charge_lane(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int lane,
+		    int64_t max_debt_us, int64_t now_us, struct rl_result *out);
+/* What lane holds against lim at now_us, counting nothing. */
+void rl_peek_lane(struct rl_table *t, const struct rl_limit *lim, uint64_t key, int lane,
+		  int64_t now_us, struct rl_result *out);
+/* Pays amount_us of lane's debt back (never past a full bucket), if the
+ * request is allowed in cap_lane against cap: what repays a debt is
+ * itself limited. */
+void rl_repay(struct rl_table *t, uint64_t key, int lane, int64_t amount_us,
+	      const struct rl_limit *cap, int cap_lane, int64_t now_us);
 /* Slots in use (TAT in the future) at now_us: for tests and metrics. */
 size_t rl_table_used(struct rl_table *t, int64_t now_us);
 

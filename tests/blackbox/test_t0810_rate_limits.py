@@ -58,6 +58,24 @@ def test_notfound_limit_stops_code_scans(make_server):
     assert metric(s, 'shortd_rate_limited_total{limiter="notfound"}') == 2
 
 
+def test_valid_redirects_repay_the_404_budget(make_server):
+    """Each live redirect of a client in 404 debt repays a tenth of a 404:
+    an address with much valid traffic can mistype more."""
+    s = limited(make_server, "--notfound-rate", "5")
+    code = s.create("https://example.com/real", alias="real-one")["code"]
+    for i in range(4):
+        assert s.request("GET", f"/guess{i}").status == 404
+    # one 404 left; ten redirects repay one more
+    for _ in range(10):
+        assert s.request("GET", "/" + code).status == 302
+    assert [s.request("GET", f"/again{i}").status for i in range(3)] == [404, 404, 429]
+    # blocked now: a code the cache holds is refused too, and costs nothing;
+    # unknown ones add to the debt
+    assert s.request("GET", "/" + code).status == 429
+    r = s.request("GET", "/more-guessing")
+    assert r.status == 429 and int(r.headers["retry-after"]) >= 12
+
+
 def test_create_limit_per_user_key_and_not_for_admins(make_server):
     s = limited(make_server, "--create-rate", "3", "--create-burst", "3")
     alice = s.request("POST", "/api/v1/keys", json_body={"name": "a", "role": "user"}).json()["key"]
@@ -197,3 +215,74 @@ def test_server_started_with_limits_keeps_working(tmp_path):
             assert s.request("GET", "/" + code).status == 302
     finally:
         s.stop()
+
+
+def get_from(port, source, path):
+    """The status of GET path, sent from the address source (127.0.0.0/8
+    all reaches the server)."""
+    import socket
+    with socket.socket() as sk:
+        sk.settimeout(5)
+        sk.bind((source, 0))
+        sk.connect(("127.0.0.1", port))
+        sk.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path.encode())
+        head = b""
+        while b"\r\n" not in head:
+            chunk = sk.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+        return int(head.split(b" ", 2)[1])
+
+
+@pytest.mark.sqlite_only
+def test_shared_address_served_while_a_scanner_is_blocked(make_server):
+    """With the default 404 budget (30 a minute per address): 500 people
+    behind one address, each following a link a minute and one in 20
+    mistyping it, are all served for a minute and more, while a scanner
+    asking for 1,000 unknown codes a minute from another address is blocked
+    within its first minute and stays blocked while it scans."""
+    import random
+    import threading
+    s = limited(make_server, "--notfound-rate", "30", "--ip-rate", "1000", "--ip-burst", "2000")
+    codes = [s.create(f"https://example.com/{i}", alias=f"link-{i}")["code"] for i in range(50)]
+    seconds = 65
+    start = time.monotonic() + 0.5
+    office, scanner = [], []
+
+    def visitors():
+        rng = random.Random(7)
+        n = int(500 * seconds / 60)
+        for i in range(n):
+            at = start + i * 60 / 500
+            time.sleep(max(0.0, at - time.monotonic()))
+            typo = rng.random() < 1 / 20
+            path = "/" + (f"lnk-{rng.randrange(50)}" if typo else rng.choice(codes))
+            office.append((typo, get_from(s.port, "127.0.0.2", path)))
+
+    def scan():
+        rng = random.Random(11)
+        n = int(1000 * seconds / 60)
+        for i in range(n):
+            at = start + i * 60 / 1000
+            time.sleep(max(0.0, at - time.monotonic()))
+            code = "".join(rng.choice("abcdefghijkmnopqrstuvwxyz23456789") for _ in range(7))
+            scanner.append((time.monotonic() - start, get_from(s.port, "127.0.0.3", "/" + code)))
+
+    threads = [threading.Thread(target=visitors), threading.Thread(target=scan)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    typos = [st for typo, st in office if typo]
+    good = [st for typo, st in office if not typo]
+    print(f"\noffice: {len(good)} links followed, {len(typos)} mistyped; scanner: {len(scanner)} "
+          f"codes, the first 429 after {next(t for t, st in scanner if st == 429):.1f} s")
+    assert len(good) > 500 and len(typos) >= 15
+    assert set(good) == {302}, [st for st in good if st != 302][:5]
+    assert set(typos) == {404}
+    first = next(i for i, (t, st) in enumerate(scanner) if st == 429)
+    assert scanner[first][0] < 60
+    assert all(st == 429 for _, st in scanner[first:]), "the scanner got through again"
+    assert all(st == 404 for _, st in scanner[:first])
+    assert first <= 31
