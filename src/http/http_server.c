@@ -1335,20 +1335,15 @@ int http_server_create(struct http_server **out, const struct http_server_config
 		w->idx = i;
 		w->fd = make_listen_socket(cfg, err, errlen);
 		if (w->fd < 0) {
-			for (int j = 0; j < i; j++)
-				close(srv->workers[j].fd);
-			free(srv->workers);
-			free(srv);
+			srv->nworkers = i; /* the ones bound so far */
+			http_server_free(srv);
 			return -1;
 		}
 	}
 	if (cfg->access_log && cfg->access_log[0]) {
 		srv->access_log = access_log_open(cfg->access_log, srv->nworkers, err, errlen);
 		if (!srv->access_log) {
-			for (int i = 0; i < srv->nworkers; i++)
-				close(srv->workers[i].fd);
-			free(srv->workers);
-			free(srv);
+			http_server_free(srv);
 			return -1;
 		}
 	}
