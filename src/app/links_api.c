@@ -179,6 +179,29 @@ void links_get(struct app_req *r)
 
 /* ---- GET /api/v1/links ------------------------------------------------------- */
 
+/* A page cursor: the last id of the page in base62, and a check character
+ * (the id's hash, base62), so that a made-up or cut cursor is a 400
+ * instead of a page that looks empty. */
+static char cursor_check(uint64_t id)
+{
+	return base62_alphabet[hash_bytes(&id, sizeof(id), 0x6375727372) % 62];
+}
+
+static size_t cursor_encode(uint64_t id, char *out, size_t cap)
+{
+	size_t n = base62_encode(id, out, cap - 1);
+	out[n] = cursor_check(id);
+	return n + 1;
+}
+
+static int cursor_decode(const char *s, size_t len, uint64_t *id)
+{
+	return len >= 2 && base62_decode(s, len - 1, id) == 0 && *id > 0 && *id <= INT64_MAX &&
+			       s[len - 1] == cursor_check(*id)
+		       ? 0
+		       : -1;
+}
+
 static void list_read(struct app_req *r)
 {
 	struct store_read *rd = &r->rd;
@@ -198,7 +221,7 @@ static void list_read(struct app_req *r)
 	buf_lit(&b, "],\"next_cursor\":");
 	if (rd->nlinks > limit) {
 		char cur[16];
-		size_t cl = base62_encode((uint64_t)rd->links[limit - 1]->id, cur, sizeof(cur));
+		size_t cl = cursor_encode((uint64_t)rd->links[limit - 1]->id, cur, sizeof(cur));
 		buf_put_json_string(&b, cur, cl);
 	} else {
 		buf_lit(&b, "null");
@@ -231,7 +254,7 @@ static void list_authed(struct app_req *r)
 		limit = (int)n;
 	}
 	if ((vl = app_query_param(req, "cursor", &v)) >= 0) {
-		if (base62_decode(v, (size_t)vl, &before) != 0 || before == 0 || before > INT64_MAX) {
+		if (cursor_decode(v, (size_t)vl, &before) != 0) {
 			reply_field_error(r->ex, "cursor", "is not a cursor returned by this API");
 			return;
 		}
@@ -394,8 +417,24 @@ static void idem_lookup(struct app_req *r, req_step then)
 
 static void created(struct app_req *r);
 
+/* The alias's row, read after its create conflicted: a deleted link's
+ * alias is never given again, and the answer says so. */
+static void alias_read(struct app_req *r)
+{
+	struct store_read *rd = &r->rd;
+	int deleted = rd->status == STORE_OK && rd->link && rd->link->deleted_at_ms;
+	store_read_release(rd);
+	if (deleted)
+		reply_error(r->ex, 409, "alias_deleted",
+			    "this alias belonged to a link that was deleted: codes are never reused");
+	else
+		reply_error(r->ex, 409, "alias_taken", "this alias is already taken");
+	write_release(&r->u.write);
+}
+
 /* A conflict that no earlier use of the Idempotency-Key explains: a
- * generated code collided (draw another), or the alias is taken. */
+ * generated code collided (draw another), or the alias is taken (by a
+ * link, or by one that was deleted: read to tell which). */
 static void conflict(struct app_req *r)
 {
 	struct app_write *w = &r->u.write;
@@ -406,10 +445,14 @@ static void conflict(struct app_req *r)
 			return;
 		}
 		reply_error(r->ex, 503, "code_space_exhausted", "no free code found, try again");
-	} else {
-		reply_error(r->ex, 409, "alias_taken", "this alias is already taken");
+		write_release(w);
+		return;
 	}
-	write_release(w);
+	r->rd.kind = STORE_READ_LINK;
+	r->rd.code = w->op.link->code; /* the op holds the link until write_release */
+	r->rd.code_len = w->op.link->code_len;
+	r->rd.replica_ok = 0;
+	req_read(r, alias_read);
 }
 
 static void created(struct app_req *r)

@@ -23,27 +23,30 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #define M(m) (1u << (m))
 #define GET (M(HTTP_GET) | M(HTTP_HEAD))
 
 static const struct route routes[ROUTE_COUNT] = {
-	[ROUTE_OTHER] = {0, NULL, "other", NULL},
-	[ROUTE_ROOT] = {GET, "/", "root", service_root},
-	[ROUTE_HEALTHZ] = {GET, "/healthz", "healthz", service_healthz},
-	[ROUTE_READYZ] = {GET, "/readyz", "readyz", service_readyz},
-	[ROUTE_METRICS] = {GET, "/metrics", "metrics", service_metrics},
-	[ROUTE_LINK_LIST] = {GET, "/api/v1/links", "link_list", links_list},
-	[ROUTE_LINK_CREATE] = {M(HTTP_POST), "/api/v1/links", "link_create", links_create},
-	[ROUTE_LINK_GET] = {GET, "/api/v1/links/{code}", "link_get", links_get},
-	[ROUTE_LINK_PATCH] = {M(HTTP_PATCH), "/api/v1/links/{code}", "link_patch", links_patch},
-	[ROUTE_LINK_DELETE] = {M(HTTP_DELETE), "/api/v1/links/{code}", "link_delete", links_delete},
-	[ROUTE_LINK_STATS] = {GET, "/api/v1/links/{code}/stats", "link_stats", stats_get},
-	[ROUTE_KEY_LIST] = {GET, "/api/v1/keys", "key_list", keys_list},
-	[ROUTE_KEY_CREATE] = {M(HTTP_POST), "/api/v1/keys", "key_create", keys_create},
-	[ROUTE_KEY_REVOKE] = {M(HTTP_DELETE), "/api/v1/keys/{id}", "key_revoke", keys_revoke},
-	[ROUTE_REDIRECT] = {GET, "/{code}", "redirect", redirect_get},
+	[ROUTE_OTHER] = {0, NULL, "other", NULL, NULL},
+	[ROUTE_ROOT] = {GET, "/", "root", service_root, NULL},
+	[ROUTE_HEALTHZ] = {GET, "/healthz", "healthz", service_healthz, NULL},
+	[ROUTE_READYZ] = {GET, "/readyz", "readyz", service_readyz, NULL},
+	[ROUTE_METRICS] = {GET, "/metrics", "metrics", service_metrics, NULL},
+	[ROUTE_LINK_LIST] = {GET, "/api/v1/links", "link_list", links_list, "limit cursor"},
+	[ROUTE_LINK_CREATE] = {M(HTTP_POST), "/api/v1/links", "link_create", links_create, ""},
+	[ROUTE_LINK_GET] = {GET, "/api/v1/links/{code}", "link_get", links_get, ""},
+	[ROUTE_LINK_PATCH] = {M(HTTP_PATCH), "/api/v1/links/{code}", "link_patch", links_patch, ""},
+	[ROUTE_LINK_DELETE] = {M(HTTP_DELETE), "/api/v1/links/{code}", "link_delete", links_delete,
+			       ""},
+	[ROUTE_LINK_STATS] = {GET, "/api/v1/links/{code}/stats", "link_stats", stats_get,
+			      "interval from to"},
+	[ROUTE_KEY_LIST] = {GET, "/api/v1/keys", "key_list", keys_list, ""},
+	[ROUTE_KEY_CREATE] = {M(HTTP_POST), "/api/v1/keys", "key_create", keys_create, ""},
+	[ROUTE_KEY_REVOKE] = {M(HTTP_DELETE), "/api/v1/keys/{id}", "key_revoke", keys_revoke, ""},
+	[ROUTE_REDIRECT] = {GET, "/{code}", "redirect", redirect_get, NULL},
 };
 
 const char *app_route_label(int route)
@@ -141,6 +144,42 @@ static void allow_of(const char *pattern, char *out, size_t cap)
 	snprintf(out + n, cap - n, "OPTIONS");
 }
 
+/* 1 after answering 400 if the query has a parameter the route does not
+ * take: a misspelt or unsupported one (?q=, ?sort=) must not be ignored
+ * silently. A parameter is its name up to '=' or '&'. */
+static int unknown_param(struct app_req *r, const struct route *rt)
+{
+	const struct http_request *req = r->ex->req;
+	const char *q = req->query;
+	for (size_t i = 0; q && i < req->query_len;) {
+		size_t s = i;
+		while (i < req->query_len && q[i] != '&' && q[i] != '=')
+			i++;
+		size_t n = i - s;
+		while (i < req->query_len && q[i] != '&')
+			i++;
+		i++;
+		if (n == 0)
+			continue; /* "?" or "a=1&&b=2": nothing named */
+		const char *p = rt->params;
+		int known = 0;
+		while (*p && !known) {
+			size_t len = strcspn(p, " ");
+			known = len == n && memcmp(p, q + s, n) == 0;
+			p += len + (p[len] == ' ');
+		}
+		if (known)
+			continue;
+		char name[72], msg[128];
+		snprintf(name, sizeof(name), "%.*s", n > 64 ? 64 : (int)n, q + s);
+		snprintf(msg, sizeof(msg), "unknown query parameter (this route takes %s)",
+			 rt->params[0] ? rt->params : "none");
+		reply_field_error(r->ex, name, msg);
+		return 1;
+	}
+	return 0;
+}
+
 void app_dispatch(struct app_req *r)
 {
 	struct http_exchange *ex = r->ex;
@@ -167,6 +206,8 @@ void app_dispatch(struct app_req *r)
 		const struct route *rt = &routes[i];
 		if (rt->methods & M(req->method)) {
 			ex->route = i;
+			if (rt->params && req->query && unknown_param(r, rt))
+				return;
 			rt->handle(r);
 			return;
 		}

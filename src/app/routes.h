@@ -39,6 +39,10 @@ struct route {
 	const char *path;
 	const char *label;
 	route_handler handle;
+	/* The query parameters it takes, space-separated ("" none): any other
+	 * is a 400 naming it. NULL: any query (pages, and the redirect, whose
+	 * query may go on to the target). */
+	const char *params;
 };
 
 /* Finds r's route and runs its handler, or answers 404, 405 (with Allow)

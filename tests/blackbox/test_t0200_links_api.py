@@ -54,6 +54,12 @@ def test_alias_and_conflict(server):
     # codes are case-sensitive: another case is another alias
     assert server.create("https://example.com/3", alias="my-link_1")["code"] == "my-link_1"
     assert server.request("GET", "/My-Link_1").headers["location"] == "https://example.com/1"
+    # a deleted link's alias is never given again, and the answer says why
+    assert server.request("DELETE", "/api/v1/links/my-link_1").status == 204
+    r = server.request("POST", "/api/v1/links",
+                       json_body={"url": "https://example.com/4", "alias": "my-link_1"})
+    assert r.status == 409 and r.json()["error"]["code"] == "alias_deleted", r
+    assert "never reused" in r.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("alias,why", [
@@ -216,11 +222,33 @@ def test_list_newest_first_with_cursor(server):
 
 @pytest.mark.parametrize("q,field", [
     ("limit=0", "limit"), ("limit=1001", "limit"), ("limit=abc", "limit"), ("limit=", "limit"),
-    ("cursor=!!", "cursor"), ("cursor=", "cursor"),
+    ("cursor=!!", "cursor"), ("cursor=", "cursor"), ("cursor=abc", "cursor"),
+    ("cursor=zzzzzzzzzzzz", "cursor"), ("q=x", "q"), ("tag=a", "tag"), ("sort=url", "sort"),
+    ("limit=5&Limit=5", "Limit"), ("flag", "flag"),
 ])
 def test_list_bad_params(server, q, field):
     r = server.request("GET", "/api/v1/links?" + q)
-    assert r.status == 400 and r.json()["error"]["field"] == field
+    assert r.status == 400 and r.json()["error"]["field"] == field, r
+
+
+def test_unknown_query_parameters_on_every_api_route(server):
+    code = server.create("https://example.com/q", alias="with-query")["code"]
+    for method, path in [("GET", f"/api/v1/links/{code}"), ("GET", f"/api/v1/links/{code}/stats"),
+                         ("GET", "/api/v1/keys"), ("DELETE", f"/api/v1/links/{code}")]:
+        r = server.request(method, path + "?verbose=1")
+        assert r.status == 400, (method, path, r)
+        assert r.json()["error"]["field"] == "verbose"
+    # the known ones, and empty pieces, pass
+    assert server.request("GET", f"/api/v1/links/{code}/stats?interval=day&").status == 200
+    assert server.request("GET", "/api/v1/links?&limit=5").status == 200
+    # a cursor that was cut by one character is refused, the whole one works
+    for i in range(3):
+        server.create(f"https://example.com/page/{i}")
+    cur = server.request("GET", "/api/v1/links?limit=1").json()["next_cursor"]
+    assert server.request("GET", f"/api/v1/links?limit=1&cursor={cur}").status == 200
+    assert server.request("GET", f"/api/v1/links?limit=1&cursor={cur[:-1]}").status == 400
+    # the redirect takes any query
+    assert server.request("GET", f"/{code}?utm_source=x").status == 302
 
 
 def test_error_shape_everywhere(server):
