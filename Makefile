@@ -136,10 +136,11 @@ fuzz: $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
 		echo "fuzz $$f: $$(tail -1 $(BUILD)/fuzz/fuzz-$$f.log)"; \
 	done
 
-# Builds and starts shortd on 127.0.0.1:8080 with its data in ./data.
+# Builds and starts shortd: on 127.0.0.1:8080 with its data in ./data,
+# unless LISTEN=, DATA=, SHORTD_* variables or a --config file say otherwise.
 run: deps
 	@$(MAKE) --no-print-directory $(BIN)
-	./$(BIN) --listen 127.0.0.1:8080 --data ./data
+	./$(BIN)$(if $(LISTEN), --listen $(LISTEN))$(if $(DATA), --data $(DATA))
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

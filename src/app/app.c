@@ -21,8 +21,10 @@
 #include "core/util.h"
 #include "version.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,29 @@
 #include <uv.h>
 
 /* Splits "host:port" or "[v6]:port". host gets the bare address. */
+/* A host name (localhost, a name of this machine) becomes the first
+ * address it resolves to, numeric, as the server binds it. 0, or -1. */
+static int resolve_listen_host(char *host, size_t cap)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1)
+		return 0;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *res;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0)
+		return -1;
+	char text[INET6_ADDRSTRLEN];
+	const void *addr = res->ai_family == AF_INET
+				   ? (const void *)&((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr
+				   : (const void *)&((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr;
+	int ok = inet_ntop(res->ai_family, addr, text, sizeof(text)) != NULL;
+	freeaddrinfo(res);
+	if (!ok)
+		return -1;
+	snprintf(host, cap, "%s", text);
+	return 0;
+}
+
 static int parse_listen(const char *s, char *host, size_t cap, int *port)
 {
 	const char *colon;
@@ -52,10 +77,10 @@ static int parse_listen(const char *s, char *host, size_t cap, int *port)
 	}
 	char *end;
 	long p = strtol(colon + 1, &end, 10);
-	if (*end || end == colon + 1 || p < 1 || p > 65535)
+	if (*end || end == colon + 1 || p < 1 || p > 65535 || !host[0])
 		return -1;
 	*port = (int)p;
-	return 0;
+	return resolve_listen_host(host, cap);
 }
 
 /* On a database without keys, says how to make the first one. */
@@ -216,7 +241,8 @@ struct app *app_open(const struct config *cfg, int *status)
 	*status = 2; /* bad options, until the options are all read */
 	if (parse_listen(cfg->listen, f->host, sizeof(f->host), &f->port) != 0) {
 		snprintf(err, sizeof(err),
-			 "invalid listen address '%s': expected HOST:PORT or [IPv6]:PORT", cfg->listen);
+			 "invalid listen address '%s': expected HOST:PORT or [IPv6]:PORT, HOST an address "
+			 "or a name of this machine", cfg->listen);
 		goto fail;
 	}
 	if (cfg->metrics_listen[0] &&

@@ -2,6 +2,7 @@
 config file, and refusals with exit code 2."""
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -167,6 +168,34 @@ def test_commands_refuse_a_data_directory_without_a_database(tmp_path):
     r = subprocess.run([BIN, "import", str(src)], capture_output=True, text=True, cwd=tmp_path,
                        timeout=30)
     assert r.returncode == 0 and "imported 1 links" in r.stderr, r.stderr
+
+
+def test_listen_by_name_and_bad_addresses(tmp_path):
+    """--listen takes a name of this machine (localhost) as well as
+    [::1]:PORT; an invalid address is refused with exit 2 before the data
+    directory is touched."""
+    import socket
+    port = free_port()
+    s = Server(tmp_path, port=port)
+    s.args = ["--listen", f"localhost:{port}"]  # after the harness's own --listen
+    s.start(wait=False)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("localhost", port), timeout=2) as c:
+                    c.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                    assert c.recv(100).startswith(b"HTTP/1.1 200 ")
+                break
+            except OSError:
+                assert time.monotonic() < deadline and s.proc.poll() is None, s.log()
+                time.sleep(0.1)
+    finally:
+        s.stop()
+    for bad in ("127.0.0.1:0", ":8080", "[::1]8080", "127.0.0.1", "127.0.0.1:65536", "[::1:80"):
+        r = run("--listen", bad, "--data", str(tmp_path / "never"))
+        assert r.returncode == 2 and "invalid listen address" in r.stderr, (bad, r.stderr)
+    assert not (tmp_path / "never").exists()
 
 
 def test_unwritable_data_dir_fails_cleanly(tmp_path):
