@@ -225,7 +225,7 @@ int cli_import(int argc, char **argv)
 {
 	const char *file = NULL, *format = NULL, *owner = NULL, *codes = NULL, *init = NULL;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			fputs(usage, stdout);
 			return 0;
 		}

@@ -17,12 +17,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
+static const char usage_create[] =
 	"usage: shortd key create --name NAME --role admin|user [--data DIR] [--init]\n"
-	"       shortd key list [--data DIR]\n"
-	"       shortd key revoke ID [--data DIR]\n"
-	"(also --config FILE or --pg URL; SHORTD_DATA works as for the server)\n"
+	"  makes an API key and prints it once (only its SHA-256 is stored)\n"
+	"  --name: 1 to 64 bytes of text without control characters\n"
+	"  --role: admin (every link, and keys) or user (its own links)\n"
 	"  --init: create the database if DIR holds none (otherwise that is an error)\n";
+static const char usage_list[] =
+	"usage: shortd key list [--data DIR]\n"
+	"  ids, roles, creation and revocation times, names; never a secret\n";
+static const char usage_revoke[] =
+	"usage: shortd key revoke ID [--data DIR]\n"
+	"  revokes a key: requests with it get 401 from the next one on\n";
+static const char usage_tail[] =
+	"(each also takes --config FILE or --pg URL; SHORTD_DATA and the other SHORTD_*\n"
+	"variables work as for the server)\n";
+
+static void print_usage(FILE *out, const char *sub)
+{
+	int all = !sub || (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "revoke"));
+	if (all || strcmp(sub, "create") == 0)
+		fputs(usage_create, out);
+	if (all || strcmp(sub, "list") == 0)
+		fputs(usage_list, out);
+	if (all || strcmp(sub, "revoke") == 0)
+		fputs(usage_revoke, out);
+	fputs(usage_tail, out);
+}
+
+static int help_asked(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return 1;
+	return 0;
+}
 
 struct wait_op {
 	struct store_op op;
@@ -145,7 +174,7 @@ static int key_revoke(struct store *s, const char *id)
 	struct store_reader *r;
 	struct store_read rd = {.kind = STORE_READ_KEY, .key_id = id};
 	if (!id) {
-		fputs(usage, stderr);
+		print_usage(stderr, "revoke");
 		return 2;
 	}
 	if (store_reader_open(s, NULL, &r) != STORE_OK)
@@ -175,9 +204,13 @@ static int key_revoke(struct store *s, const char *id)
 
 int cli_key(int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-		fputs(usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	if (help_asked(argc, argv)) {
+		print_usage(stdout, argc > 1 && argv[1][0] != '-' ? argv[1] : NULL);
+		return 0;
+	}
+	if (argc < 2) {
+		print_usage(stderr, NULL);
+		return 2;
 	}
 	const char *sub = argv[1], *name = NULL, *role = NULL, *id = NULL, *init = NULL;
 	const struct config_flag flags[] = {
@@ -187,12 +220,13 @@ int cli_key(int argc, char **argv)
 	int rc = config_load_sub(&cfg, argc, argv, 2, flags, ARRAY_LEN(flags), &id, err, sizeof(err));
 	if (rc != CONFIG_OK) {
 		if (rc == CONFIG_ERR)
-			fprintf(stderr, "shortd key: %s\n%s", err, usage);
+			fprintf(stderr, "shortd key: %s\n", err);
 		config_release(&cfg);
 		return rc == CONFIG_ERR ? 2 : 0;
 	}
 	if (strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "revoke") != 0) {
-		fprintf(stderr, "shortd key: unknown command '%s'\n%s", sub, usage);
+		fprintf(stderr, "shortd key: unknown command '%s' (create, list or revoke)\n", sub);
+		print_usage(stderr, NULL);
 		config_release(&cfg);
 		return 2;
 	}

@@ -363,8 +363,8 @@ void config_print_help(FILE *out, const char *prog)
 {
 	fprintf(out,
 		"usage: %s [serve] [options]\n\n"
-		"shortd serves short links: POST /api/v1/links creates one, GET /{code} redirects.\n\n"
-		"options (flag, environment variable, default):\n",
+		"The service: POST /api/v1/links creates a short link, GET /{code} redirects.\n\n"
+		"options (flag, environment variable, default; every subcommand takes them too):\n",
 		prog);
 	for (size_t i = 0; i < ARRAY_LEN(options); i++) {
 		char env[64];
@@ -388,5 +388,40 @@ void config_print_markdown(FILE *out)
 		else
 			fprintf(out, "| `--%s` | `%s` | (none) | %s |\n", options[i].name, env,
 				options[i].help);
+	}
+}
+
+/* Text for roff: a leading '.' or '\'' and every backslash escaped, '-'
+ * as a hyphen-minus (roff's '-' is a hyphen). */
+static void roff_text(FILE *out, const char *s)
+{
+	if (*s == '.' || *s == '\'')
+		fputs("\\&", out);
+	for (; *s; s++) {
+		if (*s == '\\')
+			fputs("\\e", out);
+		else if (*s == '-')
+			fputs("\\-", out);
+		else
+			fputc(*s, out);
+	}
+}
+
+void config_print_man_options(FILE *out)
+{
+	for (size_t i = 0; i < ARRAY_LEN(options); i++) {
+		char env[64];
+		env_name(&options[i], env, sizeof(env));
+		fputs(".TP\n.BI \\-\\-", out);
+		roff_text(out, options[i].name);
+		fputs(" \" ", out);
+		fputs(options[i].type == OPT_INT ? "N" : "VALUE", out);
+		fputs("\"\n", out);
+		roff_text(out, options[i].help);
+		fputs(".\nEnvironment: \n.BR ", out);
+		fputs(env, out);
+		fputs(" ;\ndefault: ", out);
+		roff_text(out, options[i].def[0] ? options[i].def : "(none)");
+		fputs(".\n", out);
 	}
 }

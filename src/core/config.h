@@ -87,5 +87,7 @@ void config_release(struct config *cfg);
 void config_print_help(FILE *out, const char *prog);
 /* Prints the option table as a Markdown table (used to keep docs in step). */
 void config_print_markdown(FILE *out);
+/* The options as man(7) paragraphs (.TP), for the man page. */
+void config_print_man_options(FILE *out);
 
 #endif

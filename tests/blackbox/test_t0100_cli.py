@@ -28,6 +28,50 @@ def test_help_lists_every_option_with_default():
     assert "SHORTD_LISTEN" in r.stdout
 
 
+def test_every_command_has_help():
+    """shortd --help lists the commands; CMD --help, CMD -h and help CMD
+    print a command's usage (sub-commands of key too) on stdout with exit 0;
+    an unknown command lists the valid ones, exit 2."""
+    top = run("--help").stdout
+    for cmd in ("serve", "key", "import", "migrate", "help"):
+        assert f"\n  {cmd} " in top, cmd
+    cases = {
+        ("key",): ["shortd key create", "shortd key list", "shortd key revoke"],
+        ("key", "create"): ["shortd key create --name NAME", "--init"],
+        ("key", "list"): ["shortd key list"],
+        ("key", "revoke"): ["shortd key revoke ID"],
+        ("import",): ["shortd import FILE"],
+        ("migrate",): ["shortd migrate --pg URL"],
+        ("serve",): ["--listen", "SHORTD_LISTEN"],
+    }
+    for cmd, want in cases.items():
+        for args in ([*cmd, "--help"], [*cmd, "-h"], ["help", *cmd]):
+            r = run(*args)
+            assert r.returncode == 0, (args, r.stderr)
+            for w in want:
+                assert w in r.stdout, (args, w, r.stdout)
+            if cmd[:2] == ("key", "create"):
+                assert "shortd key list" not in r.stdout
+    for args in (["frob"], ["help", "frob"]):
+        r = run(*args)
+        assert r.returncode == 2 and "unknown command 'frob'" in r.stderr
+        assert "import" in r.stderr and "migrate" in r.stderr
+
+
+def test_man_page_is_the_option_table():
+    man = run("--help-man").stdout
+    assert man.startswith(".TH SHORTD 1 ")
+    table = run("--help-markdown").stdout
+    names = [line.split("`")[1] for line in table.splitlines()[2:]]
+    assert len(names) > 40
+    for name in names:
+        assert "\\-\\-" + name[2:].replace("-", "\\-") in man, name
+    r = subprocess.run(["man", "--warnings", "-l", "-"], input=man, capture_output=True,
+                       text=True, env=dict(os.environ, MANWIDTH="80"))
+    assert r.returncode == 0 and "URL shortener" in r.stdout
+    assert r.stderr == "", r.stderr
+
+
 def test_version():
     r = run("--version")
     assert r.returncode == 0 and r.stdout.startswith("shortd ")
@@ -50,7 +94,8 @@ def test_invalid_values_refused():
         (["--base-url", "ftp://x.example"], "invalid base URL"),
         (["--log-level", "chatty"], "log-level"),
         (["--data"], "needs a value"),
-        (["stray"], "unexpected argument"),
+        (["stray"], "unknown command 'stray'"),
+        (["serve", "stray"], "unexpected argument"),
     ]
     for args, msg in cases:
         r = run(*args)
