@@ -51,12 +51,16 @@ BIN     := shortd
 PYTEST  := /usr/bin/python3 -m pytest
 
 .PHONY: all run deps test unit blackbox blackbox-delayed sanitize soak clean bench bench-quick bench-compare bench-smoke fuzz \
-	fuzz-replay
+	fuzz-replay install uninstall deb
 
-all: $(BIN)
+all: $(BIN) $(BUILD)/shortd.1
 
 deps:
 	@scripts/deps.sh build
+
+# Generated headers are kept: deleted as intermediates after a first build,
+# they would make the next make (whose .d files name them) rebuild everything.
+.PRECIOUS: $(BUILD)/gen/%.sql.h $(BUILD)/gen/%.txt.h
 
 $(BUILD)/gen/%.sql.h: src/store/%.sql
 	@mkdir -p $(@D)
@@ -78,6 +82,77 @@ $(BUILD)/shortd: $(OBJS) $(MAIN_OBJ)
 # own (a copy over it would fail: "Text file busy").
 $(BIN): $(BUILD)/shortd
 	cp $< $@.new && mv -f $@.new $@
+
+# shortd(1), written by the binary from its command and option tables.
+$(BUILD)/shortd.1: $(BUILD)/shortd
+	$< --help-man > $@.new && mv -f $@.new $@
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, shortd(1), the
+# systemd unit (its paths filled in), /etc/shortd/shortd.conf (unless one is
+# there), and the docs with the proxy examples. make uninstall removes them,
+# and the configuration only if it is still the example.
+PREFIX     ?= /usr/local
+BINDIR     := $(PREFIX)/bin
+MANDIR     := $(PREFIX)/share/man/man1
+DOCDIR     := $(PREFIX)/share/doc/shortd
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+SYSCONFDIR ?= /etc
+
+install: $(BUILD)/shortd $(BUILD)/shortd.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/shortd
+	install -m 755 $(BUILD)/shortd $(DESTDIR)$(BINDIR)/shortd
+	gzip -9n < $(BUILD)/shortd.1 > $(DESTDIR)$(MANDIR)/shortd.1.gz
+	chmod 644 $(DESTDIR)$(MANDIR)/shortd.1.gz
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|/etc/shortd/|$(SYSCONFDIR)/shortd/|g' \
+		deploy/shortd.service > $(DESTDIR)$(UNITDIR)/shortd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/shortd.service
+	install -m 644 README.md docs/*.md deploy/shortd.conf.example deploy/nginx-site.conf \
+		deploy/haproxy.cfg $(DESTDIR)$(DOCDIR)/
+	test -e $(DESTDIR)$(SYSCONFDIR)/shortd/shortd.conf || \
+		install -m 644 deploy/shortd.conf.example $(DESTDIR)$(SYSCONFDIR)/shortd/shortd.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/shortd $(DESTDIR)$(MANDIR)/shortd.1.gz \
+		$(DESTDIR)$(UNITDIR)/shortd.service
+	rm -rf $(DESTDIR)$(DOCDIR)
+	if cmp -s deploy/shortd.conf.example $(DESTDIR)$(SYSCONFDIR)/shortd/shortd.conf; then \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/shortd/shortd.conf; \
+		rmdir $(DESTDIR)$(SYSCONFDIR)/shortd 2>/dev/null || true; \
+	else echo "kept $(DESTDIR)$(SYSCONFDIR)/shortd/shortd.conf (changed since install)"; fi
+
+# make deb: build/shortd_VERSION_ARCH.deb with Debian's own tools, from
+# debian/ (control, changelog, copyright, maintainer scripts): a binary
+# built with dpkg-buildflags' hardening flags, installed with PREFIX=/usr,
+# its dependencies from dpkg-shlibdeps, its control file from
+# dpkg-gencontrol; then lintian.
+DEB_VERSION = $(shell dpkg-parsechangelog -S Version 2>/dev/null)
+DEB_ARCH    = $(shell dpkg-architecture -qDEB_HOST_ARCH 2>/dev/null)
+DEB         = build/shortd_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+deb:
+	@test "$(DEB_VERSION)" = "$$(sed -n 's/.*SHORTD_VERSION "\(.*\)"/\1/p' src/version.h)-1" || \
+		{ echo "debian/changelog's version is not src/version.h's" >&2; exit 1; }
+	$(MAKE) --no-print-directory BUILD=build/deb-bin \
+		CFLAGS="$$(dpkg-buildflags --get CFLAGS) $$(dpkg-buildflags --get CPPFLAGS)" \
+		LDFLAGS="$$(dpkg-buildflags --get LDFLAGS) -Wl,-z,now" build/deb-bin/shortd build/deb-bin/shortd.1
+	rm -rf build/deb && install -d build/deb/root/DEBIAN
+	$(MAKE) --no-print-directory BUILD=build/deb-bin PREFIX=/usr DESTDIR=$(CURDIR)/build/deb/root install
+	install -m 644 debian/copyright build/deb/root/usr/share/doc/shortd/copyright
+	gzip -9n < debian/changelog > build/deb/root/usr/share/doc/shortd/changelog.Debian.gz
+	chmod 644 build/deb/root/usr/share/doc/shortd/changelog.Debian.gz
+	install -d build/deb/root/usr/share/lintian/overrides
+	install -m 644 debian/lintian-overrides build/deb/root/usr/share/lintian/overrides/shortd
+	strip --remove-section=.comment --remove-section=.note --strip-unneeded \
+		build/deb/root/usr/bin/shortd
+	install -m 755 debian/postinst debian/prerm debian/postrm build/deb/root/DEBIAN/
+	echo /etc/shortd/shortd.conf > build/deb/root/DEBIAN/conffiles
+	echo "misc:Depends=init-system-helpers (>= 1.54~)" > build/deb/substvars
+	dpkg-shlibdeps -Tbuild/deb/substvars build/deb/root/usr/bin/shortd
+	dpkg-gencontrol -pshortd -Tbuild/deb/substvars -Pbuild/deb/root
+	cd build/deb/root && find usr lib -type f | LC_ALL=C sort | xargs md5sum > DEBIAN/md5sums
+	fakeroot dpkg-deb --root-owner-group -Zxz --build build/deb/root $(DEB)
+	lintian --fail-on error,warning $(DEB)
 
 $(BUILD)/tests/%: tests/unit/%.c $(OBJS)
 	@mkdir -p $(@D)

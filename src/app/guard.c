@@ -133,6 +133,10 @@ int app_guard(struct app_req *r)
 	struct http_exchange *ex = r->ex;
 	const struct http_request *req = ex->req;
 	client_addr(&app->proxies, req, &ex->peer, &r->client);
+	if (app->proxies.n) { /* the access log names the client, not the proxy */
+		ex->client = r->client;
+		ex->client_set = 1;
+	}
 	int api = req->path_len >= 5 && memcmp(req->path, "/api/", 5) == 0;
 	if (api && cors(ex, app)) {
 		ex->route = ROUTE_OTHER;

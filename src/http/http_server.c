@@ -823,6 +823,7 @@ static int conn_process(struct conn *c)
 		c->ex.now_ms = batch_ms;
 		c->ex.route = 0;
 		c->ex.answered = 0;
+		c->ex.client_set = 0;
 		log_set_request_id(c->ex.request_id);
 		alloc_failures = 0; /* counted per request (util.h) */
 		int r = srv->handler.handle(&c->ex, c->w->wstate);
@@ -1474,7 +1475,7 @@ int http_exchange_status(const struct http_exchange *ex)
 
 size_t http_exchange_peer_ip(const struct http_exchange *ex, char *out, size_t cap)
 {
-	const struct sockaddr_storage *ss = &ex->peer;
+	const struct sockaddr_storage *ss = ex->client_set ? &ex->client : &ex->peer;
 	const void *addr = NULL;
 	if (ss->ss_family == AF_INET)
 		addr = &((const struct sockaddr_in *)ss)->sin_addr;

@@ -86,7 +86,11 @@ struct http_exchange {
 	uint8_t answered;      /* a response was finished for this request */
 	uint8_t request_id_len;
 	char request_id[HTTP_REQUEST_ID_MAX + 1]; /* from X-Request-Id if sane, else generated */
-	struct sockaddr_storage peer;             /* the client's address */
+	struct sockaddr_storage peer;             /* the socket's peer */
+	/* The client, when the handler knows better than the peer (behind a
+	 * trusted proxy): the access log shows it. Unset for each request. */
+	struct sockaddr_storage client;
+	uint8_t client_set;
 	/* Header lines, CRLF-ended, that go on this request's response
 	 * whatever it turns out to be (rate-limit state, CORS): see
 	 * http_exchange_header(). Emptied when a request starts. */
@@ -192,7 +196,8 @@ const char *http_status_reason(int status);
 
 /* Status of the response being written or last written on ex. */
 int http_exchange_status(const struct http_exchange *ex);
-/* The client's IP address as text (no port) into out; returns its length. */
+/* The client's IP address as text (no port) into out: ex->client if the
+ * handler set it, else the peer's. Returns its length. */
 size_t http_exchange_peer_ip(const struct http_exchange *ex, char *out, size_t cap);
 
 
