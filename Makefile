@@ -149,7 +149,7 @@ deb:
 	echo /etc/shortd/shortd.conf > build/deb/root/DEBIAN/conffiles
 	echo "misc:Depends=init-system-helpers (>= 1.54~)" > build/deb/substvars
 	dpkg-shlibdeps -Tbuild/deb/substvars build/deb/root/usr/bin/shortd
-	dpkg-gencontrol -pshortd -Tbuild/deb/substvars -Pbuild/deb/root
+	dpkg-gencontrol -pshortd -fbuild/deb/files -Tbuild/deb/substvars -Pbuild/deb/root
 	cd build/deb/root && find usr lib -type f | LC_ALL=C sort | xargs md5sum > DEBIAN/md5sums
 	fakeroot dpkg-deb --root-owner-group -Zxz --build build/deb/root $(DEB)
 	lintian --fail-on error,warning $(DEB)

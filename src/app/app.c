@@ -255,8 +255,6 @@ struct app *app_open(const struct config *cfg, int *status)
 	if (http_listen_free(f->host, f->port, err, sizeof(err)) != 0 ||
 	    (cfg->metrics_listen[0] && http_listen_free(f->mhost, f->mport, err, sizeof(err)) != 0))
 		goto fail;
-	if (!cfg->pg[0] && lock_data_dir(cfg->data_dir, &f->lock_fd, err, sizeof(err)) != 0)
-		goto fail;
 
 	const char *host = f->host;
 	int port = f->port;
@@ -314,6 +312,9 @@ struct app *app_open(const struct config *cfg, int *status)
 		else
 			log_info("no GeoIP database found (--geoip): click countries are 'unknown'");
 	}
+	/* Last of the checks, so that bad options leave no directory behind. */
+	if (!cfg->pg[0] && lock_data_dir(cfg->data_dir, &f->lock_fd, err, sizeof(err)) != 0)
+		goto fail;
 	raise_fd_limit(cfg->max_conns);
 	int threads = cfg->threads;
 	if (threads == 0) {

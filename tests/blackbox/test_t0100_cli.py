@@ -9,11 +9,12 @@ import pytest
 from conftest import BIN, Server, free_port
 
 
-def run(*args, env=None, timeout=10):
+def run(*args, env=None, timeout=10, cwd=None):
     e = dict(os.environ)
     e.pop("SHORTD_CONFIG", None)
     e.update(env or {})
-    return subprocess.run([BIN, *args], capture_output=True, text=True, env=e, timeout=timeout)
+    return subprocess.run([BIN, *args], capture_output=True, text=True, env=e, timeout=timeout,
+                          cwd=cwd)
 
 
 def test_help_lists_every_option_with_default():
@@ -84,7 +85,9 @@ def test_unknown_option_refused():
     assert "unknown option '--no-such-option'" in r.stderr
 
 
-def test_invalid_values_refused():
+def test_invalid_values_refused(tmp_path):
+    """Each bad option is exit 2 with its message, and leaves no data
+    directory behind (the default one would be ./data)."""
     cases = [
         (["--threads", "many"], "expected an integer"),
         (["--threads", "-1"], "expected an integer"),
@@ -99,9 +102,10 @@ def test_invalid_values_refused():
         (["serve", "stray"], "unexpected argument"),
     ]
     for args, msg in cases:
-        r = run(*args)
+        r = run(*args, cwd=tmp_path)
         assert r.returncode == 2, (args, r.stderr)
         assert msg in r.stderr, (args, r.stderr)
+        assert not (tmp_path / "data").exists(), args
 
 
 def test_environment_variables(tmp_path):

@@ -73,6 +73,8 @@ def test_debian_package(tmp_path):
     warning; dpkg installs it into a scratch root and purges it, leaving
     nothing."""
     make("deb", timeout=900)
+    # the tree stays clean: what dpkg-gencontrol writes goes to build/
+    assert not os.path.exists(os.path.join(ROOT, "debian", "files"))
     version = subprocess.run(["dpkg-parsechangelog", "-S", "Version"], cwd=ROOT,
                              capture_output=True, text=True).stdout.strip()
     deb = os.path.join(ROOT, "build", f"shortd_{version}_amd64.deb")
