@@ -329,19 +329,29 @@ enum config_result config_load_sub(struct config *cfg, int argc, char **argv, in
 	char **rest = xcalloc((size_t)argc + 1, sizeof(*rest));
 	int nrest = 0;
 	rest[nrest++] = argv[0];
+	int value_next = 0; /* the last one was an option of the table: its value */
 	for (int i = first; i < argc; i++) {
+		const char *a = argv[i];
+		if (value_next) {
+			rest[nrest++] = argv[i];
+			value_next = 0;
+			continue;
+		}
 		size_t f = 0;
-		while (f < nflags && !(strcmp(argv[i], flags[f].name) == 0 &&
+		while (f < nflags && !(strcmp(a, flags[f].name) == 0 &&
 				       (flags[f].is_switch || i + 1 < argc)))
 			f++;
-		if (f < nflags && flags[f].is_switch)
+		if (f < nflags && flags[f].is_switch) {
 			*flags[f].value = "1";
-		else if (f < nflags)
+		} else if (f < nflags) {
 			*flags[f].value = argv[++i];
-		else if (argv[i][0] != '-' && !*positional && (i == first || argv[i - 1][0] != '-'))
-			*positional = argv[i];
-		else
+		} else if ((a[0] != '-' || strcmp(a, "-") == 0) && !*positional) {
+			*positional = a; /* "-": standard input */
+		} else {
 			rest[nrest++] = argv[i];
+			value_next = strncmp(a, "--", 2) == 0 && !strchr(a, '=') &&
+				     strcmp(a, "--help") != 0 && strcmp(a, "--version") != 0;
+		}
 	}
 	enum config_result rc = config_load(cfg, nrest, rest, 1, err, errlen);
 	free(rest);

@@ -217,7 +217,7 @@ def test_commands_refuse_a_data_directory_without_a_database(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith("shortd_"), r.stderr
     r = subprocess.run([BIN, "import", str(src)], capture_output=True, text=True, cwd=tmp_path,
                        timeout=30)
-    assert r.returncode == 0 and "imported 1 links" in r.stderr, r.stderr
+    assert r.returncode == 0 and "imported 1 link," in r.stderr, r.stderr
 
 
 def test_listen_by_name_and_bad_addresses(tmp_path):
