@@ -1,8 +1,9 @@
 /*
  * geoip: client IP address -> ISO 3166 country code, from a MaxMind DB
  * (.mmdb) country or city database (GeoLite2, DB-IP lite and compatible)
- * read with libmaxminddb. Optional: without a database every country is
- * "unknown" and nothing fails.
+ * read with libmaxminddb, or from a legacy GeoIP country database (.dat,
+ * such as Debian's geoip-database) read with libGeoIP. Optional: without a
+ * database every country is "unknown" and nothing fails.
  */
 #ifndef SHORTD_GEOIP_H
 #define SHORTD_GEOIP_H

@@ -38,7 +38,7 @@ static const struct option_def options[] = {
 	STR(metrics_listen, "metrics-listen", "",
 	    "serve /metrics on this ADDR:PORT only (default: on --listen)"),
 	STR(geoip, "geoip", "auto",
-	    "MaxMind .mmdb country database for click countries ('auto': usual paths, 'off')"),
+	    "country database for clicks, .mmdb or legacy .dat ('auto': usual paths, 'off')"),
 	INT(threads, "threads", "0", 0, 256, "HTTP worker threads (0: one per core)"),
 	INT(code_length, "code-length", "7", 5, 32, "length of generated short codes"),
 	INT(node_id, "node-id", "0", 0, 1023, "node id embedded in row ids (unique per node)"),

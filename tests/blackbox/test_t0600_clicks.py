@@ -11,6 +11,10 @@ import pytest
 
 from conftest import ROOT, Server
 
+# --geoip auto tries these in turn (docs/operations.md, Click analytics)
+GEOIP_PATHS = ["/var/lib/GeoIP/GeoLite2-Country.mmdb", "/usr/share/GeoIP/GeoLite2-Country.mmdb",
+               "/usr/share/GeoIP/dbip-country-lite.mmdb", "/usr/share/GeoIP/GeoIP2-Country.mmdb",
+               "/usr/share/GeoIP/GeoIP.dat"]
 CHROME_WIN = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/120.0.0.0 Safari/537.36")
 SAFARI_IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
@@ -506,3 +510,35 @@ def test_missing_clicks_db_is_said(tmp_path):
         assert stats(s2, code)["total"] == 1
     finally:
         assert s2.stop() == 0
+
+
+def test_countries_from_debian_geoip_database(make_server):
+    """With --geoip auto (the default) and no .mmdb installed, Debian's
+    geoip-database (legacy GeoIP.dat, and GeoIPv6.dat beside it, installed
+    by scripts/deps.sh) gives countries for IPv4 and IPv6 clients; the
+    addresses are the forwarded ones of a trusted proxy, looked up only."""
+    used = next(p for p in GEOIP_PATHS if os.access(p, os.R_OK))
+    s = make_server("--trusted-proxies", "127.0.0.1/32")
+    assert f"click countries from '{used}'" in s.log()
+    if not used.endswith("/GeoIP.dat"):
+        pytest.skip(f"a MaxMind database ({used}) comes first on this machine")
+    code = s.create()["code"]
+    for ip in ("8.8.8.8", "8.8.4.4", "2001:4860:4860::8888", "193.0.6.139", "127.0.0.1"):
+        r = s.request("GET", "/" + code, headers={"X-Forwarded-For": ip, "User-Agent": CHROME_WIN})
+        assert r.status == 302
+    got = as_dict(stats(s, code)["countries"])
+    assert got == {"US": 3, "NL": 1, "unknown": 1}, got
+
+
+def test_legacy_geoip_file_by_name(make_server, tmp_path):
+    s = make_server("--geoip", "/usr/share/GeoIP/GeoIPv6.dat", "--trusted-proxies", "127.0.0.1/32")
+    code = s.create()["code"]
+    for ip in ("8.8.8.8", "2001:4860:4860::8888"):  # GeoIP.dat beside it answers IPv4
+        s.request("GET", "/" + code, headers={"X-Forwarded-For": ip, "User-Agent": CHROME_WIN})
+    assert as_dict(stats(s, code)["countries"]) == {"US": 2}
+    bad = tmp_path / "bad.dat"
+    bad.write_bytes(b"\0" * 100)
+    from conftest import BIN
+    r = subprocess.run([BIN, "--geoip", str(bad), "--data", str(tmp_path / "d")],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "not a legacy GeoIP country database" in r.stderr, r.stderr
