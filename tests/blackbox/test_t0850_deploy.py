@@ -261,3 +261,35 @@ def test_haproxy_example(proxied_shortd, cert, tmp_path):
         through_proxy(s, https, http, log)
     finally:
         stop(proc)
+
+
+@packaging
+def test_make_again_rebuilds_nothing_and_works_while_serving(tmp_path):
+    """make after make has nothing to do; make while ./shortd serves
+    relinks it without 'Text file busy' (the linker writes a new file), and
+    the running server goes on serving."""
+    make("all")
+    assert subprocess.run(["make", "-q", "all"], cwd=ROOT).returncode == 0
+    port = free_port()
+    proc = subprocess.Popen([os.path.join(ROOT, "shortd"), "--listen", f"127.0.0.1:{port}",
+                             "--data", str(tmp_path / "data"), "--geoip", "off"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+        os.utime(os.path.join(ROOT, "src", "main.c"))  # as if edited
+        assert subprocess.run(["make", "-q", "all"], cwd=ROOT).returncode == 1
+        make("all")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert c.recv(100).startswith(b"HTTP/1.1 200 ")
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
