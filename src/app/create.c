@@ -36,6 +36,7 @@ struct link *create_link(const struct create_rules *rules, const struct link_inp
 	l->created_at_ms = l->updated_at_ms = now_ms;
 	l->expires_at_ms = in->expires_at_ms;
 	l->redirect = in->has_redirect ? in->redirect : rules->default_redirect;
+	l->forward_query = in->has_forward_query ? in->forward_query : rules->default_forward_query;
 	l->owner = owner;
 	return l;
 }

@@ -25,6 +25,7 @@ struct create_rules {
 	struct idgen *idgen;
 	int code_length;      /* of generated codes */
 	int default_redirect; /* when the input names none */
+	int default_forward_query;
 };
 
 /* The link of in, owned by owner, created at now_ms (one reference for

@@ -27,6 +27,10 @@ void link_json(struct buf *b, const char *base_url, const struct link *l, const 
 	buf_put_json_string(b, l->url, l->url_len);
 	buf_lit(b, ",\"redirect\":");
 	buf_putu64(b, (uint64_t)l->redirect);
+	if (l->forward_query)
+		buf_lit(b, ",\"forward_query\":true");
+	else
+		buf_lit(b, ",\"forward_query\":false");
 	buf_lit(b, ",\"created_at\":");
 	put_time(b, l->created_at_ms);
 	buf_lit(b, ",\"updated_at\":");

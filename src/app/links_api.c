@@ -25,7 +25,8 @@
 
 static struct create_rules rules_of(struct app *app)
 {
-	return (struct create_rules){&app->idgen, app->cfg->code_length, app->cfg->redirect_status};
+	return (struct create_rules){&app->idgen, app->cfg->code_length, app->cfg->redirect_status,
+				     app->cfg->forward_query};
 }
 
 static int content_type_ok(const struct http_request *req)
@@ -332,8 +333,10 @@ static void patch_authed(struct app_req *r)
 	l->updated_at_ms = time_now_ms();
 	l->expires_at_ms = in.expires_at_ms;
 	l->redirect = in.redirect;
+	l->forward_query = in.forward_query;
 	unsigned fields = (in.url.len ? STORE_F_URL : 0u) | (in.has_expires ? STORE_F_EXPIRES : 0u) |
-			  (in.has_redirect ? STORE_F_REDIRECT : 0u);
+			  (in.has_redirect ? STORE_F_REDIRECT : 0u) |
+			  (in.has_forward_query ? STORE_F_FORWARD_QUERY : 0u);
 	link_input_release(&in);
 	memset(&r->u.write.op, 0, sizeof(r->u.write.op));
 	write_link(r, STORE_OP_UPDATE, l, fields, changed);

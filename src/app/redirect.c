@@ -14,6 +14,9 @@
  * the code meanwhile, on any worker, waits on that flight without
  * blocking its worker and is handed back to it (req_wake) with the same
  * answer. A failed read answers 503 to all of them.
+ *
+ * A link with forward_query passes the request's query string on: it goes
+ * after the target's own query (joined by '&') and before its fragment.
  */
 #include "reply.h"
 #include "request.h"
@@ -21,6 +24,39 @@
 #include <string.h>
 
 static const char cache_control[] = "private, max-age=90";
+
+/* The longest request-target the parser takes (http_parser.c: 414 above). */
+#define QUERY_MAX 8192
+
+/* url with the query q appended, into out (url_len + 1 + qlen bytes):
+ * https://t/p?a=1#f with b=2 gives https://t/p?a=1&b=2#f. */
+static size_t with_query(const char *url, size_t url_len, const char *q, size_t qlen, char *out)
+{
+	const char *hash = memchr(url, '#', url_len);
+	size_t head = hash ? (size_t)(hash - url) : url_len, n = head;
+	memcpy(out, url, head);
+	if (!memchr(url, '?', head))
+		out[n++] = '?';
+	else if (url[head - 1] != '?' && url[head - 1] != '&')
+		out[n++] = '&';
+	memcpy(out + n, q, qlen);
+	n += qlen;
+	memcpy(out + n, url + head, url_len - head);
+	return n + url_len - head;
+}
+
+/* Location with the request's query; apart, so that its buffer is not in
+ * the frame of every redirect. */
+__attribute__((noinline)) static int location_forwarded(struct http_exchange *ex,
+							 const struct cache_link *l)
+{
+	char loc[LINK_URL_MAX + 1 + QUERY_MAX];
+	const struct http_request *req = ex->req;
+	if (req->query_len > QUERY_MAX)
+		return http_respond_header(ex, "Location", l->url, l->url_len);
+	size_t n = with_query(l->url, l->url_len, req->query, req->query_len, loc);
+	return http_respond_header(ex, "Location", loc, n);
+}
 
 static void answer(struct app_req *r, const struct cache_link *l)
 {
@@ -37,7 +73,8 @@ static void answer(struct app_req *r, const struct cache_link *l)
 		break;
 	}
 	http_respond_start(ex, l->redirect);
-	if (http_respond_header(ex, "Location", l->url, l->url_len) != 0) {
+	if (l->forward_query && ex->req->query_len ? location_forwarded(ex, l) != 0
+	    : http_respond_header(ex, "Location", l->url, l->url_len) != 0) {
 		/* Validation makes this impossible; never split a header. */
 		http_respond_abort(ex);
 		reply_error(ex, 500, "internal", "invalid stored target");

@@ -25,8 +25,8 @@ struct entry {
 	char data[];
 };
 
-enum { E_VISITED = 1, E_NEGATIVE = 2, E_DELETED = 4 };
-/* The redirect status in two bits: 301, 302, 307, 308. */
+enum { E_VISITED = 1, E_NEGATIVE = 2, E_DELETED = 4, E_FORWARD_QUERY = 32 };
+/* The redirect status in two bits (8 and 16): 301, 302, 307, 308. */
 static const int redirects[4] = {301, 302, 307, 308};
 #define E_REDIRECT_SHIFT 3
 
@@ -114,6 +114,7 @@ static void entry_copy(const struct entry *e, struct cache_link *out)
 	out->expires_at_ms = e->expires_at_ms;
 	out->deleted = !!(e->flags & E_DELETED);
 	out->redirect = redirects[(e->flags >> E_REDIRECT_SHIFT) & 3];
+	out->forward_query = !!(e->flags & E_FORWARD_QUERY);
 	out->url_len = e->url_len;
 	memcpy(out->url, e->data + e->key_len, e->url_len);
 	out->url[e->url_len] = '\0';
@@ -125,6 +126,7 @@ void cache_link_from(const struct link *l, struct cache_link *out)
 	out->expires_at_ms = l->expires_at_ms;
 	out->deleted = l->deleted_at_ms != 0;
 	out->redirect = l->redirect;
+	out->forward_query = l->forward_query;
 	out->url_len = l->url_len;
 	memcpy(out->url, l->url, l->url_len + 1);
 }
@@ -307,6 +309,7 @@ static void insert(struct shard *s, uint64_t h, const char *key, size_t len,
 		e->id = l->id;
 		e->expires_at_ms = l->expires_at_ms;
 		e->flags = (uint8_t)((l->deleted_at_ms ? E_DELETED : 0) |
+				     (l->forward_query ? E_FORWARD_QUERY : 0) |
 				     redirect_bits(l->redirect) << E_REDIRECT_SHIFT);
 		memcpy(e->data + len, l->url, url_len);
 	} else {

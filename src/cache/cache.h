@@ -57,6 +57,7 @@ struct cache_link {
 	int64_t expires_at_ms; /* 0: never */
 	int deleted;
 	int redirect;          /* 301, 302, 307 or 308 */
+	int forward_query;     /* the request's query string goes on */
 	size_t url_len;
 	char url[LINK_URL_MAX + 1]; /* NUL-terminated */
 };

@@ -489,7 +489,8 @@ int cli_import(int argc, char **argv)
 		goto out_file;
 	}
 	idgen_init(&im.idgen, (unsigned)cfg.node_id, time_now_ms);
-	im.rules = (struct create_rules){&im.idgen, cfg.code_length, cfg.redirect_status};
+	im.rules = (struct create_rules){&im.idgen, cfg.code_length, cfg.redirect_status,
+					 cfg.forward_query};
 	uint64_t t0 = time_mono_ns(), shown = 0; /* the first line at once */
 	char code[65];
 	if (have && lay.header)

@@ -163,9 +163,9 @@ static int copy_all(const char *dir, const char *pg_url, int node, char *err, si
 	}
 	long links = copy_table(db, pg,
 				"SELECT id, code, url, redirect, created_at, updated_at, expires_at,"
-				" deleted_at, owner, idem_key, idem_hash FROM links",
+				" deleted_at, owner, idem_key, idem_hash, forward_query FROM links",
 				"COPY links (id, code, url, redirect, created_at, updated_at, expires_at,"
-				" deleted_at, owner, idem_key, idem_hash) FROM STDIN",
+				" deleted_at, owner, idem_key, idem_hash, forward_query) FROM STDIN",
 				10, -1, err, errlen);
 	long keys = links < 0 ? -1
 			      : copy_table(db, pg,

@@ -40,6 +40,8 @@ static const struct option_def options[] = {
 	STR(geoip, "geoip", "auto",
 	    "country database for clicks, .mmdb or legacy .dat ('auto': usual paths, 'off')"),
 	INT(threads, "threads", "0", 0, 256, "HTTP worker threads (0: one per core)"),
+	INT(forward_query, "forward-query", "0", 0, 1,
+	    "new links pass a short URL's query string on to the target (per link: forward_query)"),
 	INT(code_length, "code-length", "7", 5, 32, "length of generated short codes"),
 	INT(node_id, "node-id", "0", 0, 1023, "node id embedded in row ids (unique per node)"),
 	INT(cache_mb, "cache-mb", "256", 0, 1048576, "in-process link cache size in MiB (0: off)"),

@@ -32,6 +32,7 @@ struct config {
 	int cache_ttl_s;
 	int negative_ttl_s;
 	int redirect_status;
+	int forward_query;
 	int max_conns;
 	int max_conns_per_ip; /* 0: no cap */
 	int max_unsent_mb;

@@ -46,6 +46,7 @@ struct link *link_with_code(const struct link *l, const char *code, size_t code_
 {
 	struct link *c = link_new(code, code_len, l->url, l->url_len);
 	c->redirect = l->redirect;
+	c->forward_query = l->forward_query;
 	c->id = l->id;
 	c->created_at_ms = l->created_at_ms;
 	c->updated_at_ms = l->updated_at_ms;

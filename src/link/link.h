@@ -35,6 +35,7 @@
 struct link {
 	atomic_int refs;
 	int redirect;          /* 301, 302, 307 or 308 */
+	int forward_query;     /* 1: a request's query string goes on to the target */
 	int64_t id;            /* Snowflake id */
 	int64_t created_at_ms; /* Unix ms */
 	int64_t updated_at_ms;

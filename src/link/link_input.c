@@ -21,7 +21,7 @@ void link_input_release(struct link_input *in)
 }
 
 /* A field's value, from jansson or from read_flat(). */
-enum value_type { V_STRING, V_INTEGER, V_NULL, V_OTHER };
+enum value_type { V_STRING, V_INTEGER, V_NULL, V_TRUE, V_FALSE, V_OTHER };
 struct value {
 	enum value_type type;
 	const char *s; /* V_STRING: not NUL-terminated, may hold NULs */
@@ -79,6 +79,11 @@ static int parse_field(const char *key, size_t key_len, const struct value *v, i
 			return fail(err, "redirect", "must be 301, 302, 307 or 308");
 		in->has_redirect = 1;
 		in->redirect = (int)r;
+	} else if (key_is(key, key_len, "forward_query")) {
+		if (v->type != V_TRUE && v->type != V_FALSE)
+			return fail(err, "forward_query", "must be true or false");
+		in->has_forward_query = 1;
+		in->forward_query = v->type == V_TRUE;
 	} else {
 		return fail(err, key,
 			    is_patch && (key_is(key, key_len, "alias") || key_is(key, key_len, "code"))
@@ -95,8 +100,8 @@ int link_input_always_jansson;
  * were 6% of a create's worker time). Only what is certainly valid JSON
  * with one meaning is read here: string keys and values of printable
  * ASCII without escapes, integers without sign, fraction or exponent and
- * of at most 18 digits, null; at most FLAT_MAX fields, no key twice.
- * Anything else (an escape, UTF-8, a nested value, true, a syntax error)
+ * of at most 18 digits, true, false, null; at most FLAT_MAX fields, no key
+ * twice. Anything else (an escape, UTF-8, a nested value, a syntax error)
  * returns -1, and jansson reads the body, as it reads all bodies with
  * link_input_always_jansson set (the fuzzer fuzz_json_body compares the
  * two ways). */
@@ -175,6 +180,12 @@ static int read_flat(const char *p, size_t len, struct flat_field *f, int *nf)
 		} else if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
 			v->type = V_NULL;
 			p += 4;
+		} else if (end - p >= 4 && memcmp(p, "true", 4) == 0) {
+			v->type = V_TRUE;
+			p += 4;
+		} else if (end - p >= 5 && memcmp(p, "false", 5) == 0) {
+			v->type = V_FALSE;
+			p += 5;
 		} else {
 			return -1;
 		}
@@ -206,8 +217,10 @@ static int check_whole(int is_patch, int has_ttl, struct link_input *in,
 	in->has_expires |= has_ttl;
 	if (!is_patch && in->url.len == 0)
 		return fail(err, "url", "is required");
-	if (is_patch && in->url.len == 0 && !in->has_expires && !in->has_redirect)
-		return fail(err, NULL, "nothing to change: give url, expires_at, ttl_s or redirect");
+	if (is_patch && in->url.len == 0 && !in->has_expires && !in->has_redirect &&
+	    !in->has_forward_query)
+		return fail(err, NULL,
+			    "nothing to change: give url, expires_at, ttl_s, redirect or forward_query");
 	return 0;
 }
 
@@ -263,6 +276,10 @@ int link_input_parse(const char *body, size_t len, int is_patch, const struct ur
 			v.i = json_integer_value(jv);
 		} else if (json_is_null(jv)) {
 			v.type = V_NULL;
+		} else if (json_is_true(jv)) {
+			v.type = V_TRUE;
+		} else if (json_is_false(jv)) {
+			v.type = V_FALSE;
 		}
 		if (parse_field(key, strlen(key), &v, is_patch, pol, now_ms, &has_ttl, in, err) != 0)
 			return -1;

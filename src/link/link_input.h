@@ -31,6 +31,8 @@ struct link_input {
 	int64_t expires_at_ms; /* 0: never */
 	int has_redirect;
 	int redirect;
+	int has_forward_query;
+	int forward_query;
 };
 
 struct link_input_error {

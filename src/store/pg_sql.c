@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LINK_COLS "id, code, url, redirect, created_at, updated_at, expires_at, deleted_at, owner"
+#define LINK_COLS \
+	"id, code, url, redirect, created_at, updated_at, expires_at, deleted_at, owner, forward_query"
 #define KEY_COLS "id, key_id, name, role, hash, created_at, revoked_at"
 
 const struct pg_stmt_def pg_stmts[PG_NSTMTS] = {
@@ -57,12 +58,12 @@ const struct pg_stmt_def pg_stmts[PG_NSTMTS] = {
 	 * returned, not an error that would fail the batch's transaction */
 	[PG_INSERT_MANY] = {"insert_many",
 			    "INSERT INTO links (id, code, url, redirect, created_at, updated_at,"
-			    " expires_at, owner, idem_key, idem_hash)"
+			    " expires_at, owner, idem_key, idem_hash, forward_query)"
 			    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
 			    " $4::smallint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],"
-			    " $9::text[], $10::bytea[])"
+			    " $9::text[], $10::bytea[], $11::boolean[])"
 			    " ON CONFLICT DO NOTHING RETURNING id",
-			    10},
+			    11},
 	[PG_IDEM_EXPIRE] = {"idem_expire",
 			    "UPDATE links SET idem_key = NULL, idem_hash = NULL"
 			    " WHERE owner = $1 AND idem_key = $2 AND created_at < $3",
@@ -70,10 +71,11 @@ const struct pg_stmt_def pg_stmts[PG_NSTMTS] = {
 	[PG_UPDATE] = {"update",
 		       "UPDATE links SET url = CASE WHEN $2 THEN $3 ELSE url END,"
 		       " expires_at = CASE WHEN $4 THEN $5::bigint ELSE expires_at END,"
-		       " redirect = CASE WHEN $6 THEN $7::smallint ELSE redirect END, updated_at = $8"
+		       " redirect = CASE WHEN $6 THEN $7::smallint ELSE redirect END, updated_at = $8,"
+		       " forward_query = CASE WHEN $10 THEN $11::boolean ELSE forward_query END"
 		       " WHERE code = $1 AND deleted_at IS NULL AND ($9::bigint < 0 OR owner = $9::bigint)"
 		       " RETURNING " LINK_COLS,
-		       9},
+		       11},
 	[PG_DELETE] = {"delete",
 		       "UPDATE links SET deleted_at = $2, updated_at = $2"
 		       " WHERE code = $1 AND deleted_at IS NULL AND ($3::bigint < 0 OR owner = $3::bigint)"
@@ -231,6 +233,7 @@ struct link *pg_row_link(const PGresult *res, int row)
 	l->expires_at_ms = col_int(res, row, 6);
 	l->deleted_at_ms = col_int(res, row, 7);
 	l->owner = col_int(res, row, 8);
+	l->forward_query = PQgetvalue(res, row, 9)[0] == 't';
 	return l;
 }
 

@@ -113,8 +113,8 @@ static int send_inserts(PGconn *pg, struct batch *b, struct store_op *first, siz
 			return -1;
 		sent_add(b, op, R_EXPIRE);
 	}
-	struct buf col[10];
-	for (int c = 0; c < 10; c++) {
+	struct buf col[11];
+	for (int c = 0; c < 11; c++) {
 		buf_init(&col[c]);
 		buf_lit(&col[c], "{");
 	}
@@ -139,14 +139,15 @@ static int send_inserts(PGconn *pg, struct batch *b, struct store_op *first, siz
 				snprintf(hex + 2 + 2 * k, 3, "%02x", op->idem_hash[k]);
 		}
 		put_elem(&col[9], op->idem_key ? hex : NULL, 66, f);
+		put_elem(&col[10], l->forward_query ? "t" : "f", 1, f);
 	}
 	pg_params_init(&p);
-	for (int c = 0; c < 10; c++) {
+	for (int c = 0; c < 11; c++) {
 		buf_lit(&col[c], "}");
 		pg_param_text(&p, col[c].p, col[c].len);
 	}
 	int ok = send_stmt(pg, PG_INSERT_MANY, &p);
-	for (int c = 0; c < 10; c++)
+	for (int c = 0; c < 11; c++)
 		buf_release(&col[c]);
 	sent_add(b, first, R_INSERTS);
 	b->v[b->n - 1].count = n;
@@ -318,6 +319,10 @@ static int send_op(PGconn *pg, struct pg_store *ps, struct batch *b, struct stor
 			pg_param_int(&p, l->deleted_at_ms);
 		}
 		pg_param_int(&p, op->owner);
+		if (op->kind == STORE_OP_UPDATE) {
+			pg_param_text(&p, op->fields & STORE_F_FORWARD_QUERY ? "t" : "f", 1);
+			pg_param_text(&p, l->forward_query ? "t" : "f", 1);
+		}
 		if (!send_stmt(pg, op->kind == STORE_OP_UPDATE ? PG_UPDATE : PG_DELETE, &p))
 			return -1;
 		sent_add(b, op, R_CHANGE);

@@ -94,3 +94,8 @@ CREATE TABLE click_flush (
 	node INTEGER PRIMARY KEY,
 	seq  BIGINT  NOT NULL
 );
+
+-- migration 2
+-- links.forward_query: true, a redirect appends the request's query string
+--   to the target (false for the links made before it).
+ALTER TABLE links ADD COLUMN forward_query BOOLEAN NOT NULL DEFAULT false;

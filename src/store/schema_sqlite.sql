@@ -18,6 +18,8 @@
 --               expires_at NULL = never; deleted_at NULL = live. A deleted
 --               link keeps its row, so its code is never reused and
 --               redirects to it answer 410.
+--   forward_query 1: a redirect appends the request's query string to the
+--               target (added by migration 5; 0 for the links before it).
 
 -- migration 1
 CREATE TABLE links (
@@ -100,3 +102,6 @@ DROP TABLE click_hours;
 DROP TABLE click_days;
 DROP TABLE click_deltas;
 DROP TABLE click_flush;
+
+-- migration 5
+ALTER TABLE links ADD COLUMN forward_query INTEGER NOT NULL DEFAULT 0;

@@ -34,7 +34,8 @@
 #define SQLITE_RESTART_PAGES 32000
 
 #define LINK_COLUMNS \
-	"id, code, url, redirect, created_at, updated_at, expires_at, deleted_at, owner"
+	"id, code, url, redirect, created_at, updated_at, expires_at, deleted_at, owner," \
+	" forward_query"
 #define KEY_COLUMNS "id, key_id, name, role, hash, created_at, revoked_at"
 
 /* A writer: its connection, its thread and the ops queued for it. */

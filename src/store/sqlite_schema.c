@@ -184,6 +184,7 @@ struct link *sqlite_row_to_link(sqlite3_stmt *st)
 	l->expires_at_ms = sqlite3_column_int64(st, 6); /* NULL reads as 0 */
 	l->deleted_at_ms = sqlite3_column_int64(st, 7);
 	l->owner = sqlite3_column_int64(st, 8);
+	l->forward_query = sqlite3_column_int(st, 9);
 	return l;
 }
 

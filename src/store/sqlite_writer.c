@@ -46,6 +46,7 @@ static int op_insert(struct sqlite_store *ss, struct store_op *op)
 	sqlite3_bind_text(st, 2, l->code, (int)l->code_len, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, l->url, (int)l->url_len, SQLITE_STATIC);
 	sqlite3_bind_int(st, 4, l->redirect);
+	sqlite3_bind_int(st, 11, l->forward_query);
 	sqlite3_bind_int64(st, 5, l->created_at_ms);
 	sqlite3_bind_int64(st, 6, l->updated_at_ms);
 	if (l->expires_at_ms)
@@ -103,6 +104,8 @@ static int op_modify(struct sqlite_store *ss, struct store_op *op)
 		sqlite3_bind_int(st, 7, l->redirect);
 		sqlite3_bind_int64(st, 8, l->updated_at_ms);
 		sqlite3_bind_int64(st, 9, op->owner);
+		sqlite3_bind_int(st, 10, !!(op->fields & STORE_F_FORWARD_QUERY));
+		sqlite3_bind_int(st, 11, l->forward_query);
 	} else {
 		st = ss->del;
 		sqlite3_bind_text(st, 1, l->code, (int)l->code_len, SQLITE_STATIC);
@@ -453,12 +456,14 @@ int sqlite_writer_prepare(struct sqlite_store *ss, char *err, size_t errlen)
 {
 	if (sqlite_prepare(ss->links.db,
 		    "INSERT INTO links (id, code, url, redirect, created_at, updated_at, expires_at,"
-		    " owner, idem_key, idem_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+		    " owner, idem_key, idem_hash, forward_query)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 		    &ss->insert, err, errlen) ||
 	    sqlite_prepare(ss->links.db,
 		    "UPDATE links SET url = CASE WHEN ?2 THEN ?3 ELSE url END,"
 		    " expires_at = CASE WHEN ?4 THEN ?5 ELSE expires_at END,"
-		    " redirect = CASE WHEN ?6 THEN ?7 ELSE redirect END, updated_at = ?8"
+		    " redirect = CASE WHEN ?6 THEN ?7 ELSE redirect END, updated_at = ?8,"
+		    " forward_query = CASE WHEN ?10 THEN ?11 ELSE forward_query END"
 		    " WHERE code = ?1 AND deleted_at IS NULL AND (?9 < 0 OR owner = ?9)"
 		    " RETURNING " LINK_COLUMNS,
 		    &ss->update, err, errlen) ||

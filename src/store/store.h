@@ -93,7 +93,7 @@ struct click_count {
 };
 
 /* Fields of an update (bit mask in store_op.fields). */
-enum { STORE_F_URL = 1, STORE_F_EXPIRES = 2, STORE_F_REDIRECT = 4 };
+enum { STORE_F_URL = 1, STORE_F_EXPIRES = 2, STORE_F_REDIRECT = 4, STORE_F_FORWARD_QUERY = 8 };
 
 /* Counters read for one link, and the last delta merged into them. */
 struct click_rows {

@@ -337,3 +337,45 @@ def test_code_map_finds_rows_and_keeps_answers(make_server, tmp_path):
         assert r.status == 302 and r.headers["location"] == url
     assert s.request("GET", "/" + gone).status == 410
     assert map_metric(s, "links") == 0 and map_metric(s, "found_total") == 0
+
+
+def test_forward_query(make_server):
+    """forward_query passes a short URL's query string on to the target:
+    after the target's own query, before its fragment; off by default,
+    on for new links with --forward-query 1; changed by PATCH at once."""
+    s = make_server()
+    on = s.create("https://example.com/p?a=1#frag", forward_query=True)
+    assert on["forward_query"] is True
+    r = s.request("GET", "/%s?utm_source=news&b=%%20" % on["code"])
+    assert r.status == 302
+    assert r.headers["location"] == "https://example.com/p?a=1&utm_source=news&b=%20#frag"
+    assert s.request("HEAD", "/%s?x=1" % on["code"]).headers["location"] == \
+        "https://example.com/p?a=1&x=1#frag"
+    assert s.request("GET", "/%s" % on["code"]).headers["location"] == \
+        "https://example.com/p?a=1#frag"
+    bare = s.create("https://example.com/bare", forward_query=True)
+    assert s.request("GET", "/%s?x=1" % bare["code"]).headers["location"] == \
+        "https://example.com/bare?x=1"
+    off = s.create("https://example.com/q")
+    assert off["forward_query"] is False
+    assert s.request("GET", "/%s?x=1" % off["code"]).headers["location"] == "https://example.com/q"
+    # PATCH turns it on, and the cached link follows at once
+    r = s.request("PATCH", "/api/v1/links/" + off["code"], json_body={"forward_query": True})
+    assert r.status == 200 and r.json()["forward_query"] is True
+    assert s.request("GET", "/%s?x=1" % off["code"]).headers["location"] == \
+        "https://example.com/q?x=1"
+    assert s.request("GET", "/api/v1/links/" + off["code"]).json()["forward_query"] is True
+    for bad in ("yes", 1, None):
+        r = s.request("PATCH", "/api/v1/links/" + off["code"], json_body={"forward_query": bad})
+        assert r.status == 400 and r.json()["error"]["field"] == "forward_query", r.json()
+    s2 = make_server("--forward-query", "1", data=str(s.workdir) + "/data2")
+    link = s2.create("https://example.com/d")
+    assert link["forward_query"] is True
+    assert s2.request("GET", "/%s?y=2" % link["code"]).headers["location"] == \
+        "https://example.com/d?y=2"
+    assert s2.create("https://example.com/e", forward_query=False)["forward_query"] is False
+    # kept across a restart (the store has it, not only the cache)
+    s.stop()
+    s.start()
+    assert s.request("GET", "/%s?z=3" % on["code"]).headers["location"] == \
+        "https://example.com/p?a=1&z=3#frag"

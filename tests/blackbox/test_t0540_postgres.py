@@ -10,6 +10,7 @@ their own."""
 import http.client
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -17,7 +18,7 @@ import time
 import pytest
 
 import pgcluster
-from conftest import FAULT_BIN, Server
+from conftest import FAULT_BIN, ROOT, Server
 
 pytestmark = pytest.mark.pg_only
 
@@ -197,10 +198,14 @@ def test_three_nodes_start_at_once_on_an_empty_database(tmp_path):
     try:
         for n in nodes:
             n.wait_ready()
-        versions = nodes[0].rows("SELECT version, count(*) FROM schema_migrations GROUP BY version")
-        assert versions == [("1", "1")], versions
-        applied = sum("applied PostgreSQL migration 1" in n.log() for n in nodes)
-        assert applied == 1, [n.log() for n in nodes]
+        schema = open(os.path.join(ROOT, "src", "store", "schema_pg.sql")).read()
+        last = max(int(m) for m in re.findall(r"^-- migration (\d+)$", schema, re.M))
+        versions = nodes[0].rows("SELECT version, count(*) FROM schema_migrations"
+                                 " GROUP BY version ORDER BY version")
+        assert versions == [(str(v), "1") for v in range(1, last + 1)], versions
+        for v in range(1, last + 1):  # each applied by one node only
+            applied = sum(f"applied PostgreSQL migration {v}\"" in n.log() for n in nodes)
+            assert applied == 1, (v, [n.log() for n in nodes])
         key = nodes[0].make_key()
         for i, n in enumerate(nodes):
             n.key = key
