@@ -242,7 +242,8 @@ def test_migrate_from_sqlite(tmp_path):
     user = sq.request("POST", "/api/v1/keys", json_body={"name": "u", "role": "user"}).json()
     for i in range(3):
         sq.request("POST", "/api/v1/links", json_body={"url": f"https://example.com/m{i}",
-                                                       "alias": f"mig-{i}"}, key=user["key"])
+                                                       "alias": f"mig-{i}",
+                                                       "forward_query": i == 1}, key=user["key"])
     assert sq.request("DELETE", "/api/v1/links/mig-2").status == 204
     for _ in range(4):
         sq.request("GET", "/mig-0", headers={"User-Agent": "Mozilla/5.0 Firefox/120.0"})
@@ -261,7 +262,8 @@ def test_migrate_from_sqlite(tmp_path):
     pg.key = sq.key  # the keys came along
     pg.start()
     try:
-        assert pg.request("GET", "/mig-1").headers["location"] == "https://example.com/m1"
+        assert pg.request("GET", "/mig-1?q=1").headers["location"] == "https://example.com/m1?q=1"
+        assert pg.request("HEAD", "/mig-0?q=1").headers["location"] == "https://example.com/m0"
         assert pg.request("GET", "/mig-2").status == 410  # deleted, its code still taken
         r = pg.request("POST", "/api/v1/links", json_body={"url": "https://x.example/", "alias": "mig-2"})
         assert r.status == 409
