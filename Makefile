@@ -3,7 +3,7 @@
 # root) by scripts/deps.sh.
 
 CC      ?= cc
-PKGS    := libuv sqlite3 jansson libcurl libidn2 libmaxminddb geoip libcrypto libpq icu-uc icu-i18n
+PKGS    := libuv sqlite3 jansson libcurl libidn2 libmaxminddb geoip libqrencode libpng libcrypto libpq icu-uc icu-i18n
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -62,6 +62,14 @@ struct app_clicks {
 	int64_t to_ms;
 };
 
+/* A QR code's options (qr_api.c). */
+struct app_qr {
+	int png;    /* else SVG */
+	int size;   /* pixels */
+	int margin; /* modules */
+	char ecc;   /* L, M, Q or H */
+};
+
 struct app_req;
 typedef void (*req_step)(struct app_req *r);
 
@@ -92,6 +100,7 @@ struct app_req {
 		struct cache_waiter waiter; /* redirect: the load it waits for */
 		struct app_clicks clicks;   /* link and stats reads */
 		struct app_write write;     /* API writes */
+		struct app_qr qr;           /* a QR code's options */
 	} u;
 };
 

@@ -43,6 +43,7 @@ static const struct route routes[ROUTE_COUNT] = {
 			       ""},
 	[ROUTE_LINK_STATS] = {GET, "/api/v1/links/{code}/stats", "link_stats", stats_get,
 			      "interval from to"},
+	[ROUTE_LINK_QR] = {GET, "/api/v1/links/{code}/qr", "link_qr", qr_get, "format size margin ecc"},
 	[ROUTE_KEY_LIST] = {GET, "/api/v1/keys", "key_list", keys_list, ""},
 	[ROUTE_KEY_CREATE] = {M(HTTP_POST), "/api/v1/keys", "key_create", keys_create, ""},
 	[ROUTE_KEY_REVOKE] = {M(HTTP_DELETE), "/api/v1/keys/{id}", "key_revoke", keys_revoke, ""},

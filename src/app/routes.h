@@ -21,6 +21,7 @@ enum app_route {
 	ROUTE_LINK_PATCH,
 	ROUTE_LINK_DELETE,
 	ROUTE_LINK_STATS,
+	ROUTE_LINK_QR,
 	ROUTE_KEY_LIST,
 	ROUTE_KEY_CREATE,
 	ROUTE_KEY_REVOKE,
@@ -59,6 +60,7 @@ void links_get(struct app_req *r);
 void links_patch(struct app_req *r);
 void links_delete(struct app_req *r);
 void stats_get(struct app_req *r);
+void qr_get(struct app_req *r);
 void keys_list(struct app_req *r);
 void keys_create(struct app_req *r);
 void keys_revoke(struct app_req *r);

@@ -502,6 +502,7 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 			break;
 		case 13:
 			KNOWN("authorization", HTTP_H_AUTHORIZATION);
+			KNOWN("if-none-match", HTTP_H_IF_NONE_MATCH);
 			break;
 		case 15:
 			KNOWN("x-forwarded-for", HTTP_H_X_FORWARDED_FOR);

@@ -69,6 +69,7 @@ enum http_known {
 	HTTP_H_CONTENT_TYPE,
 	HTTP_H_IDEMPOTENCY_KEY,
 	HTTP_H_AC_REQUEST_METHOD, /* Access-Control-Request-Method */
+	HTTP_H_IF_NONE_MATCH,
 	HTTP_H_KNOWN
 };
 

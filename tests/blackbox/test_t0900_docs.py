@@ -22,11 +22,13 @@ def blocks(path):
 
 def run_sh(cmd, server):
     """Runs an example against server: its address, its data directory and
-    the binary under test; $SHORTD_KEY is its admin key."""
+    the binary under test; $SHORTD_KEY is its admin key. It runs in the
+    server's scratch directory (an example may write a file)."""
     cmd = cmd.replace("127.0.0.1:8080", f"127.0.0.1:{server.port}")
     cmd = cmd.replace("--data ./data", " ".join(server.store_args())).replace("./shortd ", BIN + " ")
     env = dict(os.environ, SHORTD_KEY=server.key)
-    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=30, env=env)
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=30, env=env,
+                       cwd=server.workdir)
     assert r.returncode == 0, (cmd, r.stderr)
     return r.stdout
 
