@@ -13,6 +13,7 @@
 
 #define LINK_COLS \
 	"id, code, url, redirect, created_at, updated_at, expires_at, deleted_at, owner, forward_query"
+#define LINK_NCOLS 10 /* a column selected after them is number 10 */
 #define KEY_COLS "id, key_id, name, role, hash, created_at, revoked_at"
 
 const struct pg_stmt_def pg_stmts[PG_NSTMTS] = {
@@ -297,7 +298,7 @@ int pg_read_take(struct store_read *rd, const PGresult *res)
 		if (n == 0)
 			return STORE_NOTFOUND;
 		rd->link = pg_row_link(res, 0);
-		pg_col_bytes(res, 0, 9, rd->idem_hash, sizeof(rd->idem_hash));
+		pg_col_bytes(res, 0, LINK_NCOLS, rd->idem_hash, sizeof(rd->idem_hash));
 		return STORE_OK;
 	case STORE_READ_CLICKS: {
 		struct click_rows *out = &rd->clicks;

@@ -36,6 +36,7 @@
 #define LINK_COLUMNS \
 	"id, code, url, redirect, created_at, updated_at, expires_at, deleted_at, owner," \
 	" forward_query"
+#define LINK_NCOLUMNS 10 /* a column selected after them is number 10 */
 #define KEY_COLUMNS "id, key_id, name, role, hash, created_at, revoked_at"
 
 /* A writer: its connection, its thread and the ops queued for it. */

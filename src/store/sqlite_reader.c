@@ -318,8 +318,8 @@ static int read_idem(struct store_reader *r, int64_t owner, const char *idem_key
 	if (status == STORE_OK) {
 		*out = sqlite_row_to_link(st);
 		memset(hash, 0, 32);
-		if (sqlite3_column_bytes(st, 9) == 32)
-			memcpy(hash, sqlite3_column_blob(st, 9), 32);
+		if (sqlite3_column_bytes(st, LINK_NCOLUMNS) == 32)
+			memcpy(hash, sqlite3_column_blob(st, LINK_NCOLUMNS), 32);
 	}
 	return lookup_done(st, status);
 }
