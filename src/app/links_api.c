@@ -203,6 +203,14 @@ static int cursor_decode(const char *s, size_t len, uint64_t *id)
 		       : -1;
 }
 
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
 static void list_read(struct app_req *r)
 {
 	struct store_read *rd = &r->rd;
@@ -259,6 +267,28 @@ static void list_authed(struct app_req *r)
 			reply_field_error(r->ex, "cursor", "is not a cursor returned by this API");
 			return;
 		}
+	}
+	r->rd.q = NULL;
+	if ((vl = app_query_param(req, "q", &v)) >= 0) {
+		/* percent-decoded, ASCII letters in lower case */
+		size_t o = 0;
+		for (long i = 0; i < vl; i++) {
+			int c = (unsigned char)v[i];
+			if (c == '%' && i + 2 < vl && hex_digit(v[i + 1]) >= 0 && hex_digit(v[i + 2]) >= 0) {
+				c = hex_digit(v[i + 1]) << 4 | hex_digit(v[i + 2]);
+				i += 2;
+			} else if (c == '+') {
+				c = ' ';
+			}
+			if (c == 0 || o == LINK_SEARCH_MAX) {
+				reply_field_error(r->ex, "q", c ? "must be at most 200 bytes" : "must not hold NUL");
+				return;
+			}
+			r->u.q[o++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+		}
+		r->u.q[o] = '\0';
+		if (o)
+			r->rd.q = r->u.q;
 	}
 	r->rd.kind = STORE_READ_LINKS;
 	r->rd.owner = app_scope(r);

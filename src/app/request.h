@@ -62,6 +62,9 @@ struct app_clicks {
 	int64_t to_ms;
 };
 
+/* The longest search of a link list (GET /api/v1/links?q=), decoded. */
+#define LINK_SEARCH_MAX 200
+
 /* A QR code's options (qr_api.c). */
 struct app_qr {
 	int png;    /* else SVG */
@@ -101,6 +104,7 @@ struct app_req {
 		struct app_clicks clicks;   /* link and stats reads */
 		struct app_write write;     /* API writes */
 		struct app_qr qr;           /* a QR code's options */
+		char q[LINK_SEARCH_MAX + 1]; /* a list's search, for its read */
 	} u;
 };
 

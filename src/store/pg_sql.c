@@ -25,12 +25,17 @@ const struct pg_stmt_def pg_stmts[PG_NSTMTS] = {
 	[PG_LSN_GATE] = {"lsn_gate", "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", 1},
 	[PG_LINKS_ALL] = {"links_all",
 			  "SELECT " LINK_COLS " FROM links WHERE deleted_at IS NULL AND id < $1"
+			  " AND ($3::text IS NULL OR strpos(lower(code), $3) > 0"
+			  " OR strpos(lower(url), $3) > 0)"
 			  " ORDER BY id DESC LIMIT $2",
-			  2},
+			  3},
 	[PG_LINKS_OWNER] = {"links_owner",
 			    "SELECT " LINK_COLS " FROM links WHERE owner = $3 AND id < $1"
-			    " AND deleted_at IS NULL ORDER BY id DESC LIMIT $2",
-			    3},
+			    " AND deleted_at IS NULL"
+			    " AND ($4::text IS NULL OR strpos(lower(code), $4) > 0"
+			    " OR strpos(lower(url), $4) > 0)"
+			    " ORDER BY id DESC LIMIT $2",
+			    4},
 	[PG_KEY_GET] = {"key_get", "SELECT " KEY_COLS " FROM api_keys WHERE key_id = $1", 1},
 	[PG_KEYS] = {"keys", "SELECT " KEY_COLS " FROM api_keys ORDER BY id DESC", 0},
 	[PG_IDEM_GET] = {"idem_get",
@@ -171,10 +176,13 @@ enum pg_stmt pg_read_params(const struct store_read *rd, int node, struct pg_par
 	case STORE_READ_LINKS:
 		pg_param_int(p, rd->before_id > 0 ? rd->before_id : INT64_MAX);
 		pg_param_int(p, rd->limit);
-		if (rd->owner == STORE_ANY_OWNER)
-			return PG_LINKS_ALL;
-		pg_param_int(p, rd->owner);
-		return PG_LINKS_OWNER;
+		if (rd->owner != STORE_ANY_OWNER)
+			pg_param_int(p, rd->owner);
+		if (rd->q)
+			pg_param_text(p, rd->q, strlen(rd->q));
+		else
+			pg_param_null(p);
+		return rd->owner == STORE_ANY_OWNER ? PG_LINKS_ALL : PG_LINKS_OWNER;
 	case STORE_READ_KEY:
 		pg_param_text(p, rd->key_id, strlen(rd->key_id));
 		return PG_KEY_GET;

@@ -55,11 +55,14 @@ int sqlite_reader_open(struct store *s, uv_loop_t *loop, struct store_reader **o
 		    sizeof(err)) ||
 	    sqlite_prepare(r->db,
 		    "SELECT " LINK_COLUMNS " FROM links WHERE deleted_at IS NULL AND id < ?1"
+		    " AND (?4 IS NULL OR instr(lower(code), ?4) OR instr(lower(url), ?4))"
 		    " ORDER BY id DESC LIMIT ?2",
 		    &r->list, err, sizeof(err)) ||
 	    sqlite_prepare(r->db,
 		    "SELECT " LINK_COLUMNS " FROM links WHERE owner = ?3 AND id < ?1"
-		    " AND deleted_at IS NULL ORDER BY id DESC LIMIT ?2",
+		    " AND deleted_at IS NULL"
+		    " AND (?4 IS NULL OR instr(lower(code), ?4) OR instr(lower(url), ?4))"
+		    " ORDER BY id DESC LIMIT ?2",
 		    &r->list_owner, err, sizeof(err)) ||
 	    sqlite_prepare(r->db, "SELECT " KEY_COLUMNS " FROM api_keys WHERE key_id = ?1", &r->key_get,
 		    err, sizeof(err)) ||
@@ -221,13 +224,17 @@ static int read_link(struct store_reader *r, const char *code, size_t len, struc
 }
 
 static int read_links(struct store_reader *r, int64_t owner, int64_t before_id, int limit,
-		      struct link ***out, int *n)
+		      const char *q, struct link ***out, int *n)
 {
 	sqlite3_stmt *st = owner == STORE_ANY_OWNER ? r->list : r->list_owner;
 	sqlite3_bind_int64(st, 1, before_id > 0 ? before_id : INT64_MAX);
 	sqlite3_bind_int(st, 2, limit);
 	if (owner != STORE_ANY_OWNER)
 		sqlite3_bind_int64(st, 3, owner);
+	if (q)
+		sqlite3_bind_text(st, 4, q, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
 	struct link **v = xcalloc((size_t)limit + 1, sizeof(*v));
 	int count = 0, rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && count < limit)
@@ -436,7 +443,8 @@ static int run_read(struct store_reader *r, struct store_read *rd)
 	case STORE_READ_LINK:
 		return read_link(r, rd->code, rd->code_len, &rd->link);
 	case STORE_READ_LINKS:
-		return read_links(r, rd->owner, rd->before_id, rd->limit, &rd->links, &rd->nlinks);
+		return read_links(r, rd->owner, rd->before_id, rd->limit, rd->q, &rd->links,
+				  &rd->nlinks);
 	case STORE_READ_KEY:
 		return read_key(r, rd->key_id, &rd->key);
 	case STORE_READ_KEYS:

@@ -142,8 +142,9 @@ enum store_read_kind {
 	/* The link of code[0..code_len), deleted or not: link. */
 	STORE_READ_LINK,
 	/* Live (not deleted) links of owner (or STORE_ANY_OWNER) with id <
-	 * before_id (0: from the newest), newest first, at most limit: links
-	 * and nlinks (freed with store_links_free()). */
+	 * before_id (0: from the newest), newest first, at most limit, and
+	 * with q (if not NULL) in their code or URL, ASCII letters in any
+	 * case: links and nlinks (freed with store_links_free()). */
 	STORE_READ_LINKS,
 	/* The key whose public id is key_id (revoked or not): key. */
 	STORE_READ_KEY,
@@ -171,6 +172,7 @@ struct store_read {
 	int64_t owner;        /* LINKS, IDEM */
 	int64_t before_id;    /* LINKS */
 	int limit;            /* LINKS */
+	const char *q;        /* LINKS: NUL-terminated, in lower case; NULL: any */
 	int64_t now_ms;       /* IDEM */
 	int64_t link_id;      /* CLICKS */
 	/* 1: a replica may answer (it may lag a moment behind the primary; a

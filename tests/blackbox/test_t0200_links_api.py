@@ -223,7 +223,7 @@ def test_list_newest_first_with_cursor(server):
 @pytest.mark.parametrize("q,field", [
     ("limit=0", "limit"), ("limit=1001", "limit"), ("limit=abc", "limit"), ("limit=", "limit"),
     ("cursor=!!", "cursor"), ("cursor=", "cursor"), ("cursor=abc", "cursor"),
-    ("cursor=zzzzzzzzzzzz", "cursor"), ("q=x", "q"), ("tag=a", "tag"), ("sort=url", "sort"),
+    ("cursor=zzzzzzzzzzzz", "cursor"), ("search=x", "search"), ("tag=a", "tag"), ("sort=url", "sort"),
     ("limit=5&Limit=5", "Limit"), ("flag", "flag"),
 ])
 def test_list_bad_params(server, q, field):
@@ -379,3 +379,34 @@ def test_forward_query(make_server):
     s.start()
     assert s.request("GET", "/%s?z=3" % on["code"]).headers["location"] == \
         "https://example.com/p?a=1&z=3#frag"
+
+
+def test_list_search(make_server):
+    """q= keeps the links whose code or target holds it (ASCII letters in
+    any case), newest first, page by page, within the caller's scope."""
+    s = make_server()
+    s.create("https://example.com/Alpha", alias="cat-1")
+    s.create("https://shop.example.org/beta", alias="dog-1")
+    s.create("https://example.com/gamma", alias="Cat-2")
+    user = s.request("POST", "/api/v1/keys", json_body={"name": "u", "role": "user"}).json()
+    s.request("POST", "/api/v1/links", json_body={"url": "https://example.com/cat", "alias": "u-1"},
+              key=user["key"])
+
+    def codes(query, key=True):
+        r = s.request("GET", "/api/v1/links?" + query, key=key)
+        assert r.status == 200, r
+        return [l["code"] for l in r.json()["links"]], r.json()["next_cursor"]
+
+    assert codes("q=cat")[0] == ["u-1", "Cat-2", "cat-1"]           # code or target
+    assert codes("q=ALPHA")[0] == ["cat-1"]
+    assert codes("q=shop.example")[0] == ["dog-1"]
+    assert codes("q=%2Fbeta")[0] == ["dog-1"]                       # percent-decoded
+    assert codes("q=cat", key=user["key"])[0] == ["u-1"]            # a user's own only
+    assert codes("q=nothing-like-it") == ([], None)
+    assert len(codes("q=")[0]) == 4                                 # empty: no filter
+    page, cursor = codes("q=cat&limit=2")
+    assert page == ["u-1", "Cat-2"] and cursor
+    assert codes("q=cat&limit=2&cursor=" + cursor) == (["cat-1"], None)
+    for bad in ("q=" + "a" * 201, "q=%00"):
+        r = s.request("GET", "/api/v1/links?" + bad)
+        assert r.status == 400 and r.json()["error"]["field"] == "q", r
