@@ -45,6 +45,11 @@ struct principal {
 	int role;   /* enum apikey_role; 0: anonymous */
 };
 
+/* A web session's token: 32 random bytes in base64url (session_api.c);
+ * its cookie. */
+#define SESSION_TOKEN_LEN 43
+#define SESSION_COOKIE "shortd_session"
+
 /* A write the request waits for, and what its answer needs. */
 struct app_write {
 	struct store_op op;
@@ -52,6 +57,8 @@ struct app_write {
 	char idem_key[IDEM_KEY_MAX + 1]; /* op.idem_key points here */
 	struct api_key key;              /* keys API: op.key points here */
 	char secret[APIKEY_LEN + 1];     /* a new key, shown once */
+	struct store_session session;    /* sessions API: op.session points here */
+	char token[SESSION_TOKEN_LEN + 1]; /* a new session's, for its cookie */
 };
 
 /* A read of click counters, and the range a stats answer covers. */
@@ -98,6 +105,8 @@ struct app_req {
 	struct store_read rd;
 	struct http_task task;
 	char key_id[APIKEY_ID_LEN + 1]; /* the key being authenticated */
+	uint8_t session_hash[32];       /* the session being authenticated */
+	int by_session;                 /* who came from a session cookie */
 	struct cache_flight *flight;    /* redirect: the load it makes */
 	union {
 		struct cache_waiter waiter; /* redirect: the load it waits for */
@@ -126,8 +135,11 @@ void req_wake(struct app_req *r);
  * connection (r may then be reused at once for the next request). */
 void req_settle(struct app_req *r);
 
-/* auth.c: who calls. Then next(r), now or after the key is read; or an
- * answer: 401 (a malformed, unknown or revoked key) or 503. */
+/* auth.c: who calls: the API key sent, else the session of the cookie.
+ * Then next(r), now or after the key is read; or an answer: 401 (a
+ * malformed, unknown or revoked key, or a session that ended), 403 (a
+ * session's request that changes something without X-Shortd-CSRF) or
+ * 503. */
 void app_authenticate(struct app_req *r, req_step next);
 /* REQ_GO_ON if r->who holds a key (an admin key, with admin_only); else
  * REQ_ANSWERED after 401 or 403. */
@@ -135,6 +147,12 @@ int app_require(struct app_req *r, int admin_only);
 /* Whose links r->who may see and change: STORE_ANY_OWNER (admin) or its
  * own. */
 int64_t app_scope(const struct app_req *r);
+/* The session token of the request's cookie, or NULL. */
+const char *app_session_token(const struct http_request *req, size_t *len);
+/* Set-Cookie for the session cookie: token for max_age_s, or (token
+ * NULL) its removal. */
+void app_session_cookie(const struct app *app, const char *token, long max_age_s, char *out,
+			size_t cap);
 
 /* links_api.c: the link of r->arg, if r->who may see it: then(r) with
  * r->link (one reference, the handler's to drop), or an answer: 404

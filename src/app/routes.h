@@ -22,6 +22,8 @@ enum app_route {
 	ROUTE_LINK_DELETE,
 	ROUTE_LINK_STATS,
 	ROUTE_LINK_QR,
+	ROUTE_SESSION_CREATE,
+	ROUTE_SESSION_DELETE,
 	ROUTE_KEY_LIST,
 	ROUTE_KEY_CREATE,
 	ROUTE_KEY_REVOKE,
@@ -61,6 +63,8 @@ void links_patch(struct app_req *r);
 void links_delete(struct app_req *r);
 void stats_get(struct app_req *r);
 void qr_get(struct app_req *r);
+void session_create(struct app_req *r);
+void session_delete(struct app_req *r);
 void keys_list(struct app_req *r);
 void keys_create(struct app_req *r);
 void keys_revoke(struct app_req *r);

@@ -40,6 +40,8 @@ static const struct option_def options[] = {
 	STR(geoip, "geoip", "auto",
 	    "country database for clicks, .mmdb or legacy .dat ('auto': usual paths, 'off')"),
 	INT(threads, "threads", "0", 0, 256, "HTTP worker threads (0: one per core)"),
+	INT(session_ttl_s, "session-ttl-s", "604800", 1, 31536000,
+	    "how long a web UI sign-in lasts, in seconds"),
 	INT(forward_query, "forward-query", "0", 0, 1,
 	    "new links pass a short URL's query string on to the target (per link: forward_query)"),
 	INT(code_length, "code-length", "7", 5, 32, "length of generated short codes"),

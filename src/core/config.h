@@ -33,6 +33,7 @@ struct config {
 	int negative_ttl_s;
 	int redirect_status;
 	int forward_query;
+	int session_ttl_s;
 	int max_conns;
 	int max_conns_per_ip; /* 0: no cap */
 	int max_unsent_mb;

@@ -468,6 +468,7 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 			}
 			break;
 		case 6:
+			KNOWN("cookie", HTTP_H_COOKIE);
 			if (name_is(name, "expect", 6)) {
 				if (!lower_eq(v, vl, "100-continue")) {
 					if (!late) {
@@ -503,6 +504,7 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 		case 13:
 			KNOWN("authorization", HTTP_H_AUTHORIZATION);
 			KNOWN("if-none-match", HTTP_H_IF_NONE_MATCH);
+			KNOWN("x-shortd-csrf", HTTP_H_X_SHORTD_CSRF);
 			break;
 		case 15:
 			KNOWN("x-forwarded-for", HTTP_H_X_FORWARDED_FOR);

@@ -70,6 +70,8 @@ enum http_known {
 	HTTP_H_IDEMPOTENCY_KEY,
 	HTTP_H_AC_REQUEST_METHOD, /* Access-Control-Request-Method */
 	HTTP_H_IF_NONE_MATCH,
+	HTTP_H_COOKIE,
+	HTTP_H_X_SHORTD_CSRF,
 	HTTP_H_KNOWN
 };
 

@@ -97,6 +97,17 @@ const struct pg_stmt_def pg_stmts[PG_NSTMTS] = {
 			   " RETURNING id",
 			   2},
 	[PG_KEY_EXISTS] = {"key_exists", "SELECT 1 FROM api_keys WHERE id = $1", 1},
+	[PG_SESSION_GET] = {"session_get",
+			    "SELECT " KEY_COLS ", (SELECT expires_at FROM sessions WHERE hash = $1)"
+			    " FROM api_keys WHERE id = (SELECT key_row FROM sessions WHERE hash = $1)",
+			    1},
+	[PG_SESSION_PURGE] = {"session_purge", "DELETE FROM sessions WHERE expires_at < $1", 1},
+	[PG_SESSION_INSERT] = {"session_insert",
+			       "INSERT INTO sessions (hash, key_row, created_at, expires_at)"
+			       " VALUES ($1, $2, $3, $4)",
+			       4},
+	[PG_SESSION_DELETE] = {"session_delete",
+			       "DELETE FROM sessions WHERE hash = $1 RETURNING 1", 1},
 	[PG_DELTA_ADD] = {"delta_add",
 			  "INSERT INTO click_deltas (node, seq, data) VALUES ($1, $2, $3)", 3},
 	[PG_DELTA_DROP] = {"delta_drop", "DELETE FROM click_deltas WHERE node = $1 AND seq <= $2",
@@ -188,6 +199,9 @@ enum pg_stmt pg_read_params(const struct store_read *rd, int node, struct pg_par
 		return PG_KEY_GET;
 	case STORE_READ_KEYS:
 		return PG_KEYS;
+	case STORE_READ_SESSION:
+		pg_param_bytes(p, rd->session_hash, 32);
+		return PG_SESSION_GET;
 	case STORE_READ_IDEM:
 		pg_param_int(p, rd->owner);
 		pg_param_text(p, rd->idem_key, strlen(rd->idem_key));
@@ -295,6 +309,12 @@ int pg_read_take(struct store_read *rd, const PGresult *res)
 		if (n == 0)
 			return STORE_NOTFOUND;
 		row_key(res, 0, &rd->key);
+		return STORE_OK;
+	case STORE_READ_SESSION:
+		if (n == 0)
+			return STORE_NOTFOUND;
+		row_key(res, 0, &rd->key);
+		rd->session_expires_ms = col_int(res, 0, 7);
 		return STORE_OK;
 	case STORE_READ_KEYS:
 		rd->keys = xmalloc(((size_t)n + 1) * sizeof(*rd->keys));

@@ -41,7 +41,7 @@
 
 /* What each result of a batch belongs to. */
 enum role { R_TX, R_EXPIRE, R_INSERTS, R_CHANGE, R_OWNER, R_KEY_INSERT, R_KEY_REVOKE,
-	    R_KEY_EXISTS, R_PLAIN, R_LSN };
+	    R_KEY_EXISTS, R_SESSION_DELETE, R_PLAIN, R_LSN };
 
 struct sent {
 	struct store_op *op;
@@ -352,6 +352,24 @@ static int send_op(PGconn *pg, struct pg_store *ps, struct batch *b, struct stor
 		pg_param_int(&p, op->key->id);
 		sent_add(b, op, R_KEY_EXISTS);
 		return send_stmt(pg, PG_KEY_EXISTS, &p) ? 0 : -1;
+	case STORE_OP_SESSION_INSERT: {
+		const struct store_session *s = op->session;
+		pg_param_int(&p, s->created_at_ms);
+		sent_add(b, op, R_PLAIN);
+		if (!send_stmt(pg, PG_SESSION_PURGE, &p))
+			return -1;
+		pg_params_init(&p);
+		pg_param_bytes(&p, s->hash, sizeof(s->hash));
+		pg_param_int(&p, s->key_row);
+		pg_param_int(&p, s->created_at_ms);
+		pg_param_int(&p, s->expires_at_ms);
+		sent_add(b, op, R_PLAIN);
+		return send_stmt(pg, PG_SESSION_INSERT, &p) ? 0 : -1;
+	}
+	case STORE_OP_SESSION_DELETE:
+		pg_param_bytes(&p, op->session->hash, sizeof(op->session->hash));
+		sent_add(b, op, R_SESSION_DELETE);
+		return send_stmt(pg, PG_SESSION_DELETE, &p) ? 0 : -1;
 	case STORE_OP_CLICK_DELTA:
 		pg_param_int(&p, ps->node);
 		pg_param_int(&p, (int64_t)op->click_seq);
@@ -426,6 +444,9 @@ static void take(struct batch *b, const struct sent *s, PGresult *res)
 	case R_KEY_EXISTS:
 		if (op->status != STORE_OK && rows == 1)
 			op->status = STORE_GONE;
+		break;
+	case R_SESSION_DELETE:
+		op->status = rows == 1 ? STORE_OK : STORE_NOTFOUND;
 		break;
 	case R_PLAIN:
 		op->status = STORE_OK;

@@ -99,3 +99,13 @@ CREATE TABLE click_flush (
 -- links.forward_query: true, a redirect appends the request's query string
 --   to the target (false for the links made before it).
 ALTER TABLE links ADD COLUMN forward_query BOOLEAN NOT NULL DEFAULT false;
+
+-- migration 3
+-- sessions: web UI sign-ins, as in schema_sqlite.sql (migration 6).
+CREATE TABLE sessions (
+	hash       BYTEA  PRIMARY KEY,
+	key_row    BIGINT NOT NULL,
+	created_at BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL
+);
+CREATE INDEX sessions_expiry ON sessions (expires_at);

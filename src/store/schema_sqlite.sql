@@ -105,3 +105,17 @@ DROP TABLE click_flush;
 
 -- migration 5
 ALTER TABLE links ADD COLUMN forward_query INTEGER NOT NULL DEFAULT 0;
+
+-- migration 6
+-- sessions: web UI sign-ins (POST /api/v1/session). hash: SHA-256 of the
+--   session token, which only the browser's cookie holds; key_row: the
+--   api_keys row it acts for (revoking the key ends its sessions, as every
+--   request reads the key through the session); expires_at: Unix ms.
+--   sessions_expiry: expired sessions are dropped when a new one is made.
+CREATE TABLE sessions (
+	hash       BLOB    PRIMARY KEY,
+	key_row    INTEGER NOT NULL,
+	created_at INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sessions_expiry ON sessions (expires_at);

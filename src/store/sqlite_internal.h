@@ -38,6 +38,7 @@
 	" forward_query"
 #define LINK_NCOLUMNS 10 /* a column selected after them is number 10 */
 #define KEY_COLUMNS "id, key_id, name, role, hash, created_at, revoked_at"
+#define KEY_NCOLUMNS 7
 
 /* A writer: its connection, its thread and the ops queued for it. */
 struct writer {
@@ -61,7 +62,7 @@ struct sqlite_store {
 	struct writer links;      /* shortd.db; clicks.db only while migrating */
 	struct writer clicks;     /* clicks.db, opened as "main" */
 	sqlite3_stmt *insert, *update, *del, *exists, *idem_expire, *key_insert, *key_revoke,
-		*key_exists;
+		*key_exists, *session_insert, *session_purge, *session_delete;
 	sqlite3_stmt *click_hour, *click_day, *click_seq, *delta_add, *delta_drop; /* clicks.db */
 	int commit_batch;
 	atomic_ulong commit_gen; /* transactions the writers have ended */
@@ -93,7 +94,7 @@ struct store_reader {
 	struct key_row keys[KEY_ROWS];
 	unsigned next_key; /* the slot the next new row takes */
 	uint64_t map_found, map_missed; /* not yet added to ss's */
-	sqlite3_stmt *get, *get_id, *list, *list_owner, *key_get, *key_list, *idem_get;
+	sqlite3_stmt *get, *get_id, *list, *list_owner, *key_get, *key_list, *idem_get, *session_get;
 	sqlite3_stmt *hours, *days, *seq, *deltas;
 	/* DELAYED_READS builds: reads answered later, oldest first, by a
 	 * timer on the reader's loop (NULL: no loop, every read at once). */

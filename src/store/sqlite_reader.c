@@ -66,6 +66,10 @@ int sqlite_reader_open(struct store *s, uv_loop_t *loop, struct store_reader **o
 		    &r->list_owner, err, sizeof(err)) ||
 	    sqlite_prepare(r->db, "SELECT " KEY_COLUMNS " FROM api_keys WHERE key_id = ?1", &r->key_get,
 		    err, sizeof(err)) ||
+	    sqlite_prepare(r->db,
+		    "SELECT " KEY_COLUMNS ", (SELECT expires_at FROM sessions WHERE hash = ?1)"
+		    " FROM api_keys WHERE id = (SELECT key_row FROM sessions WHERE hash = ?1)",
+		    &r->session_get, err, sizeof(err)) ||
 	    sqlite_prepare(r->db, "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY id DESC", &r->key_list,
 		    err, sizeof(err)) ||
 	    sqlite_prepare(r->db,
@@ -118,7 +122,7 @@ void sqlite_reader_close(struct store_reader *r)
 static void free_reader(struct store_reader *r)
 {
 	sqlite3_stmt *all[] = {r->get,	   r->get_id, r->list,  r->list_owner, r->key_get,
-			       r->key_list, r->idem_get, r->hours,	    r->days,
+			       r->key_list, r->idem_get, r->session_get, r->hours, r->days,
 			       r->seq,	   r->deltas, r->begin,	    r->end};
 	for (size_t i = 0; i < ARRAY_LEN(all); i++)
 		sqlite3_finalize(all[i]);
@@ -291,6 +295,22 @@ static int read_key(struct store_reader *r, const char *key_id, struct api_key *
 	return lookup_done(st, status);
 }
 
+/* A session's key and expiry (read from the table each time: a session
+ * is asked for on every request of its browser, and its key may have been
+ * revoked a moment ago). */
+static int read_session(struct store_reader *r, const uint8_t hash[32], struct api_key *out,
+			int64_t *expires_ms)
+{
+	sqlite3_stmt *st = r->session_get;
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	int status = lookup_step(r, st, "a session");
+	if (status == STORE_OK) {
+		sqlite_row_to_key(st, out);
+		*expires_ms = sqlite3_column_int64(st, KEY_NCOLUMNS);
+	}
+	return lookup_done(st, status);
+}
+
 static int read_keys(struct store_reader *r, struct api_key **out, int *n)
 {
 	sqlite3_stmt *st = r->key_list;
@@ -454,6 +474,8 @@ static int run_read(struct store_reader *r, struct store_read *rd)
 	case STORE_READ_CLICKS:
 		return read_clicks(r, rd->link_id, rd->from_hour, rd->to_hour, rd->want_dims,
 				   &rd->clicks);
+	case STORE_READ_SESSION:
+		return read_session(r, rd->session_hash, &rd->key, &rd->session_expires_ms);
 	}
 	return STORE_ERR;
 }

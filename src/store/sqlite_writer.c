@@ -246,6 +246,32 @@ static int op_key_revoke(struct sqlite_store *ss, struct store_op *op)
 	return rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERR;
 }
 
+/* A new session; expired ones go first (sessions_expiry finds them). */
+static int op_session_insert(struct sqlite_store *ss, struct store_op *op)
+{
+	const struct store_session *s = op->session;
+	sqlite3_bind_int64(ss->session_purge, 1, s->created_at_ms);
+	int status = step_done(ss->session_purge, "drop expired sessions");
+	if (status != STORE_OK)
+		return status;
+	sqlite3_stmt *st = ss->session_insert;
+	sqlite3_bind_blob(st, 1, s->hash, sizeof(s->hash), SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, s->key_row);
+	sqlite3_bind_int64(st, 3, s->created_at_ms);
+	sqlite3_bind_int64(st, 4, s->expires_at_ms);
+	return step_done(st, "insert a session");
+}
+
+static int op_session_delete(struct sqlite_store *ss, struct store_op *op)
+{
+	sqlite3_stmt *st = ss->session_delete;
+	sqlite3_bind_blob(st, 1, op->session->hash, sizeof(op->session->hash), SQLITE_STATIC);
+	int status = step_done(st, "delete a session");
+	if (status == STORE_OK && sqlite3_changes(ss->links.db) == 0)
+		return STORE_NOTFOUND;
+	return status;
+}
+
 /* STORE_FULL when the last error of db was a full disk, else STORE_ERR. */
 static int failure(sqlite3 *db)
 {
@@ -297,6 +323,12 @@ static void run_batch(struct writer *w, struct store_op *batch)
 			break;
 		case STORE_OP_KEY_REVOKE:
 			op->status = op_key_revoke(ss, op);
+			break;
+		case STORE_OP_SESSION_INSERT:
+			op->status = op_session_insert(ss, op);
+			break;
+		case STORE_OP_SESSION_DELETE:
+			op->status = op_session_delete(ss, op);
 			break;
 		default:
 			op->status = op_modify(ss, op);
@@ -485,7 +517,14 @@ int sqlite_writer_prepare(struct sqlite_store *ss, char *err, size_t errlen)
 		    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
 		    &ss->key_revoke, err, errlen) ||
 	    sqlite_prepare(ss->links.db, "SELECT 1 FROM api_keys WHERE id = ?1", &ss->key_exists, err,
-		    errlen))
+		    errlen) ||
+	    sqlite_prepare(ss->links.db,
+		    "INSERT INTO sessions (hash, key_row, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+		    &ss->session_insert, err, errlen) ||
+	    sqlite_prepare(ss->links.db, "DELETE FROM sessions WHERE expires_at < ?1",
+		    &ss->session_purge, err, errlen) ||
+	    sqlite_prepare(ss->links.db, "DELETE FROM sessions WHERE hash = ?1", &ss->session_delete,
+		    err, errlen))
 		return -1;
 	if (sqlite_prepare(ss->clicks.db,
 		    "INSERT INTO click_hours (link_id, hour, humans, bots)"

@@ -64,6 +64,16 @@ enum store_op_kind {
 	STORE_OP_CLICK_MERGE, /* add counters to the click tables, drop merged deltas */
 	STORE_OP_KEY_INSERT,  /* a new API key (op->key) */
 	STORE_OP_KEY_REVOKE,  /* revoke key op->key->id at op->key->revoked_at_ms */
+	STORE_OP_SESSION_INSERT, /* a web session (op->session); drops expired ones */
+	STORE_OP_SESSION_DELETE, /* the session of op->session->hash (else NOTFOUND) */
+};
+
+/* A web session: the SHA-256 of its token (never the token) and the row
+ * id of the API key it acts for. */
+struct store_session {
+	uint8_t hash[32];
+	int64_t key_row;
+	int64_t created_at_ms, expires_at_ms;
 };
 
 /* Reading links of every owner (store_list, store_op.owner). */
@@ -117,6 +127,8 @@ struct store_op {
 	uint8_t idem_hash[32];
 	/* KEY_*: the key (owned by the submitter). */
 	struct api_key *key;
+	/* SESSION_*: the session (owned by the submitter). */
+	const struct store_session *session;
 	/* CLICK_DELTA: the encoded batch (owned by the submitter) and its
 	 * number. CLICK_MERGE: counters to add (owned by the submitter); deltas
 	 * up to click_seq are then dropped, and click_seq recorded. */
@@ -158,6 +170,9 @@ enum store_read_kind {
 	 * when want_dims), and the number of the last delta merged into them,
 	 * from one snapshot; link_id 0 reads only that number: clicks. */
 	STORE_READ_CLICKS,
+	/* The key of the session whose token hashes to session_hash (revoked
+	 * or not), and the session's expiry: key and session_expires_ms. */
+	STORE_READ_SESSION,
 };
 
 /* One read, owned by the caller. The strings it points to must stay
@@ -175,6 +190,7 @@ struct store_read {
 	const char *q;        /* LINKS: NUL-terminated, in lower case; NULL: any */
 	int64_t now_ms;       /* IDEM */
 	int64_t link_id;      /* CLICKS */
+	const uint8_t *session_hash; /* SESSION: 32 bytes */
 	/* 1: a replica may answer (it may lag a moment behind the primary; a
 	 * STORE_NOTFOUND there is asked again of the primary). 0, the
 	 * default: the answer must hold every write acknowledged before the
@@ -188,6 +204,7 @@ struct store_read {
 	struct link **links;
 	int nlinks;
 	struct api_key key;
+	int64_t session_expires_ms;
 	struct api_key *keys;
 	int nkeys;
 	uint8_t idem_hash[32];

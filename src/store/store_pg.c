@@ -163,7 +163,8 @@ static void pg_submit(struct store *s, struct store_op *op)
 	struct pg_writer *w;
 	if (op->kind == STORE_OP_CLICK_DELTA || op->kind == STORE_OP_CLICK_MERGE)
 		w = &ps->writers[ps->pool];
-	else if (op->kind == STORE_OP_KEY_INSERT || op->kind == STORE_OP_KEY_REVOKE)
+	else if (op->kind == STORE_OP_KEY_INSERT || op->kind == STORE_OP_KEY_REVOKE ||
+		 op->kind == STORE_OP_SESSION_INSERT || op->kind == STORE_OP_SESSION_DELETE)
 		w = &ps->writers[0];
 	else /* a link's writes, in order, on the writer of its code */
 		w = &ps->writers[hash_bytes(op->link->code, op->link->code_len, 0) % (uint64_t)ps->pool];

@@ -126,6 +126,9 @@ static void sqlite_close(struct store *s)
 	sqlite3_finalize(ss->key_insert);
 	sqlite3_finalize(ss->key_revoke);
 	sqlite3_finalize(ss->key_exists);
+	sqlite3_finalize(ss->session_insert);
+	sqlite3_finalize(ss->session_purge);
+	sqlite3_finalize(ss->session_delete);
 	sqlite3_finalize(ss->click_hour);
 	sqlite3_finalize(ss->click_day);
 	sqlite3_finalize(ss->click_seq);
