@@ -3,7 +3,7 @@
 # root) by scripts/deps.sh.
 
 CC      ?= cc
-PKGS    := libuv sqlite3 jansson libcurl libidn2 libmaxminddb geoip libqrencode libpng libcrypto libpq icu-uc icu-i18n
+PKGS    := libuv sqlite3 jansson libcurl libidn2 libmaxminddb geoip libqrencode libpng zlib libcrypto libpq icu-uc icu-i18n
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -60,7 +60,24 @@ deps:
 
 # Generated headers are kept: deleted as intermediates after a first build,
 # they would make the next make (whose .d files name them) rebuild everything.
-.PRECIOUS: $(BUILD)/gen/%.sql.h $(BUILD)/gen/%.txt.h
+.PRECIOUS: $(BUILD)/gen/%.sql.h $(BUILD)/gen/%.txt.h $(BUILD)/gen/ui_%.h
+
+# The web UI's files and Chart.js (Debian's libjs-chart.js), as C string
+# literals ('?' escaped: no trigraphs), for src/app/ui.c.
+CHART_JS := /usr/share/javascript/chart.js/chart.min.js
+UI_GEN := $(BUILD)/gen/ui_index.html.h $(BUILD)/gen/ui_app.js.h $(BUILD)/gen/ui_app.css.h \
+	$(BUILD)/gen/chart.min.js.h
+EMBED = sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/'
+
+$(BUILD)/gen/ui_%.h: ui/%
+	@mkdir -p $(@D)
+	$(EMBED) $< > $@
+
+$(BUILD)/gen/chart.min.js.h: $(CHART_JS)
+	@mkdir -p $(@D)
+	$(EMBED) $< > $@
+
+$(BUILD)/obj/app/ui.o: $(UI_GEN)
 
 $(BUILD)/gen/%.sql.h: src/store/%.sql
 	@mkdir -p $(@D)

@@ -4,8 +4,8 @@
 # fails. Usage: scripts/deps.sh build|test|bench
 set -eu
 
-build="gcc make pkg-config libc6-dev libuv1-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev libidn2-dev libmaxminddb-dev libgeoip-dev geoip-database libqrencode-dev libpng-dev libssl-dev libpq-dev libicu-dev"
-test="$build libcmocka-dev python3 python3-pytest sqlite3 curl libmaxmind-db-writer-perl clang libclang-rt-14-dev wrk zbar-tools nginx-light util-linux procps postgresql-15 haproxy openssl groff-base systemd dpkg-dev fakeroot lintian"
+build="gcc make pkg-config libc6-dev libuv1-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev libidn2-dev libmaxminddb-dev libgeoip-dev geoip-database libqrencode-dev libpng-dev zlib1g-dev libjs-chart.js libssl-dev libpq-dev libicu-dev"
+test="$build libcmocka-dev python3 python3-pytest sqlite3 curl libmaxmind-db-writer-perl clang libclang-rt-14-dev wrk zbar-tools chromium chromium-driver python3-selenium nginx-light util-linux procps postgresql-15 haproxy openssl groff-base systemd dpkg-dev fakeroot lintian"
 bench="$build python3 curl wrk nginx-light util-linux procps redis-server redis-tools postgresql-15"
 
 case "${1:-build}" in

@@ -238,6 +238,7 @@ struct app *app_open(const struct config *cfg, int *status)
 	app->cfg = cfg;
 	f->lock_fd = -1;
 	blocklist_slot_init(&app->blocklist);
+	ui_init(); /* the web UI's files: hashed names, gzip copies */
 	*status = 2; /* bad options, until the options are all read */
 	if (parse_listen(cfg->listen, f->host, sizeof(f->host), &f->port) != 0) {
 		snprintf(err, sizeof(err),

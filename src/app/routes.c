@@ -32,6 +32,8 @@
 static const struct route routes[ROUTE_COUNT] = {
 	[ROUTE_OTHER] = {0, NULL, "other", NULL, NULL},
 	[ROUTE_ROOT] = {GET, "/", "root", service_root, NULL},
+	[ROUTE_STATIC] = {GET, "/static/{file}", "static", ui_static, NULL},
+	[ROUTE_API_INDEX] = {GET, "/api/v1", "api_index", service_api_index, ""},
 	[ROUTE_HEALTHZ] = {GET, "/healthz", "healthz", service_healthz, NULL},
 	[ROUTE_READYZ] = {GET, "/readyz", "readyz", service_readyz, NULL},
 	[ROUTE_METRICS] = {GET, "/metrics", "metrics", service_metrics, NULL},
@@ -46,6 +48,7 @@ static const struct route routes[ROUTE_COUNT] = {
 	[ROUTE_LINK_QR] = {GET, "/api/v1/links/{code}/qr", "link_qr", qr_get, "format size margin ecc"},
 	[ROUTE_SESSION_CREATE] = {M(HTTP_POST), "/api/v1/session", "session_create", session_create,
 				  ""},
+	[ROUTE_SESSION_GET] = {GET, "/api/v1/session", "session_get", session_get, ""},
 	[ROUTE_SESSION_DELETE] = {M(HTTP_DELETE), "/api/v1/session", "session_delete",
 				  session_delete, ""},
 	[ROUTE_KEY_LIST] = {GET, "/api/v1/keys", "key_list", keys_list, ""},

@@ -7,11 +7,14 @@
 #define SHORTD_ROUTES_H
 
 struct app_req;
+struct http_request;
 
 /* A route's id: its place in the table, and its metrics label. */
 enum app_route {
 	ROUTE_OTHER = 0, /* no route: refused before or by dispatch */
 	ROUTE_ROOT,
+	ROUTE_STATIC,
+	ROUTE_API_INDEX,
 	ROUTE_HEALTHZ,
 	ROUTE_READYZ,
 	ROUTE_METRICS,
@@ -23,6 +26,7 @@ enum app_route {
 	ROUTE_LINK_STATS,
 	ROUTE_LINK_QR,
 	ROUTE_SESSION_CREATE,
+	ROUTE_SESSION_GET,
 	ROUTE_SESSION_DELETE,
 	ROUTE_KEY_LIST,
 	ROUTE_KEY_CREATE,
@@ -64,6 +68,13 @@ void links_delete(struct app_req *r);
 void stats_get(struct app_req *r);
 void qr_get(struct app_req *r);
 void session_create(struct app_req *r);
+void session_get(struct app_req *r);
+void service_api_index(struct app_req *r);
+/* ui.c: the web UI's page and files. */
+void ui_init(void);
+int ui_wants_page(const struct http_request *req);
+void ui_page(struct app_req *r);
+void ui_static(struct app_req *r);
 void session_delete(struct app_req *r);
 void keys_list(struct app_req *r);
 void keys_create(struct app_req *r);

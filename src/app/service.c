@@ -8,7 +8,17 @@
 #include "request.h"
 #include "version.h"
 
+/* The web UI to a browser (Accept: text/html), the JSON index to others. */
 void service_root(struct app_req *r)
+{
+	if (ui_wants_page(r->ex->req)) {
+		ui_page(r);
+		return;
+	}
+	service_api_index(r);
+}
+
+void service_api_index(struct app_req *r)
 {
 	reply_json(r->ex, 200,
 		   json_pack("{s:s,s:s,s:s}", "service", "shortd", "version", SHORTD_VERSION, "api",

@@ -138,6 +138,26 @@ void session_create(struct app_req *r)
 	req_read(r, key_read);
 }
 
+/* Who the session is: the key it acts for (read by app_authenticate). */
+static void get_authed(struct app_req *r)
+{
+	if (!r->by_session) {
+		reply_error(r->ex, 401, "no_session", "not signed in");
+		return;
+	}
+	char expires[32];
+	time_format_rfc3339(r->rd.session_expires_ms, expires, sizeof(expires));
+	reply_json(r->ex, 200,
+		   json_pack("{s:s,s:s,s:s,s:s}", "key_id", r->rd.key.key_id, "name", r->rd.key.name,
+			     "role", apikey_role_name(r->rd.key.role), "expires_at", expires),
+		   NULL, NULL);
+}
+
+void session_get(struct app_req *r)
+{
+	app_authenticate(r, get_authed);
+}
+
 static void deleted(struct app_req *r)
 {
 	int status = r->u.write.op.status;

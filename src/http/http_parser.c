@@ -469,6 +469,7 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 			break;
 		case 6:
 			KNOWN("cookie", HTTP_H_COOKIE);
+			KNOWN("accept", HTTP_H_ACCEPT);
 			if (name_is(name, "expect", 6)) {
 				if (!lower_eq(v, vl, "100-continue")) {
 					if (!late) {
@@ -509,6 +510,7 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req, int *
 		case 15:
 			KNOWN("x-forwarded-for", HTTP_H_X_FORWARDED_FOR);
 			KNOWN("idempotency-key", HTTP_H_IDEMPOTENCY_KEY);
+			KNOWN("accept-encoding", HTTP_H_ACCEPT_ENCODING);
 			break;
 		case 29:
 			KNOWN("access-control-request-method", HTTP_H_AC_REQUEST_METHOD);

@@ -71,6 +71,8 @@ enum http_known {
 	HTTP_H_AC_REQUEST_METHOD, /* Access-Control-Request-Method */
 	HTTP_H_IF_NONE_MATCH,
 	HTTP_H_COOKIE,
+	HTTP_H_ACCEPT,
+	HTTP_H_ACCEPT_ENCODING,
 	HTTP_H_X_SHORTD_CSRF,
 	HTTP_H_KNOWN
 };
