@@ -16,6 +16,7 @@
   const rows = new Map();   // code -> link, as listed
   const charts = [];
   let editing = null, deleting = null, revoking = null;
+  let live = null;          // the statistics page's event stream
 
   /* ---- the API ---- */
 
@@ -110,6 +111,10 @@
   /* ---- views ---- */
 
   function show(view, title) {
+    if (live && view !== "stats") {
+      live.close();
+      live = null;
+    }
     $("loading").hidden = true;
     for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "view-" + view;
     document.title = title + " · shortd";
@@ -318,9 +323,26 @@
       chart("chart-" + dim, "bar", s[dim].map((x) => x.value), s[dim].map((x) => x.clicks), true);
   }
 
+  /* New clicks as they happen: the server's event stream of this link
+   * (GET .../events), opened with the page and closed when it is left. */
+  function watch(code) {
+    if (live) live.close();
+    say("stats-live", "0");
+    say("stats-live-state", "(connecting)");
+    live = new EventSource("/api/v1/links/" + encodeURIComponent(code) + "/events");
+    live.addEventListener("ready", () => say("stats-live-state", "(live)"));
+    live.addEventListener("click", (ev) => {
+      const d = JSON.parse(ev.data);
+      say("stats-live", String(d.clicks));
+      say("stats-live-state", "(live; " + d.bots + " from bots)");
+    });
+    live.addEventListener("error", () => say("stats-live-state", "(reconnecting)"));
+  }
+
   async function openStats(code) {
     statsCode = code;
     show("stats", "Statistics of " + code);
+    watch(code);
     say("stats-title", "Statistics of " + code);
     const res = await api("GET", "/api/v1/links/" + encodeURIComponent(code));
     say("stats-target", res.ok ? res.data.short_url + " → " + res.data.url : errorOf(res).message);

@@ -239,6 +239,7 @@ struct app *app_open(const struct config *cfg, int *status)
 	f->lock_fd = -1;
 	blocklist_slot_init(&app->blocklist);
 	ui_init(); /* the web UI's files: hashed names, gzip copies */
+	pthread_mutex_init(&app->sse_lock, NULL);
 	*status = 2; /* bad options, until the options are all read */
 	if (parse_listen(cfg->listen, f->host, sizeof(f->host), &f->port) != 0) {
 		snprintf(err, sizeof(err),
@@ -491,6 +492,7 @@ void app_close(struct app *app)
 		cache_free(app->cache);
 	rl_table_free(app->rl);
 	blocklist_slot_release(&app->blocklist);
+	pthread_mutex_destroy(&app->sse_lock);
 	url_policy_release(&app->policy);
 	trusted_proxies_release(&app->proxies);
 	app_cors_release(&app->cors);

@@ -25,7 +25,10 @@
 #ifndef SHORTD_APP_INTERNAL_H
 #define SHORTD_APP_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+
+#include <uv.h>
 
 #include "app.h"
 #include "app/clientip.h"
@@ -67,6 +70,9 @@ struct app_metrics {
 	struct histogram store_read;
 };
 
+/* Keys with event streams open at once (each key's share is limited). */
+#define APP_SSE_KEYS 1024
+
 struct app {
 	const struct config *cfg;
 	struct store store;
@@ -88,11 +94,22 @@ struct app {
 	/* One per HTTP worker, allocated before the workers start (so a
 	 * scrape never sees a missing one) and freed after they end. */
 	struct app_worker *workers;
+	/* server-sent event streams (events_api.c): open in all, and per key */
+	atomic_int sse_open;
+	pthread_mutex_t sse_lock;
+	struct app_sse_key {
+		int64_t key;
+		int n;
+	} sse_keys[APP_SSE_KEYS];
 };
 
 /* A worker thread's part (worker.c). */
+struct app_req;
 struct app_worker {
 	struct app *app;
+	struct app_req *streams;     /* this worker's event streams */
+	uv_timer_t sse_timer;        /* their updates and heartbeats */
+	int sse_timer_on;
 	struct store_reader *reader; /* on this worker's loop; NULL once stopped */
 	struct click_ring *clicks;   /* NULL with --analytics 0 */
 	struct app_metrics metrics;
@@ -103,6 +120,11 @@ struct app_worker {
 /* The handler table of the HTTP workers (worker.c), and of the
  * --metrics-listen server (observe.c: /metrics only). */
 extern const struct http_handler app_http_handler;
+
+/* events_api.c: the worker's event streams. */
+void events_worker_init(struct app_worker *ws, uv_loop_t *loop);
+void events_worker_stop(struct app_worker *ws);
+void events_stream_closed(struct http_exchange *ex, void *wstate);
 extern const struct http_handler app_metrics_handler;
 
 /* guard.c */

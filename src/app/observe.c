@@ -125,6 +125,8 @@ static void metrics_render(struct app *app, struct buf *o)
 	counter(o, "shortd_access_log_dropped_total",
 		"Access log lines dropped because the log could not keep up.", hs.access_log_dropped);
 	gauge(o, "shortd_draining", "1 while shutting down.", (uint64_t)http_server_draining(app->srv));
+	gauge(o, "shortd_sse_streams_open", "Live click streams (GET .../events) open now.",
+	      (uint64_t)atomic_load(&app->sse_open));
 
 	metrics_family(o, "shortd_rate_limited_total", "counter",
 		       "Requests answered 429, by limiter (ip, notfound, create, anon_create).");

@@ -80,6 +80,17 @@ struct app_qr {
 	char ecc;   /* L, M, Q or H */
 };
 
+/* An event stream (events_api.c): its link's live counts, and its place
+ * in the worker's list. */
+struct app_sse {
+	int64_t link_id; /* 0: not a stream (any more) */
+	int64_t key;
+	uint64_t base_h, base_b; /* the watch counters when it opened */
+	uint64_t sent_h, sent_b; /* clicks since then, as last sent */
+	uint64_t last_write_ms;
+	struct app_req *prev, *next;
+};
+
 struct app_req;
 typedef void (*req_step)(struct app_req *r);
 
@@ -113,6 +124,7 @@ struct app_req {
 		struct app_clicks clicks;   /* link and stats reads */
 		struct app_write write;     /* API writes */
 		struct app_qr qr;           /* a QR code's options */
+		struct app_sse sse;         /* an event stream */
 		char q[LINK_SEARCH_MAX + 1]; /* a list's search, for its read */
 	} u;
 };

@@ -45,6 +45,7 @@ static const struct route routes[ROUTE_COUNT] = {
 			       ""},
 	[ROUTE_LINK_STATS] = {GET, "/api/v1/links/{code}/stats", "link_stats", stats_get,
 			      "interval from to"},
+	[ROUTE_LINK_EVENTS] = {GET, "/api/v1/links/{code}/events", "link_events", events_get, ""},
 	[ROUTE_LINK_QR] = {GET, "/api/v1/links/{code}/qr", "link_qr", qr_get, "format size margin ecc"},
 	[ROUTE_SESSION_CREATE] = {M(HTTP_POST), "/api/v1/session", "session_create", session_create,
 				  ""},

@@ -25,6 +25,7 @@ enum app_route {
 	ROUTE_LINK_DELETE,
 	ROUTE_LINK_STATS,
 	ROUTE_LINK_QR,
+	ROUTE_LINK_EVENTS,
 	ROUTE_SESSION_CREATE,
 	ROUTE_SESSION_GET,
 	ROUTE_SESSION_DELETE,
@@ -67,6 +68,7 @@ void links_patch(struct app_req *r);
 void links_delete(struct app_req *r);
 void stats_get(struct app_req *r);
 void qr_get(struct app_req *r);
+void events_get(struct app_req *r);
 void session_create(struct app_req *r);
 void session_get(struct app_req *r);
 void service_api_index(struct app_req *r);

@@ -24,6 +24,7 @@ static void *worker_init(void *appv, struct http_worker *w, int idx)
 	ws->app = app;
 	ws->idx = idx;
 	ws->clicks = app->clicks ? clicks_ring(app->clicks, idx) : NULL;
+	events_worker_init(ws, http_worker_loop(w));
 	if (store_reader_open(&app->store, http_worker_loop(w), &ws->reader) != STORE_OK) {
 		log_error("worker %d has no database reader; reads will fail", idx);
 		ws->reader = NULL;
@@ -38,6 +39,7 @@ static void worker_stop(void *wstate)
 	if (ws->reader)
 		store_reader_close(&ws->app->store, ws->reader);
 	ws->reader = NULL; /* ws itself stays readable for a last scrape */
+	events_worker_stop(ws); /* its streams are closed: they were connections */
 }
 
 /* The end of a turn of the worker's loop: its reader lets go of its
@@ -81,5 +83,6 @@ const struct http_handler app_http_handler = {
 	.worker_stop = worker_stop,
 	.handle = handle,
 	.turn_end = turn_end,
+	.stream_closed = events_stream_closed,
 	.exchange_data_size = sizeof(struct app_req),
 };

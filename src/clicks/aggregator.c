@@ -202,6 +202,12 @@ static void fold(struct clicks *c, const struct click_event *const *ev, size_t n
 		add_pend(c, clicks_table_get(t, &pf[i].k, pf[i].h), pf[i].bot ? 0u : 1u,
 				pf[i].bot ? 1u : 0u);
 	c->pend_events += n;
+	if (atomic_load_explicit(&c->watch.live, memory_order_relaxed)) {
+		int bot[BATCH];
+		for (size_t i = 0; i < n; i++)
+			bot[i] = pf[i].bot;
+		clicks_watch_fold(&c->watch, ev, bot, n);
+	}
 }
 
 /* Consumer side of every ring; with c->lock held. */
@@ -536,6 +542,7 @@ struct clicks *clicks_new(struct store *store, int nworkers, int flush_ms, int m
 	buf_init(&c->op_recs);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
+	pthread_mutex_init(&c->watch.lock, NULL);
 	return c;
 }
 
@@ -620,6 +627,7 @@ void clicks_free(struct clicks *c)
 	free(c->ua_cache);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->watch.lock);
 	free(c);
 }
 

@@ -107,6 +107,18 @@ struct clicks_stats {
 };
 void clicks_get_stats(struct clicks *c, struct clicks_stats *out);
 
+/* Live counts, for server-sent events (watch.c): while a link is watched
+ * (by at most CLICKS_WATCH_MAX links at once), each of its clicks the
+ * aggregator folds is also counted in its watch counters (humans, bots),
+ * which only grow: a watcher compares them with what it read at first. A
+ * link not watched costs the aggregator nothing. */
+#define CLICKS_WATCH_MAX 1024
+/* 0, or -1 if CLICKS_WATCH_MAX links are watched already. */
+int clicks_watch(struct clicks *c, int64_t link_id);
+void clicks_unwatch(struct clicks *c, int64_t link_id);
+/* The link's watch counters (0 if it is not watched). */
+void clicks_watched(struct clicks *c, int64_t link_id, uint64_t *humans, uint64_t *bots);
+
 /* Extracts the lowercased host of a Referer value into out (cap bytes);
  * returns its length, or 0 when there is none to be had. */
 size_t clicks_referer_host(const char *ref, size_t len, char *out, size_t cap);

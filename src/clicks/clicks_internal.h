@@ -134,8 +134,28 @@ enum { OP_NONE = 0, OP_DELTA, OP_MERGE };
  * once committed (or not) its nodes are updated a slice at a time. */
 enum { STAGE_ENCODING = 1, STAGE_COLLECTING, STAGE_IN_FLIGHT, STAGE_DONE, STAGE_REBUILDING };
 
+/* The links watched for live counts (watch.c): open addressing by link
+ * id; a slot whose refs fell to 0 stays (its link id keeps the probe
+ * chains whole) until reused or swept. */
+#define WATCH_SLOTS 2048
+struct watch_slot {
+	int64_t link_id; /* 0: never used */
+	uint32_t refs;   /* watchers; 0: dormant */
+	uint64_t humans, bots;
+};
+struct click_watch {
+	pthread_mutex_t lock;
+	atomic_int live;    /* slots with refs > 0: the aggregator's fast check */
+	size_t used;        /* slots with a link id */
+	struct watch_slot slot[WATCH_SLOTS];
+};
+/* Adds the folded clicks of watched links (the aggregator, per batch). */
+void clicks_watch_fold(struct click_watch *w, const struct click_event *const *ev,
+		       const int *bot, size_t n);
+
 struct clicks {
 	struct store *store;
+	struct click_watch watch;
 	struct geoip *geo;
 	int nworkers;
 	int flush_ms, merge_ms;

@@ -34,6 +34,7 @@ struct config {
 	int redirect_status;
 	int forward_query;
 	int session_ttl_s;
+	int sse_max, sse_per_key, sse_heartbeat_s;
 	int max_conns;
 	int max_conns_per_ip; /* 0: no cap */
 	int max_unsent_mb;

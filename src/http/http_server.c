@@ -49,7 +49,7 @@
 /* An output buffer that grew beyond this is freed once it is empty. */
 #define OUT_KEEP 8192
 
-enum phase { PH_HEAD = 0, PH_BODY, PH_WAIT, PH_LINGER };
+enum phase { PH_HEAD = 0, PH_BODY, PH_WAIT, PH_LINGER, PH_STREAM };
 
 struct conn {
 	uv_poll_t poll; /* first: handle pointers cast back to conn */
@@ -138,6 +138,7 @@ static int conn_process(struct conn *c);
 static void conn_run(struct conn *c);
 static void conn_flush(struct conn *c);
 static void conn_close(struct conn *c);
+static void conn_fail(struct conn *c);
 
 /* ---- status lines ---------------------------------------------------- */
 
@@ -377,6 +378,60 @@ void http_respond_finish(struct http_exchange *ex, const char *content_type, con
 		access_log_line(c, c->req.method != HTTP_HEAD ? len : 0);
 }
 
+void http_stream_start(struct http_exchange *ex, const char *content_type)
+{
+	struct conn *c = ex_conn(ex);
+	c->close_after_write = 0; /* the stream's end closes it */
+	size_t ct_len = strlen(content_type);
+	buf_reserve(&c->out, 96 + (size_t)c->ex.request_id_len + c->ex.extra_len + ct_len);
+	char *p = c->out.p + c->out.len;
+	if (c->ex.request_id_len) {
+		p = PUT_LIT(p, "X-Request-Id: ");
+		p = put(p, c->ex.request_id, c->ex.request_id_len);
+		p = PUT_LIT(p, "\r\n");
+	}
+	p = put(p, c->ex.extra, c->ex.extra_len);
+	p = PUT_LIT(p, "Content-Type: ");
+	p = put(p, content_type, ct_len);
+	p = PUT_LIT(p, "\r\nConnection: close\r\n\r\n");
+	c->out.len = (size_t)(p - c->out.p);
+	c->out.p[c->out.len] = '\0';
+	c->ex.answered = 1;
+	c->ex.streaming = 1;
+	c->phase = PH_STREAM;
+	if (c->w->srv->access_log)
+		access_log_line(c, 0);
+	if (!c->want_close)
+		conn_flush(c);
+}
+
+int http_stream_write(struct http_exchange *ex, const char *data, size_t len)
+{
+	struct conn *c = ex_conn(ex);
+	if (c->closed || c->failed || c->want_close || c->close_after_write ||
+	    c->phase != PH_STREAM)
+		return -1;
+	size_t unsent = c->out.len + (c->writing ? c->wbuf.len - c->wbuf_sent : 0);
+	if (unsent + len > HTTP_STREAM_UNSENT_MAX) {
+		metric_add(&c->w->stats.slow_closed, 1);
+		c->out.len = 0;
+		conn_fail(c);
+		return -1;
+	}
+	buf_append(&c->out, data, len);
+	conn_flush(c);
+	return c->closed || c->failed ? -1 : 0;
+}
+
+void http_stream_end(struct http_exchange *ex)
+{
+	struct conn *c = ex_conn(ex);
+	if (c->closed || c->phase != PH_STREAM)
+		return;
+	c->close_after_write = 1;
+	conn_flush(c);
+}
+
 int http_exchange_header(struct http_exchange *ex, const char *name, const char *value)
 {
 	size_t nlen = strlen(name), vlen = strlen(value);
@@ -438,7 +493,7 @@ static const char *status_code_name(int status)
 /* Where the next read goes; a zero length when there is no room. */
 static char *conn_read_buf(struct conn *c, size_t *len)
 {
-	if (c->phase == PH_LINGER) {
+	if (c->phase == PH_LINGER || c->phase == PH_STREAM) {
 		static __thread char sink[16384];
 		*len = sizeof(sink);
 		return sink;
@@ -471,7 +526,7 @@ static void on_io(uv_poll_t *h, int status, int events);
 static void conn_update_poll(struct conn *c)
 {
 	int read = !c->closed && !c->failed && !c->want_close && !c->writing && !c->peer_eof &&
-		   (c->phase == PH_LINGER ||
+		   (c->phase == PH_LINGER || (c->phase == PH_STREAM && !c->close_after_write) ||
 		    (!c->close_after_write && (c->phase != PH_WAIT || c->in_len < c->in_cap)));
 	int events = (read ? UV_READABLE : 0) | (c->writing && !c->failed ? UV_WRITABLE : 0);
 	if (events == c->events || c->closed)
@@ -520,9 +575,9 @@ static void conn_read(struct conn *c)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 	}
-	if (c->phase == PH_LINGER) {
+	if (c->phase == PH_LINGER || c->phase == PH_STREAM) {
 		if (n <= 0)
-			conn_close(c);
+			conn_close(c); /* a stream's client left */
 		return;
 	}
 	if (n <= 0) {
@@ -727,7 +782,7 @@ static int conn_process(struct conn *c)
 	int64_t batch_ms = 0;
 	struct http_server *srv = c->w->srv;
 	while (!c->closed && !c->close_after_write && c->phase != PH_WAIT && c->phase != PH_LINGER &&
-	       c->out.len < OUT_HIGH) {
+	       c->phase != PH_STREAM && c->out.len < OUT_HIGH) {
 		char *base = c->in + c->pos;
 		size_t avail = c->in_len - c->pos;
 		int status;
@@ -826,8 +881,11 @@ static int conn_process(struct conn *c)
 		c->ex.client_set = 0;
 		log_set_request_id(c->ex.request_id);
 		alloc_failures = 0; /* counted per request (util.h) */
+		c->ex.streaming = 0;
 		int r = srv->handler.handle(&c->ex, c->w->wstate);
 		log_set_request_id(NULL);
+		if (c->ex.streaming)
+			break; /* the connection is the stream's now */
 		assert(r == HTTP_ASYNC || c->ex.answered);
 		if (r == HTTP_ASYNC) {
 			c->phase = PH_WAIT;
@@ -849,7 +907,7 @@ static void conn_run(struct conn *c)
 	do {
 		full = conn_process(c);
 		/* after an EOF: everything before it is answered */
-		if (c->peer_eof && !full && c->phase != PH_WAIT)
+		if (c->peer_eof && !full && c->phase != PH_WAIT && c->phase != PH_STREAM)
 			c->close_after_write = 1;
 		conn_flush(c);
 	} while (full && !c->closed && !c->writing);
@@ -858,6 +916,12 @@ static void conn_run(struct conn *c)
 void http_resume(struct http_exchange *ex)
 {
 	struct conn *c = ex_conn(ex);
+	if (c->ex.streaming) {
+		/* the request became a stream while it waited */
+		if (c->want_close || c->peer_eof)
+			conn_close(c);
+		return;
+	}
 	assert(c->phase == PH_WAIT);
 	request_done(c);
 	if (c->want_close) {
@@ -960,6 +1024,11 @@ static void conn_close(struct conn *c)
 	}
 	c->closed = 1;
 	struct http_worker *w = c->w;
+	if (c->ex.streaming) {
+		c->ex.streaming = 0;
+		if (w->srv->handler.stream_closed)
+			w->srv->handler.stream_closed(&c->ex, w->wstate);
+	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -1126,6 +1195,11 @@ static void on_sweep(uv_timer_t *t)
 				conn_close(c);
 			continue;
 		}
+		if (c->phase == PH_STREAM) {
+			if (w->stopping)
+				http_stream_end(&c->ex);
+			continue; /* no request timeouts: it answers for as long as it lives */
+		}
 		if (c->close_after_write)
 			continue;
 		if (w->stopping && c->phase == PH_HEAD && c->in_len == c->pos) {
@@ -1199,12 +1273,15 @@ static void on_async(uv_async_t *a)
 	if (atomic_load(&srv->draining) && !w->stopping) {
 		w->stopping = 1;
 		worker_stop_accepting(w);
-		/* Idle connections go now; busy ones after their response. */
+		/* Idle connections go now; busy ones after their response;
+		 * streams end (what was written is sent first). */
 		struct conn *next;
 		for (struct conn *c = w->conns; c; c = next) {
 			next = c->next;
 			if (c->phase == PH_HEAD && c->in_len == c->pos && !c->writing)
 				conn_close(c);
+			else if (c->phase == PH_STREAM)
+				http_stream_end(&c->ex);
 		}
 	}
 	if (atomic_load(&srv->forcing)) {

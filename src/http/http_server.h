@@ -19,6 +19,16 @@
  * request keeps its state; a connection is never freed while its request
  * waits, and the answers of a pipelined batch leave in request order.
  *
+ * A handler may instead stream its answer (server-sent events): it starts
+ * the response with http_stream_start() (no Content-Length; the body ends
+ * when the connection does), writes to it with http_stream_write() when
+ * it likes, and ends it with http_stream_end(). Such a connection serves
+ * nothing else; what the client sends is read and dropped, so that its
+ * close is seen at once; the handler's stream_closed() is called exactly
+ * once when the connection goes, whoever closes it (the client, a write
+ * that failed or found the client too slow, the handler, a drain). On a
+ * drain every stream is ended (what was written is sent first).
+ *
  * Limits: head HTTP_MAX_HEAD (431), body HTTP_MAX_BODY (413), headers and
  * body within --header-timeout-s (408), idle keep-alive --keepalive-timeout-s
  * (silent close), at most --max-conns open connections and --max-conns-per-ip
@@ -63,6 +73,9 @@ struct http_handler {
 	/* Optional: called once per turn of the worker's event loop, after the
 	 * requests of the turn and before it waits for more. */
 	void (*turn_end)(void *wstate);
+	/* Optional: a streamed response's connection is closing (see above);
+	 * after it the handler must not use ex again. */
+	void (*stream_closed)(struct http_exchange *ex, void *wstate);
 	/* Bytes of memory the handler keeps per connection (ex->data, zeroed
 	 * when the connection opens, freed when it closes): where it keeps
 	 * the state of a request that waits. */
@@ -84,6 +97,7 @@ struct http_exchange {
 	int route;             /* the handler's label for metrics; 0 until set */
 	void *data;            /* the handler's exchange_data_size bytes */
 	uint8_t answered;      /* a response was finished for this request */
+	uint8_t streaming;     /* the response is a stream (http_stream_start) */
 	uint8_t request_id_len;
 	char request_id[HTTP_REQUEST_ID_MAX + 1]; /* from X-Request-Id if sane, else generated */
 	struct sockaddr_storage peer;             /* the socket's peer */
@@ -191,6 +205,17 @@ void http_respond(struct http_exchange *ex, int status, const char *content_type
 		  const char *body, size_t len);
 /* Drops a response begun with http_respond_start() but not finished. */
 void http_respond_abort(struct http_exchange *ex);
+
+/* Streams: after http_respond_start() and headers, ends the head (with
+ * Content-Type and Connection: close) and makes the connection a stream
+ * (see above). Then http_stream_write() sends data: 0, or -1 if the
+ * connection is going (stream_closed() follows, if it has not come); a
+ * client that leaves more than HTTP_STREAM_UNSENT_MAX unread is let go.
+ * http_stream_end() sends what is left and closes. Worker thread only. */
+#define HTTP_STREAM_UNSENT_MAX (64 * 1024)
+void http_stream_start(struct http_exchange *ex, const char *content_type);
+int http_stream_write(struct http_exchange *ex, const char *data, size_t len);
+void http_stream_end(struct http_exchange *ex);
 
 const char *http_status_reason(int status);
 

@@ -164,6 +164,13 @@ def test_stats_and_qr(browser, ui, tmp_path):
     text_is(browser, "stats-clicks", "3")
     assert "example.com/counted" in browser.find_element(By.ID, "stats-target").text
     assert len(browser.find_elements(By.CSS_SELECTOR, "#view-stats canvas")) == 6
+    # the live counter moves within 2 s of a click elsewhere, without a reload
+    wait(browser, lambda d: d.find_element(By.ID, "stats-live-state").text == "(live)")
+    ui.request("GET", "/ui-stats", headers={"User-Agent": FIREFOX}, key=False)
+    t0 = time.monotonic()
+    text_is(browser, "stats-live", "1")
+    assert time.monotonic() - t0 < 2
+    assert browser.find_element(By.ID, "stats-clicks").text == "3"  # the page was not reloaded
     shoot(browser, "stats")
     # the QR dialog shows the code; its PNG decodes to the short URL
     browser.get(ui.base + "/#/")
