@@ -331,6 +331,25 @@ static char *put(char *p, const void *s, size_t n)
 }
 #define PUT_LIT(p, lit) put((p), "" lit, sizeof(lit) - 1)
 
+/* The headers every answer of the request carries (its id, the extra
+ * lines) and Content-Type, if any, at p (room reserved); returns the end. */
+static inline char *put_common_headers(const struct conn *c, char *p, const char *content_type,
+				       size_t ct_len)
+{
+	if (c->ex.request_id_len) {
+		p = PUT_LIT(p, "X-Request-Id: ");
+		p = put(p, c->ex.request_id, c->ex.request_id_len);
+		p = PUT_LIT(p, "\r\n");
+	}
+	p = put(p, c->ex.extra, c->ex.extra_len);
+	if (content_type) {
+		p = PUT_LIT(p, "Content-Type: ");
+		p = put(p, content_type, ct_len);
+		p = PUT_LIT(p, "\r\n");
+	}
+	return p;
+}
+
 void http_respond_finish(struct http_exchange *ex, const char *content_type, const char *body,
 			 size_t len)
 {
@@ -344,18 +363,7 @@ void http_respond_finish(struct http_exchange *ex, const char *content_type, con
 	if (buf_reserve(&c->out, 128 + (size_t)c->ex.request_id_len + c->ex.extra_len + ct_len +
 					(with_body ? len : 0)) != 0)
 		return; /* not for this buffer: it is not soft */
-	char *p = c->out.p + c->out.len;
-	if (c->ex.request_id_len) {
-		p = PUT_LIT(p, "X-Request-Id: ");
-		p = put(p, c->ex.request_id, c->ex.request_id_len);
-		p = PUT_LIT(p, "\r\n");
-	}
-	p = put(p, c->ex.extra, c->ex.extra_len);
-	if (content_type) {
-		p = PUT_LIT(p, "Content-Type: ");
-		p = put(p, content_type, ct_len);
-		p = PUT_LIT(p, "\r\n");
-	}
+	char *p = put_common_headers(c, c->out.p + c->out.len, content_type, ct_len);
 	/* RFC 9110 8.6: no Content-Length in a 204 (its body is empty). */
 	assert(c->resp_status != 204 || len == 0);
 	if (c->resp_status != 204) {
@@ -384,16 +392,8 @@ void http_stream_start(struct http_exchange *ex, const char *content_type)
 	c->close_after_write = 0; /* the stream's end closes it */
 	size_t ct_len = strlen(content_type);
 	buf_reserve(&c->out, 96 + (size_t)c->ex.request_id_len + c->ex.extra_len + ct_len);
-	char *p = c->out.p + c->out.len;
-	if (c->ex.request_id_len) {
-		p = PUT_LIT(p, "X-Request-Id: ");
-		p = put(p, c->ex.request_id, c->ex.request_id_len);
-		p = PUT_LIT(p, "\r\n");
-	}
-	p = put(p, c->ex.extra, c->ex.extra_len);
-	p = PUT_LIT(p, "Content-Type: ");
-	p = put(p, content_type, ct_len);
-	p = PUT_LIT(p, "\r\nConnection: close\r\n\r\n");
+	char *p = put_common_headers(c, c->out.p + c->out.len, content_type, ct_len);
+	p = PUT_LIT(p, "Connection: close\r\n\r\n");
 	c->out.len = (size_t)(p - c->out.p);
 	c->out.p[c->out.len] = '\0';
 	c->ex.answered = 1;
