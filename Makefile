@@ -51,7 +51,7 @@ BIN     := shortd
 PYTEST  := /usr/bin/python3 -m pytest
 
 .PHONY: all run deps test unit blackbox blackbox-delayed sanitize soak clean bench bench-quick bench-compare bench-smoke fuzz \
-	fuzz-replay install uninstall deb
+	fuzz-replay install uninstall deb ui-screenshots
 
 all: $(BIN) $(BUILD)/shortd.1
 
@@ -307,6 +307,12 @@ bench-compare:
 	/usr/bin/python3 bench/bench.py --scenarios 1,3,5 --baseline build/base/shortd \
 		--baseline-name "$$(git rev-parse --short $(BASE))" $(BENCH_ARGS)
 	git worktree remove --force build/base
+
+# The screenshots of docs/ui.md, one a page, taken by the browser tests.
+ui-screenshots: $(BIN)
+	@mkdir -p docs/ui
+	SHORTD_UI_DOCS=$(CURDIR)/docs/ui SHORTD_BACKENDS=sqlite SHORTD_BIN=$(CURDIR)/$(BIN) \
+		$(PYTEST) -q -p no:cacheprovider tests/blackbox/test_t0860_ui.py
 
 # Every scenario for a second at tiny sizes, so the harness cannot rot.
 bench-smoke: $(BIN)

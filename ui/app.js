@@ -301,18 +301,36 @@
     charts.push(c);
   }
 
-  async function loadStats() {
-    const days = Number($("stats-range").value);
-    const to = new Date();
-    const from = new Date(to.getTime() - days * 86400000);
-    const q = "?interval=" + (days === 1 ? "hour" : "day") + "&from=" +
+  /* The query of the range chosen: a preset, or two dates (whole UTC days). */
+  function statsQuery() {
+    const range = $("stats-range").value;
+    const custom = range === "custom";
+    $("stats-custom").hidden = $("stats-custom-to").hidden = !custom;
+    if (custom) {
+      const from = $("stats-from").value, to = $("stats-to").value;
+      if (!from || !to) return null;
+      return "?interval=day&from=" + encodeURIComponent(from + "T00:00:00Z") +
+        "&to=" + encodeURIComponent(to + "T23:59:59Z");
+    }
+    const days = Number(range);
+    const from = new Date(Date.now() - days * 86400000);
+    return "?interval=" + (days === 1 ? "hour" : "day") + "&from=" +
       encodeURIComponent(from.toISOString().slice(0, 19) + "Z");
-    const res = await api("GET", "/api/v1/links/" + encodeURIComponent(statsCode) + "/stats" + q);
-    while (charts.length) charts.pop().destroy();
-    if (!res.ok) {
-      say("stats-target", errorOf(res).message);
+  }
+
+  async function loadStats() {
+    say("stats-error", "");
+    const q = statsQuery();
+    if (!q) {
+      say("stats-error", "give both dates");
       return;
     }
+    const res = await api("GET", "/api/v1/links/" + encodeURIComponent(statsCode) + "/stats" + q);
+    if (!res.ok) {
+      say("stats-error", errorOf(res).message);
+      return;
+    }
+    while (charts.length) charts.pop().destroy();
     const s = res.data;
     say("stats-clicks", String(s.total));
     say("stats-bots", String(s.bots));
@@ -437,7 +455,15 @@
     $("key-form").addEventListener("submit", createKey);
     $("key-copy").addEventListener("click", () => copy($("key-new-value").textContent, "key-name-error"));
     $("stats-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadStats(); });
-    $("stats-range").addEventListener("change", loadStats);
+    $("stats-range").addEventListener("change", () => {
+      if ($("stats-range").value !== "custom") return loadStats();
+      const today = new Date().toISOString().slice(0, 10);
+      if (!$("stats-to").value) $("stats-to").value = today;
+      if (!$("stats-from").value)
+        $("stats-from").value = new Date(Date.now() - 6 * 86400000).toISOString().slice(0, 10);
+      statsQuery();
+      $("stats-from").focus();
+    });
     for (const b of document.querySelectorAll("[data-close]"))
       b.addEventListener("click", () => b.closest("dialog").close());
     window.addEventListener("hashchange", route);

@@ -22,6 +22,8 @@ from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 SHOTS = os.path.join(ROOT, "build", "ui-screenshots")
+# `make ui-screenshots` sets this: the pages for docs/ui.md, one each
+DOC_SHOTS = os.environ.get("SHORTD_UI_DOCS")
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
 
 
@@ -97,6 +99,10 @@ def shoot(browser, name):
         browser.set_window_size(width, 900)
         time.sleep(0.2)
         browser.save_screenshot(os.path.join(SHOTS, f"{name}-{width}.png"))
+    if DOC_SHOTS:
+        browser.set_window_size(960, 720)
+        time.sleep(0.2)
+        browser.save_screenshot(os.path.join(DOC_SHOTS, f"{name}.png"))
     browser.set_window_size(1280, 900)
 
 
@@ -164,6 +170,7 @@ def test_stats_and_qr(browser, ui, tmp_path):
     text_is(browser, "stats-clicks", "3")
     assert "example.com/counted" in browser.find_element(By.ID, "stats-target").text
     assert len(browser.find_elements(By.CSS_SELECTOR, "#view-stats canvas")) == 6
+    shoot(browser, "stats")
     # the live counter moves within 2 s of a click elsewhere, without a reload
     wait(browser, lambda d: d.find_element(By.ID, "stats-live-state").text == "(live)")
     ui.request("GET", "/ui-stats", headers={"User-Agent": FIREFOX}, key=False)
@@ -171,7 +178,19 @@ def test_stats_and_qr(browser, ui, tmp_path):
     text_is(browser, "stats-live", "1")
     assert time.monotonic() - t0 < 2
     assert browser.find_element(By.ID, "stats-clicks").text == "3"  # the page was not reloaded
-    shoot(browser, "stats")
+    # dates of one's choice: today only has the four clicks; a range the wrong way round
+    # is an error shown beside the form
+    from selenium.webdriver.support.ui import Select
+    Select(browser.find_element(By.ID, "stats-range")).select_by_value("custom")
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    set_value = "arguments[0].value = arguments[1]"
+    browser.execute_script(set_value, visible(browser, "stats-from"), today)
+    browser.execute_script(set_value, browser.find_element(By.ID, "stats-to"), today)
+    browser.find_element(By.ID, "stats-refresh").click()
+    text_is(browser, "stats-clicks", "4")
+    browser.execute_script(set_value, browser.find_element(By.ID, "stats-from"), "2099-01-01")
+    browser.find_element(By.ID, "stats-refresh").click()
+    wait(browser, lambda d: "after" in d.find_element(By.ID, "stats-error").text)
     # the QR dialog shows the code; its PNG decodes to the short URL
     browser.get(ui.base + "/#/")
     wait(browser, lambda d: row(d, "ui-stats"))
