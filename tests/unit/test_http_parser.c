@@ -328,6 +328,11 @@ static void test_known_fields(void **state)
 		{"Content-Type", HTTP_H_CONTENT_TYPE},
 		{"Idempotency-Key", HTTP_H_IDEMPOTENCY_KEY},
 		{"Access-Control-Request-Method", HTTP_H_AC_REQUEST_METHOD},
+		{"If-None-Match", HTTP_H_IF_NONE_MATCH},
+		{"COOKIE", HTTP_H_COOKIE},
+		{"Accept", HTTP_H_ACCEPT},
+		{"accept-encoding", HTTP_H_ACCEPT_ENCODING},
+		{"X-Shortd-CSRF", HTTP_H_X_SHORTD_CSRF},
 	};
 	assert_int_equal(sizeof(all) / sizeof(all[0]), HTTP_H_KNOWN);
 	char head[2048];
