@@ -75,9 +75,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			[HTTP_H_CONTENT_TYPE] = "content-type",
 			[HTTP_H_IDEMPOTENCY_KEY] = "idempotency-key",
 			[HTTP_H_AC_REQUEST_METHOD] = "access-control-request-method",
+			[HTTP_H_IF_NONE_MATCH] = "if-none-match",
+			[HTTP_H_COOKIE] = "cookie",
+			[HTTP_H_ACCEPT] = "accept",
+			[HTTP_H_ACCEPT_ENCODING] = "accept-encoding",
+			[HTTP_H_X_SHORTD_CSRF] = "x-shortd-csrf",
 		};
-		for (int k = 0; k < HTTP_H_KNOWN; k++)
+		for (int k = 0; k < HTTP_H_KNOWN; k++) {
+			assert(known[k] && "a known header without its name here");
 			assert(http_header_get(&req, (enum http_known)k) == first_named(&req, known[k]));
+		}
 		assert(req.content_length <= HTTP_MAX_BODY);
 		/* any prefix of a complete head is incomplete or the same error-free head */
 		struct http_request r2;
